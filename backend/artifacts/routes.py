@@ -1,0 +1,66 @@
+"""Downloads of a run's stripped model."""
+
+from __future__ import annotations
+
+import re
+from enum import StrEnum
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+from fastapi.responses import FileResponse
+
+from backend.artifacts.storage import EXPORT_FORMATS
+from backend.db import SessionDep
+from backend.dependencies import StoreDep
+from backend.errors import ArtifactNotFound
+from backend.models import Artifact
+from backend.runs import service
+from backend.runs.schemas import ArtifactOut
+
+router = APIRouter(prefix="/api/runs", tags=["artifacts"])
+
+ExportFormat = StrEnum("ExportFormat", {name: name for name in EXPORT_FORMATS})
+
+
+def artifact_out(artifact: Artifact) -> ArtifactOut:
+    return ArtifactOut(
+        format=artifact.format,
+        size_bytes=artifact.size_bytes,
+        zip_size_bytes=artifact.zip_size_bytes,
+        sha256=artifact.sha256,
+        url=f"/api/runs/{artifact.run_id}/model?format={artifact.format}",
+    )
+
+
+def download_name(run_id: int, run_name: str, export_format: str) -> str:
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "-", run_name).strip("-.")[:60] or "model"
+    return f"prunelab-run{run_id}-{slug}-stripped{EXPORT_FORMATS[export_format]}"
+
+
+@router.get("/{run_id}/model", response_class=FileResponse)
+def download_model(
+    run_id: int,
+    session: SessionDep,
+    store: StoreDep,
+    export_format: Annotated[ExportFormat, Query(alias="format")] = ExportFormat.keras,
+) -> FileResponse:
+    """Download the run's model with the pruning wrappers stripped."""
+    run = service.get_run(session, run_id)
+    artifact = next((a for a in run.artifacts if a.format == export_format.value), None)
+    if artifact is None:
+        raise ArtifactNotFound(
+            f"run {run_id} has no {export_format.value} model (status: {run.status}); "
+            "models exist once a run has succeeded"
+        )
+    try:
+        path = store.local_path(artifact.storage_key)
+    except FileNotFoundError:
+        raise ArtifactNotFound(
+            f"the {export_format.value} model of run {run_id} is missing from the artifact store"
+        ) from None
+    return FileResponse(
+        path,
+        media_type="application/octet-stream",
+        filename=download_name(run_id, run.name, export_format.value),
+        headers={"X-Content-SHA256": artifact.sha256},
+    )

@@ -1,0 +1,66 @@
+"""What PruneLab can train: datasets and models, described without TensorFlow.
+
+The API validates specs and resolves step counts from these facts; the worker's
+training library builds the real thing and a test checks the two agree.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    name: str
+    description: str
+    train_examples: int
+    test_examples: int
+    input_shape: tuple[int, ...]
+    num_classes: int
+    file_name: str | None  # the .npz looked for in PRUNELAB_DATA_DIR; None when bundled
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    name: str
+    description: str
+
+
+DATASETS: dict[str, DatasetInfo] = {
+    info.name: info
+    for info in (
+        DatasetInfo(
+            name="digits",
+            description="scikit-learn's bundled 8x8 handwritten digits (offline, 1,797 images)",
+            train_examples=1437,
+            test_examples=360,
+            input_shape=(8, 8, 1),
+            num_classes=10,
+            file_name=None,
+        ),
+        DatasetInfo(
+            name="mnist",
+            description="MNIST 28x28 handwritten digits (downloaded once through Keras)",
+            train_examples=60000,
+            test_examples=10000,
+            input_shape=(28, 28, 1),
+            num_classes=10,
+            file_name="mnist.npz",
+        ),
+    )
+}
+
+MODELS: dict[str, ModelInfo] = {
+    info.name: info
+    for info in (
+        ModelInfo(
+            name="mnist_cnn",
+            description="CNN of the tfmot tutorials: Conv32-Pool-Conv64-Pool-Flatten-Dense256-Dense10",
+        ),
+        ModelInfo(name="mlp", description="Small fully connected network: Flatten-Dense128-Dense10"),
+    )
+}
+
+
+def choices(names: dict[str, object]) -> str:
+    return ", ".join(sorted(names))

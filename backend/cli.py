@@ -1,0 +1,123 @@
+"""The `prunelab` command: start PruneLab, or one of its processes."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+
+from backend.settings import Settings, get_settings
+
+
+def worker_command(settings: Settings, name: str | None = None) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "celery",
+        "--app",
+        "worker.celery_app",
+        "worker",
+        "--loglevel",
+        "INFO",
+        "--pool",
+        "prefork",
+        "--concurrency",
+        str(settings.worker_concurrency),
+        "--queues",
+        settings.queue,
+        "--hostname",
+        name or f"worker{os.getpid()}@%h",
+        "--without-gossip",
+        "--without-mingle",
+    ]
+
+
+def api_command(settings: Settings) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "backend.app:app",
+        "--host",
+        settings.host,
+        "--port",
+        str(settings.port),
+        "--no-server-header",
+    ]
+
+
+def migrate(settings: Settings) -> None:
+    from backend.migrate import upgrade_to_head
+
+    settings.ensure_dirs()
+    upgrade_to_head(settings.database_url)
+
+
+def _stop(processes: Sequence[subprocess.Popen[bytes]], grace_s: float = 60.0) -> None:
+    for process in processes:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + grace_s
+    for process in processes:
+        try:
+            process.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def run_all(settings: Settings) -> int:
+    """Migrate, then run the API and one worker until Ctrl-C or until one of them exits."""
+    migrate(settings)
+    # Own sessions: the terminal's Ctrl-C reaches only this process, which stops both in order.
+    worker = subprocess.Popen(worker_command(settings), start_new_session=True)
+    api = subprocess.Popen(api_command(settings), start_new_session=True)
+    print(f"PruneLab is starting on http://{settings.host}:{settings.port}  (Ctrl-C stops it)", flush=True)
+    stopping = False
+
+    def request_stop(_signum: int, _frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, request_stop)
+    signal.signal(signal.SIGTERM, request_stop)
+    try:
+        while not stopping and api.poll() is None and worker.poll() is None:
+            time.sleep(0.2)
+    finally:
+        print("PruneLab is stopping: a running training is interrupted and marked failed.", flush=True)
+        _stop([api, worker])
+    crashed = not stopping
+    return 1 if crashed else 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="prunelab", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("run", help="migrate, then start the API and one worker (the embedded default)")
+    commands.add_parser("api", help="start the API server")
+    worker = commands.add_parser("worker", help="start a training worker")
+    worker.add_argument("--name", help="Celery node name (default: unique per process)")
+    commands.add_parser("migrate", help="create or upgrade the database schema")
+    args = parser.parse_args(argv)
+    settings = get_settings()
+
+    if args.command == "run":
+        return run_all(settings)
+    if args.command == "migrate":
+        migrate(settings)
+        return 0
+    if args.command == "api":
+        os.execv(sys.executable, api_command(settings))
+    if args.command == "worker":
+        settings.ensure_dirs()
+        os.execv(sys.executable, worker_command(settings, args.name))
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,77 @@
+"""Engine and sessions: one request-scoped session that commits, one task-scoped twin."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from functools import lru_cache
+from typing import Annotated, Any
+
+from fastapi import Depends
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.orm import Session, sessionmaker
+
+from backend.settings import get_settings
+
+
+def _configure_sqlite(dbapi_connection: Any, _: Any) -> None:
+    # WAL lets the API read while a worker writes; the busy timeout makes writers queue, not fail.
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
+@lru_cache
+def engine_for(url: str) -> Engine:
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        event.listen(engine, "connect", _configure_sqlite)
+        return engine
+    return create_engine(url, pool_pre_ping=True)
+
+
+def get_engine() -> Engine:
+    return engine_for(get_settings().database_url)
+
+
+@lru_cache
+def _session_factory(url: str) -> sessionmaker[Session]:
+    return sessionmaker(bind=engine_for(url), expire_on_commit=False)
+
+
+def new_session() -> Session:
+    return _session_factory(get_settings().database_url)()
+
+
+def after_commit(session: Session, action: Callable[[], None]) -> None:
+    """Run `action` once the session's transaction has committed (never if it rolls back)."""
+    session.info.setdefault("after_commit", []).append(action)
+
+
+@contextmanager
+def session_scope() -> Iterator[Session]:
+    """The unit of work: commit on success, roll back on error, then run after-commit actions."""
+    session = new_session()
+    try:
+        yield session
+        session.commit()
+        actions = session.info.pop("after_commit", [])
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
+    for action in actions:
+        action()
+
+
+def get_db() -> Iterator[Session]:
+    with session_scope() as session:
+        yield session
+
+
+# scope="function": commit before the response goes out, so a 201 always names a committed row.
+SessionDep = Annotated[Session, Depends(get_db, scope="function")]

@@ -1,0 +1,74 @@
+"""Domain exceptions raised by services; `install_handlers` turns them into HTTP answers."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+
+class PruneLabError(Exception):
+    status_code = 400
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class InvalidSpec(PruneLabError):
+    """A spec that passes field validation but cannot run (its steps do not fit, say)."""
+
+    status_code = 422
+
+    def __init__(self, field: tuple[str, ...], message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class RunNotFound(PruneLabError):
+    status_code = 404
+
+    def __init__(self, run_id: int) -> None:
+        super().__init__(f"run {run_id} does not exist")
+
+
+class ArtifactNotFound(PruneLabError):
+    status_code = 404
+
+
+class RunStateConflict(PruneLabError):
+    """The run is not in a state that allows the action (deleting a running run, say)."""
+
+    status_code = 409
+
+
+def _error_item(loc: tuple[str | int, ...], message: str) -> dict[str, object]:
+    field = ".".join(str(part) for part in loc if part not in ("body", "query", "path"))
+    return {"loc": list(loc), "field": field, "msg": message}
+
+
+def _pydantic_message(error: dict[str, object]) -> str:
+    message = str(error.get("msg", "invalid value"))
+    return message.removeprefix("Value error, ")
+
+
+def _drop_union_tags(loc: tuple[str | int, ...]) -> tuple[str | int, ...]:
+    # A discriminated union puts the tag ("constant") into the location; users name the field.
+    return tuple(part for part in loc if part not in ("constant", "polynomial"))
+
+
+def install_handlers(app: FastAPI) -> None:
+    @app.exception_handler(PruneLabError)
+    async def _domain_error(_: Request, exc: PruneLabError) -> JSONResponse:
+        if isinstance(exc, InvalidSpec):
+            detail: object = [_error_item(("body", *exc.field), exc.message)]
+        else:
+            detail = exc.message
+        return JSONResponse(status_code=exc.status_code, content={"detail": detail})
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
+        detail = [
+            _error_item(_drop_union_tags(tuple(error["loc"])), _pydantic_message(error)) for error in exc.errors()
+        ]
+        return JSONResponse(status_code=422, content={"detail": detail})

@@ -1,0 +1,106 @@
+"""Metric ingestion and reads, after mlflow's tracking store.
+
+History rows are keyed by (run, key, step) and written with ON CONFLICT DO NOTHING,
+so a retried batch or a duplicate delivery never doubles a point: the first write
+wins. Non-finite values (NaN, +inf, -inf: a diverged loss) are stored as NULL and
+served as JSON null, which charts draw as a gap; the step itself is kept.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from backend.models import LatestMetric, Metric
+
+MAX_KEY_LENGTH = 200
+
+
+@dataclass(frozen=True)
+class MetricPoint:
+    key: str
+    step: int
+    value: float
+    wall_time: float
+
+
+def _insert(session: Session, model: type) -> postgresql.Insert | sqlite.Insert:
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        return postgresql.insert(model)
+    if dialect == "sqlite":
+        return sqlite.insert(model)
+    raise NotImplementedError(f"metric upserts are written for PostgreSQL and SQLite, not {dialect}")
+
+
+def storable(value: float) -> float | None:
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+def record_points(session: Session, run_id: int, points: Iterable[MetricPoint]) -> int:
+    """Store points idempotently (first write per (run, key, step) wins); returns how many were new."""
+    unique: dict[tuple[str, int], MetricPoint] = {}
+    for point in points:
+        unique.setdefault((point.key, point.step), point)
+    if not unique:
+        return 0
+    rows = [
+        {"run_id": run_id, "key": p.key, "step": p.step, "value": storable(p.value), "wall_time": p.wall_time}
+        for p in unique.values()
+    ]
+    inserted = 0
+    for start in range(0, len(rows), 2000):  # stays under SQLite's bound-parameter limit
+        chunk = rows[start : start + 2000]
+        statement = _insert(session, Metric).values(chunk).on_conflict_do_nothing()
+        inserted += session.execute(statement).rowcount or 0
+    _update_latest(session, run_id, unique.values())
+    return inserted
+
+
+def _update_latest(session: Session, run_id: int, points: Iterable[MetricPoint]) -> None:
+    newest: dict[str, MetricPoint] = {}
+    for point in points:
+        if point.key not in newest or point.step > newest[point.key].step:
+            newest[point.key] = point
+    rows = [{"run_id": run_id, "key": p.key, "step": p.step, "value": storable(p.value)} for p in newest.values()]
+    statement = _insert(session, LatestMetric).values(rows)
+    statement = statement.on_conflict_do_update(
+        index_elements=["run_id", "key"],
+        set_={"step": statement.excluded.step, "value": statement.excluded.value},
+        where=LatestMetric.step <= statement.excluded.step,
+    )
+    session.execute(statement)
+
+
+@dataclass
+class Series:
+    steps: list[int]
+    values: list[float | None]
+    wall_times: list[float]
+
+
+def read_series(session: Session, run_id: int, keys: Sequence[str] | None) -> dict[str, Series]:
+    """Per-key series in step order; all keys when `keys` is None."""
+    query = select(Metric.key, Metric.step, Metric.value, Metric.wall_time).where(Metric.run_id == run_id)
+    if keys is not None:
+        query = query.where(Metric.key.in_(keys))
+    series: dict[str, Series] = {key: Series([], [], []) for key in keys or ()}
+    for key, step, value, wall_time in session.execute(query.order_by(Metric.key, Metric.step)):
+        entry = series.setdefault(key, Series([], [], []))
+        entry.steps.append(step)
+        entry.values.append(value)
+        entry.wall_times.append(wall_time)
+    return series
+
+
+def latest_values(session: Session, run_id: int) -> dict[str, tuple[int, float | None]]:
+    rows = session.execute(
+        select(LatestMetric.key, LatestMetric.step, LatestMetric.value).where(LatestMetric.run_id == run_id)
+    )
+    return {key: (step, value) for key, step, value in rows}

@@ -1,0 +1,64 @@
+"""The Celery app both processes share: the API sends runs, the worker registers tasks.
+
+Built from the one Settings object. Nothing here imports TensorFlow.
+"""
+
+from __future__ import annotations
+
+import logging
+from functools import lru_cache
+
+from celery import Celery
+
+from backend.settings import Settings, get_settings
+
+TRAIN_TASK = "prunelab.train_run"
+log = logging.getLogger(__name__)
+
+
+def make_celery(settings: Settings) -> Celery:
+    app = Celery("prunelab", broker=settings.broker_url, set_as_current=False)
+    app.conf.update(
+        task_serializer="json",
+        accept_content=["json"],
+        task_ignore_result=True,  # the database is the source of truth for a run
+        task_default_queue=settings.queue,
+        task_acks_late=True,
+        task_reject_on_worker_lost=False,  # a killed run is failed by us, never redelivered in a loop
+        worker_prefetch_multiplier=1,
+        worker_max_tasks_per_child=25,  # bounds memory a long-lived TensorFlow process can leak
+        task_time_limit=settings.run_time_limit_s,
+        task_soft_time_limit=settings.run_soft_time_limit_s,
+        broker_transport_options=transport_options(settings),
+        broker_connection_retry_on_startup=True,
+        worker_hijack_root_logger=False,
+        worker_send_task_events=False,
+    )
+    return app
+
+
+def transport_options(settings: Settings) -> dict[str, object]:
+    if settings.broker_url.startswith("sqla+"):
+        # kombu's SQLAlchemy transport passes these options to create_engine: none apply.
+        return {}
+    # Redis redelivers an unacknowledged task after the visibility timeout: make it outlast any run.
+    return {"visibility_timeout": settings.broker_visibility_timeout_s}
+
+
+@lru_cache
+def get_celery() -> Celery:
+    return make_celery(get_settings())
+
+
+def enqueue_run(run_id: int) -> None:
+    """Send a committed run to the workers; a broker outage leaves it queued for reconciliation."""
+    try:
+        get_celery().send_task(
+            TRAIN_TASK,
+            args=[run_id],
+            queue=get_settings().queue,
+            retry=True,
+            retry_policy={"max_retries": 3, "interval_start": 0.2, "interval_step": 0.5},
+        )
+    except Exception:
+        log.exception("could not send run %s to the broker; it stays queued until reconciled", run_id)

@@ -1,0 +1,145 @@
+"""Run one queued run: claim it, train it with the database reporter, store the outcome.
+
+The glue between the training library and the database. Every write after the
+claim is fenced on the attempt this worker holds: a duplicate delivery, or a run
+reassigned after this worker was presumed dead, writes nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from celery.exceptions import SoftTimeLimitExceeded
+from sqlalchemy import delete, update
+from sqlalchemy.orm import Session
+
+from backend.artifacts.storage import ArtifactStore, artifact_key, get_store
+from backend.db import session_scope
+from backend.models import Artifact, Run, RunStatus, utcnow
+from backend.plans import RunPlan
+from backend.settings import Settings, get_settings
+from backend.specs import RunSpec
+from worker.db_reporter import DatabaseReporter
+from worker.lifecycle import shutdown_requested
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Claim:
+    run_id: int
+    attempt: int
+    spec: RunSpec
+    plan: RunPlan
+
+
+def claim_run(run_id: int, worker_name: str) -> Claim | None:
+    """Atomically move a queued, uncancelled run to running and take the next attempt."""
+    now = utcnow()
+    with session_scope() as session:
+        row = session.execute(
+            update(Run)
+            .where(Run.id == run_id, Run.status == RunStatus.QUEUED, Run.cancel_requested.is_(False))
+            .values(
+                status=RunStatus.RUNNING,
+                attempt=Run.attempt + 1,
+                worker=worker_name,
+                heartbeat_at=now,
+                started_at=now,
+            )
+            .returning(Run.attempt, Run.spec, Run.plan)
+        ).first()
+    if row is None:
+        return None
+    return Claim(run_id, row.attempt, RunSpec.model_validate(row.spec), RunPlan.model_validate(row.plan))
+
+
+def _fenced_finish(session: Session, claim: Claim, status: RunStatus, **values: Any) -> bool:
+    held = session.execute(
+        update(Run)
+        .where(Run.id == claim.run_id, Run.attempt == claim.attempt, Run.status == RunStatus.RUNNING)
+        .values(status=status, finished_at=utcnow(), heartbeat_at=utcnow(), **values)
+        .returning(Run.id)
+    ).first()
+    return held is not None
+
+
+def finish_run(claim: Claim, status: RunStatus, **values: Any) -> bool:
+    """Record the outcome if this worker still holds the attempt; returns whether it did."""
+    with session_scope() as session:
+        return _fenced_finish(session, claim, status, **values)
+
+
+def _store_exports(store: ArtifactStore, claim: Claim, exports: dict[str, Path]) -> list[Artifact]:
+    artifacts = []
+    for export_format, path in sorted(exports.items()):
+        stored = store.put_file(artifact_key(claim.run_id, claim.attempt, export_format), path)
+        artifacts.append(
+            Artifact(
+                run_id=claim.run_id,
+                format=export_format,
+                storage_key=stored.key,
+                size_bytes=stored.size_bytes,
+                zip_size_bytes=stored.zip_size_bytes,
+                sha256=stored.sha256,
+            )
+        )
+    return artifacts
+
+
+def succeed_run(claim: Claim, summary: dict[str, Any], artifacts: list[Artifact]) -> bool:
+    """Mark the run succeeded and list its artifacts, in one fenced transaction."""
+    with session_scope() as session:
+        if not _fenced_finish(session, claim, RunStatus.SUCCEEDED, summary=summary):
+            return False
+        session.execute(delete(Artifact).where(Artifact.run_id == claim.run_id))
+        session.add_all(artifacts)
+    return True
+
+
+def execute_run(run_id: int, worker_name: str, settings: Settings | None = None) -> str:
+    settings = settings or get_settings()
+    claim = claim_run(run_id, worker_name)
+    if claim is None:
+        log.info("run %s is not queued (cancelled, deleted or taken); skipping", run_id)
+        return "skipped"
+    log.info("run %s attempt %s: training %s", run_id, claim.attempt, claim.spec.display_name())
+    reporter = DatabaseReporter(run_id, claim.attempt, shutdown=shutdown_requested).start()
+    started = time.monotonic()
+    try:
+        from worker.training.train import train  # TensorFlow loads here, in the pool process
+
+        assert settings.data_dir is not None and settings.artifact_dir is not None
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(prefix=f"prunelab-run{run_id}-") as scratch:
+            result = train(claim.spec, claim.plan, reporter, data_dir=settings.data_dir, output_dir=Path(scratch))
+            reporter.close()
+            if reporter.lost.is_set():
+                return "lost"
+            if result.cancelled:
+                if reporter.cancelled.is_set():
+                    finish_run(claim, RunStatus.CANCELLED)
+                    return "cancelled"
+                finish_run(claim, RunStatus.FAILED, error="interrupted: the worker was shut down during training")
+                return "interrupted"
+            artifacts = _store_exports(get_store(settings.artifact_dir), claim, result.exports)
+            summary = {**result.summary, "wall_time_s": round(time.monotonic() - started, 3)}
+            return "succeeded" if succeed_run(claim, summary, artifacts) else "lost"
+    except SoftTimeLimitExceeded:
+        reporter.close()
+        finish_run(
+            claim, RunStatus.FAILED, error=f"the run exceeded its time limit of {settings.run_soft_time_limit_s} s"
+        )
+        return "failed"
+    except Exception as error:
+        log.exception("run %s failed", run_id)
+        reporter.close()
+        finish_run(claim, RunStatus.FAILED, error=f"{type(error).__name__}: {error}")
+        return "failed"
+    finally:
+        reporter.close()
