@@ -109,7 +109,7 @@ class RunSpec(BaseModel):
     name: str = Field("", max_length=200, description="Free text; defaults to a name built from the spec.")
     dataset: str = Field("digits", description="A dataset from GET /api/datasets.")
     model: str = Field("mlp", description="A model from GET /api/models.")
-    epochs: int = Field(2, ge=1, le=1000)
+    epochs: int = Field(5, ge=1, le=1000)
     batch_size: int = Field(32, ge=1, le=65536)
     learning_rate: float = Field(1e-3, gt=0, le=10)
     validation_split: float = Field(0.1, ge=0, lt=1)
