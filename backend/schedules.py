@@ -25,18 +25,38 @@ def should_prune(schedule: ResolvedSchedule, step: int) -> bool:
     return in_range and (step - schedule.begin_step) % schedule.frequency == 0
 
 
+def _scaled_decay(span: np.float32, base: np.float32, power: float) -> np.float32:
+    """`span * pow(base, power)` as Grappler rewrites it inside a tf.function.
+
+    pow(x, 2) becomes Square(x), pow(x, 3) becomes x * Square(x) with the constant
+    factor folded into the first product, pow(x, 0.5) becomes Sqrt(x); any other
+    exponent is powf with the exponent as a float32 constant (correctly rounded,
+    where numpy's float32 power is not).
+    """
+    if power == 1:
+        return np.float32(span * base)
+    if power == 2:
+        return np.float32(span * np.float32(base * base))
+    if power == 3:
+        return np.float32(np.float32(span * base) * np.float32(base * base))
+    return np.float32(span * np.float32(float(base) ** float(np.float32(power))))
+
+
 def schedule_sparsity(schedule: ResolvedSchedule, step: int) -> float:
-    """The sparsity tfmot's schedule returns at `step`, in tfmot's float32 arithmetic."""
+    """The sparsity tfmot's schedule returns at `step` inside `fit` (a tf.function), in float32.
+
+    Grappler also turns `x / (end - begin)` into `x * (1 / (end - begin))`; mirroring
+    its rewrites makes the result agree bit for bit (tests/worker/test_schedule_agreement.py).
+    """
     if isinstance(schedule, ConstantSchedule):
         return float(np.float32(schedule.target_sparsity))
     if isinstance(schedule, PolynomialSchedule):
-        progress = np.float32(step - schedule.begin_step) / np.float32(schedule.end_step - schedule.begin_step)
-        progress = np.minimum(np.float32(1.0), np.maximum(np.float32(0.0), progress))
-        decay = np.power(np.float32(1) - progress, np.float32(schedule.power))
-        sparsity = np.float32(schedule.initial_sparsity - schedule.final_sparsity) * decay + np.float32(
-            schedule.final_sparsity
-        )
-        return float(np.float32(sparsity))
+        window = np.float32(1) / np.float32(schedule.end_step - schedule.begin_step)
+        progress = np.float32(np.float32(step - schedule.begin_step) * window)
+        progress = min(np.float32(1.0), max(np.float32(0.0), progress))
+        base = np.float32(np.float32(1) - progress)
+        span = np.float32(schedule.initial_sparsity - schedule.final_sparsity)
+        return float(np.float32(_scaled_decay(span, base, schedule.power) + np.float32(schedule.final_sparsity)))
     raise TypeError(f"unknown schedule kind: {schedule!r}")
 
 

@@ -15,7 +15,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -112,10 +112,8 @@ class Process:
 
     def kill(self, sig: int = signal.SIGKILL) -> None:
         """Kill the whole process group (a Celery worker and its pool), as a crash would."""
-        try:
+        with suppress(ProcessLookupError):
             os.killpg(self.popen.pid, sig)
-        except ProcessLookupError:
-            pass
         self.popen.wait(timeout=30)
 
     def stop(self, timeout: float = 30) -> None:

@@ -115,15 +115,12 @@ def _checked(
     for key, shape in expected.items():
         if actual[key].shape != shape:
             raise ValueError(
-                f"dataset {info.name!r} from {source}: {key} has shape {actual[key].shape}, "
-                f"the catalog expects {shape}"
+                f"dataset {info.name!r} from {source}: {key} has shape {actual[key].shape}, the catalog expects {shape}"
             )
     for key in ("y_train", "y_test"):
         labels = actual[key]
         if labels.size and not (labels.min() >= 0 and labels.max() < info.num_classes):
-            raise ValueError(
-                f"dataset {info.name!r} from {source}: {key} holds labels outside [0, {info.num_classes})"
-            )
+            raise ValueError(f"dataset {info.name!r} from {source}: {key} holds labels outside [0, {info.num_classes})")
     return Dataset(info=info, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
 
 

@@ -1,16 +1,15 @@
 """The one place that imports TensorFlow, tf-keras and tfmot.
 
 `worker` must be imported first: it selects the legacy tf-keras (which tfmot
-needs) before TensorFlow loads.
+needs) before TensorFlow loads, so the import order below is deliberate.
 """
+# ruff: noqa: I001
 
-import worker  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow is imported)
+import worker  # noqa: F401
 
-import tensorflow as tf  # noqa: E402
-import tensorflow_model_optimization as tfmot  # noqa: E402
-import tf_keras as keras  # noqa: E402
-from tensorflow_model_optimization.python.core.sparsity.keras.pruning_wrapper import (  # noqa: E402
-    PruneLowMagnitude,
-)
+import tensorflow as tf
+import tensorflow_model_optimization as tfmot
+import tf_keras as keras
+from tensorflow_model_optimization.python.core.sparsity.keras.pruning_wrapper import PruneLowMagnitude
 
 __all__ = ["PruneLowMagnitude", "keras", "tf", "tfmot"]
