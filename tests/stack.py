@@ -136,7 +136,7 @@ def migrate(config: StackConfig) -> None:
 
 def start_api(config: StackConfig, log_dir: Path) -> Process:
     process = Process("api", prunelab("api"), config.env(), log_dir)
-    wait_until(lambda: _healthy(config.base_url), timeout=60, what=f"API on {config.base_url}", process=process)
+    wait_until(lambda: healthy(config.base_url), timeout=60, what=f"API on {config.base_url}", process=process)
     return process
 
 
@@ -144,7 +144,7 @@ def start_worker(config: StackConfig, log_dir: Path, name: str = "worker") -> Pr
     return Process(name, prunelab("worker", "--name", f"{name}-{uuid.uuid4().hex[:6]}@%h"), config.env(), log_dir)
 
 
-def _healthy(base_url: str) -> bool:
+def healthy(base_url: str) -> bool:
     try:
         return httpx.get(f"{base_url}/api/health", timeout=2).status_code == 200
     except httpx.HTTPError:

@@ -25,7 +25,7 @@ from backend.plans import RunPlan
 from backend.settings import Settings, get_settings
 from backend.specs import RunSpec
 from worker.db_reporter import DatabaseReporter
-from worker.lifecycle import shutdown_requested
+from worker.lifecycle import listen_for_shutdown, shutdown_requested
 
 log = logging.getLogger(__name__)
 
@@ -109,6 +109,7 @@ def execute_run(run_id: int, worker_name: str, settings: Settings | None = None)
         log.info("run %s is not queued (cancelled, deleted or taken); skipping", run_id)
         return "skipped"
     log.info("run %s attempt %s: training %s", run_id, claim.attempt, claim.spec.display_name())
+    listen_for_shutdown()
     reporter = DatabaseReporter(run_id, claim.attempt, shutdown=shutdown_requested).start()
     started = time.monotonic()
     try:

@@ -57,11 +57,11 @@ def file_digest(path: Path) -> str:
     return digest.hexdigest()
 
 
-def zipped_size(path: Path) -> int:
+def zipped_size(path: Path, arcname: str | None = None) -> int:
     """Size of the file alone in a ZIP_DEFLATED archive, as the tfmot tutorials measure it."""
     with tempfile.TemporaryFile() as buffer:
         with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-            archive.write(path, arcname=path.name)
+            archive.write(path, arcname=arcname or path.name)
         return buffer.tell()
 
 
@@ -89,7 +89,7 @@ class LocalArtifactStore:
             stored = StoredFile(
                 key=key,
                 size_bytes=os.path.getsize(temporary),
-                zip_size_bytes=zipped_size(Path(temporary)),
+                zip_size_bytes=zipped_size(Path(temporary), arcname=target.name),
                 sha256=file_digest(Path(temporary)),
             )
             os.replace(temporary, target)

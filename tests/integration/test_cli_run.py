@@ -1,0 +1,56 @@
+"""`prunelab run` (what `make run` starts): embedded defaults, and Ctrl-C stops everything cleanly."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.stack import REPO, StackConfig, healthy, prunelab, wait_until
+
+pytestmark = pytest.mark.integration
+
+
+def test_run_starts_api_and_worker_on_sqlite_and_ctrl_c_interrupts_training(tmp_path: Path) -> None:
+    config = StackConfig(home=tmp_path, database_url="", broker_url="")  # empty: the embedded defaults
+    env = {
+        key: value for key, value in config.env().items() if key not in ("PRUNELAB_DATABASE_URL", "PRUNELAB_BROKER_URL")
+    }
+    log = (tmp_path / "run.log").open("wb")
+    process = subprocess.Popen(prunelab("run"), env=env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        wait_until(lambda: healthy(config.base_url), timeout=90, what="prunelab run to answer")
+        assert (tmp_path / "prunelab.sqlite").is_file()
+        long_run = {"epochs": 300, "batch_size": 8, "schedule": {"kind": "constant", "frequency": 50}}
+        run_id = httpx.post(f"{config.base_url}/api/runs", json=long_run, timeout=10).json()["id"]
+        wait_until(
+            lambda: (httpx.get(f"{config.base_url}/api/runs/{run_id}", timeout=10).json()["step"] or 0) > 10,
+            timeout=180,
+            what="the run to train",
+        )
+        process.send_signal(signal.SIGINT)  # what Ctrl-C sends to the foreground process
+        started = time.monotonic()
+        assert process.wait(timeout=90) == 0
+        print(f"prunelab run stopped {time.monotonic() - started:.1f} s after Ctrl-C")
+    finally:
+        if process.poll() is None:
+            process.kill()
+        log.close()
+    assert "PruneLab is stopping" in (tmp_path / "run.log").read_text()
+    assert not healthy(config.base_url)
+
+    import sqlite3
+
+    with sqlite3.connect(tmp_path / "prunelab.sqlite") as db:
+        status, error = db.execute("SELECT status, error FROM runs WHERE id = ?", (run_id,)).fetchone()
+        logged, last = db.execute(
+            "SELECT count(*), max(step) FROM metrics WHERE run_id = ? AND key = 'loss'", (run_id,)
+        ).fetchone()
+    assert (status, error) == ("failed", "interrupted: the worker was shut down during training")
+    assert logged == last > 10  # the metrics before the interruption are kept, each step once
+    leftovers = subprocess.run(["pgrep", "-f", f"--port {config.port}"], capture_output=True, text=True).stdout
+    assert leftovers.strip() == ""
