@@ -6,6 +6,7 @@ training library builds the real thing and a test checks the two agree.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 
@@ -62,5 +63,5 @@ MODELS: dict[str, ModelInfo] = {
 }
 
 
-def choices(names: dict[str, object]) -> str:
+def choices(names: Mapping[str, object]) -> str:
     return ", ".join(sorted(names))

@@ -11,8 +11,9 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any, cast
 
-from sqlalchemy import select
+from sqlalchemy import CursorResult, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -58,7 +59,8 @@ def record_points(session: Session, run_id: int, points: Iterable[MetricPoint]) 
     for start in range(0, len(rows), 2000):  # stays under SQLite's bound-parameter limit
         chunk = rows[start : start + 2000]
         statement = _insert(session, Metric).values(chunk).on_conflict_do_nothing()
-        inserted += session.execute(statement).rowcount or 0
+        result = cast(CursorResult[Any], session.execute(statement))
+        inserted += result.rowcount or 0
     _update_latest(session, run_id, unique.values())
     return inserted
 
