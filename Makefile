@@ -27,6 +27,7 @@ test: $(STAMP) browser
 lint: $(STAMP)
 	$(BIN)/ruff check backend worker tests migrations
 	$(BIN)/ruff format --check backend worker tests migrations
+	$(BIN)/mypy
 
 bench: $(STAMP)
 	$(BIN)/python -m bench
