@@ -43,7 +43,7 @@ def test_invalid_spec_gets_422_naming_each_field(client: TestClient) -> None:
     assert response.status_code == 422
     messages = {item["field"]: item["msg"] for item in response.json()["detail"]}
     assert messages == {
-        "dataset": "unknown dataset 'cifar100'; choose one of: digits, mnist",
+        "dataset": "unknown dataset 'cifar100'; choose one of: cifar10, digits, fashion_mnist, mnist",
         "schedule.final_sparsity": "final_sparsity must be in range [0,1)",
         "schedule.frequency": "frequency should be > 0",
     }
