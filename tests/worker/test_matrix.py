@@ -7,6 +7,7 @@ block sparsity), with s the schedule's float32 sparsity at that pruning step.
 
 from __future__ import annotations
 
+import itertools
 import math
 from pathlib import Path
 
@@ -171,7 +172,7 @@ def test_mask_churn_and_mask_pictures(matrix_run: Run) -> None:
         assert all(0.0 <= value <= 1.0 for value in churn.values())
     sparsity = matrix_run.reporter.series("layer_sparsity/dense")
     churn = matrix_run.reporter.series("mask_churn/dense")
-    for earlier, later in zip(events, events[1:], strict=False):
+    for earlier, later in itertools.pairwise(events):
         # Each bit newly pruned flipped, so churn is at least the rise in sparsity.
         assert churn[later] >= sparsity[later] - sparsity[earlier] - 1e-12
 
