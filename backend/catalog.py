@@ -48,6 +48,24 @@ DATASETS: dict[str, DatasetInfo] = {
             num_classes=10,
             file_name="mnist.npz",
         ),
+        DatasetInfo(
+            name="fashion_mnist",
+            description="Fashion-MNIST 28x28 clothing images (downloaded once through Keras)",
+            train_examples=60000,
+            test_examples=10000,
+            input_shape=(28, 28, 1),
+            num_classes=10,
+            file_name="fashion_mnist.npz",
+        ),
+        DatasetInfo(
+            name="cifar10",
+            description="CIFAR-10 32x32 colour images (downloaded once through Keras)",
+            train_examples=50000,
+            test_examples=10000,
+            input_shape=(32, 32, 3),
+            num_classes=10,
+            file_name="cifar10.npz",
+        ),
     )
 }
 
@@ -59,6 +77,16 @@ MODELS: dict[str, ModelInfo] = {
             description="CNN of the tfmot tutorials: Conv32-Pool-Conv64-Pool-Flatten-Dense256-Dense10",
         ),
         ModelInfo(name="mlp", description="Small fully connected network: Flatten-Dense128-Dense10"),
+        ModelInfo(
+            name="tutorial_cnn",
+            description="The 20,410-parameter MNIST model of tfmot's 'Pruning in Keras' tutorial: "
+            "Conv12(3x3, valid)-Pool-Flatten-Dense10",
+        ),
+        ModelInfo(
+            name="mobilenet_tiny",
+            description="MobileNet-style CNN for cifar10: Conv16/2-BN-ReLU, two depthwise-separable blocks "
+            "(DepthwiseConv-BN-ReLU-Conv1x1-BN-ReLU; 32 and 64 channels, the second strided), GAP, Dense10",
+        ),
     )
 }
 

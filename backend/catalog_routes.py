@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
+from backend.architectures import param_counts
 from backend.catalog import DATASETS, MODELS
 from backend.settings import get_settings
 
@@ -30,6 +31,17 @@ def list_datasets() -> list[dict[str, object]]:
 
 
 @router.get("/models")
-def list_models() -> list[dict[str, str]]:
-    """Models of the built-in zoo."""
-    return [{"name": info.name, "description": info.description} for info in MODELS.values()]
+def list_models() -> list[dict[str, object]]:
+    """Models of the built-in zoo, with parameter counts for each dataset's input shape."""
+    return [
+        {
+            "name": info.name,
+            "description": info.description,
+            "source": "zoo",
+            "param_counts": {
+                dataset.name: param_counts(info.name, dataset.input_shape, dataset.num_classes)
+                for dataset in DATASETS.values()
+            },
+        }
+        for info in MODELS.values()
+    ]

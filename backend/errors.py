@@ -6,6 +6,10 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
+from backend.specs import SCHEDULE_KINDS, STRUCTURE_KINDS
+
+UNION_TAGS = frozenset(SCHEDULE_KINDS + STRUCTURE_KINDS)
+
 
 class PruneLabError(Exception):
     status_code = 400
@@ -54,7 +58,7 @@ def _pydantic_message(error: dict[str, object]) -> str:
 
 def _drop_union_tags(loc: tuple[str | int, ...]) -> tuple[str | int, ...]:
     # A discriminated union puts the tag ("constant") into the location; users name the field.
-    return tuple(part for part in loc if part not in ("constant", "polynomial"))
+    return tuple(part for part in loc if part not in UNION_TAGS)
 
 
 def install_handlers(app: FastAPI) -> None:

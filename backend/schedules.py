@@ -8,6 +8,10 @@ at step s when `begin_step <= s <= end_step` and `(s - begin_step) % frequency =
 The *target sparsity* at step s is the sparsity the schedule imposed at the most
 recent pruning step <= s (0 before the first): the value the measured mask
 sparsity tracks, up to tfmot's rounding of one element per tensor.
+
+m-by-n structure (2:4) ignores the schedule: tfmot sets that mask once, at step 1,
+to m zeros in every n weights, so its only pruning step is 1 and its target m/n.
+Functions that take `structure` account for it; without it they describe the schedule alone.
 """
 
 from __future__ import annotations
@@ -16,7 +20,17 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from backend.specs import ConstantSchedule, PolynomialSchedule, ResolvedSchedule
+from backend.specs import (
+    BlockSparsity,
+    ConstantSchedule,
+    MByNSparsity,
+    PiecewiseSchedule,
+    PolynomialSchedule,
+    ResolvedSchedule,
+    UnstructuredSparsity,
+)
+
+AnyStructure = UnstructuredSparsity | BlockSparsity | MByNSparsity | None
 
 
 def should_prune(schedule: ResolvedSchedule, step: int) -> bool:
@@ -57,11 +71,40 @@ def schedule_sparsity(schedule: ResolvedSchedule, step: int) -> float:
         base = np.float32(np.float32(1) - progress)
         span = np.float32(schedule.initial_sparsity - schedule.final_sparsity)
         return float(np.float32(_scaled_decay(span, base, schedule.power) + np.float32(schedule.final_sparsity)))
+    if isinstance(schedule, PiecewiseSchedule):
+        return float(_piecewise_sparsity(schedule, step))
     raise TypeError(f"unknown schedule kind: {schedule!r}")
 
 
-def pruning_steps(schedule: ResolvedSchedule, total_steps: int) -> Iterator[int]:
+def _piecewise_sparsity(schedule: PiecewiseSchedule, step: int) -> np.float32:
+    """`worker.training.schedules.PiecewiseSparsity` in float32: the segment holding `step`, interpolated.
+
+    Every operand is a run-time value there (gathered by the segment index), so Grappler
+    folds nothing and plain IEEE float32 arithmetic is the reference.
+    """
+    steps = [int(point_step) for point_step, _ in schedule.points]
+    values = [np.float32(sparsity) for _, sparsity in schedule.points]
+    if step >= steps[-1]:
+        return values[-1]
+    at_or_before = sum(1 for point_step in steps if point_step <= step)
+    index = min(max(at_or_before - 1, 0), len(steps) - 2)
+    progress = np.float32(np.float32(step - steps[index]) / np.float32(steps[index + 1] - steps[index]))
+    progress = min(np.float32(1.0), max(np.float32(0.0), progress))
+    delta = np.float32(values[index + 1] - values[index])
+    return np.float32(values[index] + np.float32(delta * progress))
+
+
+def pruning_sparsity(schedule: ResolvedSchedule, step: int, structure: AnyStructure = None) -> float:
+    """The sparsity a mask update at `step` imposes: the schedule's, or m/n for m-by-n structure."""
+    if isinstance(structure, MByNSparsity):
+        return structure.target_sparsity
+    return schedule_sparsity(schedule, step)
+
+
+def pruning_steps(schedule: ResolvedSchedule, total_steps: int, structure: AnyStructure = None) -> Iterator[int]:
     """Every step in 1..total_steps at which the masks are updated."""
+    if isinstance(structure, MByNSparsity):
+        return iter(range(1, min(1, total_steps) + 1))
     first = max(schedule.begin_step, 1)
     offset = (first - schedule.begin_step) % schedule.frequency
     if offset:
@@ -69,19 +112,29 @@ def pruning_steps(schedule: ResolvedSchedule, total_steps: int) -> Iterator[int]
     return iter(range(first, min(schedule.end_step, total_steps) + 1, schedule.frequency))
 
 
-def target_sparsity_series(schedule: ResolvedSchedule, total_steps: int) -> list[float]:
+def target_sparsity_series(schedule: ResolvedSchedule, total_steps: int, structure: AnyStructure = None) -> list[float]:
     """Target sparsity for steps 1..total_steps (index i holds step i + 1)."""
     series = [0.0] * total_steps
-    events = list(pruning_steps(schedule, total_steps))
+    events = list(pruning_steps(schedule, total_steps, structure))
     for index, step in enumerate(events):
         until = events[index + 1] if index + 1 < len(events) else total_steps + 1
-        value = schedule_sparsity(schedule, step)
+        value = pruning_sparsity(schedule, step, structure)
         series[step - 1 : until - 1] = [value] * (until - step)
     return series
 
 
-def final_target_sparsity(schedule: ResolvedSchedule) -> float:
-    """The sparsity the schedule is designed to end at."""
+def final_target_sparsity(schedule: ResolvedSchedule, structure: AnyStructure = None) -> float:
+    """The sparsity the schedule (or an m-by-n structure) is designed to end at."""
+    if isinstance(structure, MByNSparsity):
+        return structure.target_sparsity
     if isinstance(schedule, ConstantSchedule):
         return schedule.target_sparsity
+    if isinstance(schedule, PiecewiseSchedule):
+        return schedule.points[-1][1]
     return schedule.final_sparsity
+
+
+def kept_count(size: int, sparsity: float) -> int:
+    """Weights (or blocks) tfmot keeps of `size` at `sparsity`: max(round(size * (1 - s)), 1) in float32."""
+    kept = np.round(np.float32(np.float32(size) * np.float32(np.float32(1) - np.float32(sparsity))))
+    return max(int(kept), 1)

@@ -9,7 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from fastapi.responses import FileResponse
 
-from backend.artifacts.storage import EXPORT_FORMATS
+from backend.artifacts.storage import EXPORT_FORMATS, RUN_FILE_FORMATS
 from backend.db import SessionDep
 from backend.dependencies import StoreDep
 from backend.errors import ArtifactNotFound
@@ -23,19 +23,27 @@ router = APIRouter(prefix="/api/runs", tags=["artifacts"])
 ExportFormat = StrEnum("ExportFormat", {name: name for name in EXPORT_FORMATS})  # type: ignore[misc]
 
 
+def artifact_url(run_id: int, artifact_format: str) -> str:
+    if artifact_format in RUN_FILE_FORMATS:
+        return f"/api/runs/{run_id}/{artifact_format}"
+    return f"/api/runs/{run_id}/model?format={artifact_format}"
+
+
 def artifact_out(artifact: Artifact) -> ArtifactOut:
     return ArtifactOut(
         format=artifact.format,
         size_bytes=artifact.size_bytes,
         zip_size_bytes=artifact.zip_size_bytes,
         sha256=artifact.sha256,
-        url=f"/api/runs/{artifact.run_id}/model?format={artifact.format}",
+        url=artifact_url(artifact.run_id, artifact.format),
     )
 
 
 def download_name(run_id: int, run_name: str, export_format: str) -> str:
     slug = re.sub(r"[^A-Za-z0-9._-]+", "-", run_name).strip("-.")[:60] or "model"
-    return f"prunelab-run{run_id}-{slug}-stripped{EXPORT_FORMATS[export_format]}"
+    # Both TFLite files end in .tflite; the int8 one says so in its name.
+    variant = "-int8" if export_format == "tflite_int8" else ""
+    return f"prunelab-run{run_id}-{slug}-stripped{variant}{EXPORT_FORMATS[export_format]}"
 
 
 @router.get("/{run_id}/model", response_class=FileResponse)
@@ -59,9 +67,26 @@ def download_model(
         raise ArtifactNotFound(
             f"the {export_format.value} model of run {run_id} is missing from the artifact store"
         ) from None
+    headers = {"X-Content-SHA256": artifact.sha256}
+    if any(a.format == "manifest" for a in run.artifacts):
+        headers["Link"] = f'<{artifact_url(run_id, "manifest")}>; rel="describedby"'
     return FileResponse(
         path,
         media_type="application/octet-stream",
         filename=download_name(run_id, run.name, export_format.value),
-        headers={"X-Content-SHA256": artifact.sha256},
+        headers=headers,
     )
+
+
+@router.get("/{run_id}/manifest", response_class=FileResponse)
+def download_manifest(run_id: int, session: SessionDep, store: StoreDep) -> FileResponse:
+    """The export manifest: library versions, spec, measured sparsity per layer and sha256 of every file."""
+    run = service.get_run(session, run_id)
+    artifact = next((a for a in run.artifacts if a.format == "manifest"), None)
+    if artifact is None:
+        raise ArtifactNotFound(f"run {run_id} has no manifest (status: {run.status})")
+    try:
+        path = store.local_path(artifact.storage_key)
+    except FileNotFoundError:
+        raise ArtifactNotFound(f"the manifest of run {run_id} is missing from the artifact store") from None
+    return FileResponse(path, media_type="application/json", filename=f"prunelab-run{run_id}-manifest.json")

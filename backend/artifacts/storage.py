@@ -16,7 +16,26 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-EXPORT_FORMATS: dict[str, str] = {"keras": ".keras", "h5": ".h5"}
+# Model downloads (GET /api/runs/{id}/model?format=...): format -> file extension.
+EXPORT_FORMATS: dict[str, str] = {
+    "keras": ".keras",
+    "h5": ".h5",
+    "saved_model": ".zip",
+    "tflite": ".tflite",
+    "tflite_int8": ".tflite",
+}
+# Files that describe a run's model but are not one: the mask pictures and the export manifest.
+RUN_FILE_FORMATS: dict[str, str] = {"masks": ".npz", "manifest": ".json"}
+# The file name of every artifact format inside its attempt's folder.
+ARTIFACT_FILE_NAMES: dict[str, str] = {
+    "keras": "model.keras",
+    "h5": "model.h5",
+    "saved_model": "saved_model.zip",
+    "tflite": "model.tflite",
+    "tflite_int8": "model_int8.tflite",
+    "masks": "masks.npz",
+    "manifest": "manifest.json",
+}
 
 
 def run_prefix(run_id: int) -> str:
@@ -25,9 +44,9 @@ def run_prefix(run_id: int) -> str:
 
 def artifact_key(run_id: int, attempt: int, export_format: str) -> str:
     """Per attempt, so a stale duplicate delivery can never overwrite the current files."""
-    if export_format not in EXPORT_FORMATS:
+    if export_format not in ARTIFACT_FILE_NAMES:
         raise ValueError(f"unknown export format {export_format!r}")
-    return f"{run_prefix(run_id)}/attempt-{int(attempt)}/model{EXPORT_FORMATS[export_format]}"
+    return f"{run_prefix(run_id)}/attempt-{int(attempt)}/{ARTIFACT_FILE_NAMES[export_format]}"
 
 
 @dataclass(frozen=True)

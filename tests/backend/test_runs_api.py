@@ -43,7 +43,7 @@ def test_invalid_spec_gets_422_naming_each_field(client: TestClient) -> None:
     assert response.status_code == 422
     messages = {item["field"]: item["msg"] for item in response.json()["detail"]}
     assert messages == {
-        "dataset": "unknown dataset 'cifar100'; choose one of: digits, mnist",
+        "dataset": "unknown dataset 'cifar100'; choose one of: cifar10, digits, fashion_mnist, mnist",
         "schedule.final_sparsity": "final_sparsity must be in range [0,1)",
         "schedule.frequency": "frequency should be > 0",
     }
@@ -126,10 +126,15 @@ def test_model_download_before_success_is_a_clear_404(client: TestClient) -> Non
 
 def test_health_catalog_and_openapi(client: TestClient) -> None:
     assert client.get("/api/health").json()["status"] == "ok"
-    assert {d["name"] for d in client.get("/api/datasets").json()} == {"digits", "mnist"}
-    assert {m["name"] for m in client.get("/api/models").json()} == {"mlp", "mnist_cnn"}
+    assert {d["name"] for d in client.get("/api/datasets").json()} == {"digits", "mnist", "fashion_mnist", "cifar10"}
+    models = {m["name"]: m for m in client.get("/api/models").json()}
+    assert set(models) == {"mlp", "mnist_cnn", "tutorial_cnn", "mobilenet_tiny"}
+    assert models["tutorial_cnn"]["source"] == "zoo"
+    assert models["tutorial_cnn"]["param_counts"]["mnist"] == {"params": 20410, "prunable_params": 108 + 20280}
+    assert models["mlp"]["param_counts"]["digits"]["params"] == 64 * 128 + 128 + 128 * 10 + 10
     paths = client.get("/openapi.json").json()["paths"]
     assert {"/api/runs", "/api/runs/{run_id}", "/api/runs/{run_id}/metrics", "/api/runs/{run_id}/model"} <= set(paths)
+    assert "/api/runs/{run_id}/manifest" in paths
 
 
 def test_frontend_and_local_plotly_are_served(client: TestClient) -> None:

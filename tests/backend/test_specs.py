@@ -6,7 +6,7 @@ import pytest
 from pydantic import ValidationError
 
 from backend.catalog import DATASETS
-from backend.errors import InvalidSpec
+from backend.errors import UNION_TAGS, InvalidSpec
 from backend.plans import resolve_plan, split_sizes
 from backend.specs import ConstantSchedule, PolynomialSchedule, RunSpec
 
@@ -14,10 +14,7 @@ from backend.specs import ConstantSchedule, PolynomialSchedule, RunSpec
 def errors_of(payload: dict) -> dict[str, str]:
     with pytest.raises(ValidationError) as caught:
         RunSpec.model_validate(payload)
-    return {
-        ".".join(str(p) for p in e["loc"] if p not in ("constant", "polynomial")): e["msg"]
-        for e in caught.value.errors()
-    }
+    return {".".join(str(p) for p in e["loc"] if p not in UNION_TAGS): e["msg"] for e in caught.value.errors()}
 
 
 @pytest.mark.parametrize(
@@ -61,8 +58,14 @@ def test_begin_not_before_end_is_refused() -> None:
 
 def test_unknown_dataset_and_model_name_the_choices() -> None:
     errors = errors_of({"dataset": "imagenet", "model": "resnet"})
-    assert errors["dataset"] == "Value error, unknown dataset 'imagenet'; choose one of: digits, mnist"
-    assert errors["model"] == "Value error, unknown model 'resnet'; choose one of: mlp, mnist_cnn"
+    assert (
+        errors["dataset"]
+        == "Value error, unknown dataset 'imagenet'; choose one of: cifar10, digits, fashion_mnist, mnist"
+    )
+    assert (
+        errors["model"]
+        == "Value error, unknown model 'resnet'; choose one of: mlp, mnist_cnn, mobilenet_tiny, tutorial_cnn"
+    )
 
 
 def test_unknown_fields_are_refused() -> None:
@@ -109,7 +112,11 @@ def test_schedule_that_cannot_reach_its_final_sparsity_is_warned_about() -> None
     [
         (ConstantSchedule(begin_step=500), ("schedule", "begin_step"), "at or after the last training step (82)"),
         (ConstantSchedule(end_step=83), ("schedule", "end_step"), "beyond the last training step (82)"),
-        (PolynomialSchedule(begin_step=0, end_step=80, frequency=200), ("schedule", "frequency"), "no pruning step"),
+        (
+            PolynomialSchedule(begin_step=0, end_step=80, frequency=200),
+            ("schedule", "frequency"),
+            "larger than the pruning window [0, 80]",
+        ),
     ],
 )
 def test_schedules_that_do_not_fit_the_run_are_refused(schedule, field, fragment) -> None:  # type: ignore[no-untyped-def]

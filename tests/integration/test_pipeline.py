@@ -87,11 +87,19 @@ def test_submitted_run_trains_logs_every_step_and_serves_a_stripped_model(runnin
     summary = run["summary"]
     assert 0.5 < summary["test_accuracy"] <= 1.0
     formats = {artifact["format"]: artifact for artifact in run["artifacts"]}
-    assert set(formats) == {"keras", "h5"}
+    assert set(formats) == {"keras", "h5", "tflite", "tflite_int8", "masks", "manifest"}
+    assert formats["masks"]["url"] == f"/api/runs/{run_id}/masks"
+    assert summary["coverage"]["sparsity_prunable"] == pytest.approx(summary["measured_sparsity"])
 
     download = httpx.get(f"{base}/api/runs/{run_id}/model", params={"format": "keras"}, timeout=30)
     assert download.status_code == 200
     assert "prunelab-run" in download.headers["content-disposition"]
+    assert download.headers["link"] == f'</api/runs/{run_id}/manifest>; rel="describedby"'
+    manifest = httpx.get(f"{base}/api/runs/{run_id}/manifest", timeout=30).json()
+    assert manifest["files"]["keras"]["sha256"] == formats["keras"]["sha256"]
+    int8 = httpx.get(f"{base}/api/runs/{run_id}/model", params={"format": "tflite_int8"}, timeout=30)
+    assert int8.status_code == 200 and "-int8.tflite" in int8.headers["content-disposition"]
+    assert len(int8.content) == formats["tflite_int8"]["size_bytes"]
     assert len(download.content) == formats["keras"]["size_bytes"]
     path = tmp_path / "model.keras"
     path.write_bytes(download.content)

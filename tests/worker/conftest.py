@@ -25,6 +25,7 @@ CONSTANT_SPEC = RunSpec(
     epochs=2,
     batch_size=64,
     schedule=ConstantSchedule(target_sparsity=0.75, begin_step=5, end_step=-1, frequency=7),
+    exports=["keras", "h5"],
 )
 POLYNOMIAL_SPEC = RunSpec(
     dataset="digits",
@@ -33,6 +34,7 @@ POLYNOMIAL_SPEC = RunSpec(
     batch_size=64,
     learning_rate=3e-3,
     schedule=PolynomialSchedule(initial_sparsity=0.0, final_sparsity=0.9, begin_step=0, end_step=40, frequency=5),
+    exports=["keras", "h5"],
 )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -65,6 +66,43 @@ def test_missing_file_is_downloaded_and_saved(tmp_path: Path, monkeypatch: pytes
 
     monkeypatch.setattr(keras.datasets.mnist, "load_data", offline)
     np.testing.assert_array_equal(load_dataset("mnist", data_dir).x_test, downloaded.x_test)
+
+
+def test_fashion_mnist_from_the_shared_folder_matches_the_catalog() -> None:
+    _assert_matches_catalog(load_dataset("fashion_mnist", DATA_DIR))
+
+
+def _small_cifar10(monkeypatch: pytest.MonkeyPatch) -> tuple[np.ndarray, ...]:
+    """A 40/10-image cifar10 in Keras's layout: (N, 32, 32, 3) uint8 images, (N, 1) uint8 labels."""
+    small = dataclasses.replace(DATASETS["cifar10"], train_examples=40, test_examples=10)
+    monkeypatch.setitem(DATASETS, "cifar10", small)
+    rng = np.random.default_rng(0)
+    return (
+        rng.integers(0, 256, size=(40, 32, 32, 3), dtype=np.uint8),
+        (np.arange(40, dtype=np.uint8) % 10)[:, np.newaxis],
+        rng.integers(0, 256, size=(10, 32, 32, 3), dtype=np.uint8),
+        (np.arange(10, dtype=np.uint8) % 10)[:, np.newaxis],
+    )
+
+
+def test_cifar10_is_downloaded_through_keras_then_read_from_the_data_dir(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    x_train, y_train, x_test, y_test = _small_cifar10(monkeypatch)
+    monkeypatch.setattr(keras.datasets.cifar10, "load_data", lambda: ((x_train, y_train), (x_test, y_test)))
+    downloaded = load_dataset("cifar10", tmp_path)
+    assert downloaded.x_train.shape == (40, 32, 32, 3) and downloaded.y_train.shape == (40,)
+    np.testing.assert_array_equal(downloaded.x_test, x_test.astype(np.float32) / 255)
+    assert [path.name for path in tmp_path.iterdir()] == ["cifar10.npz"]
+    monkeypatch.setattr(keras.datasets.cifar10, "load_data", lambda: pytest.fail("should read the saved file"))
+    np.testing.assert_array_equal(load_dataset("cifar10", tmp_path).y_train, y_train[:, 0])
+
+
+def test_a_cifar10_file_placed_in_the_data_dir_is_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    x_train, y_train, x_test, y_test = _small_cifar10(monkeypatch)
+    np.savez(tmp_path / "cifar10.npz", x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
+    monkeypatch.setattr(keras.datasets.cifar10, "load_data", lambda: pytest.fail("no download when cached"))
+    _assert_matches_catalog(load_dataset("cifar10", tmp_path))
 
 
 def test_wrong_shapes_are_a_value_error(tmp_path: Path) -> None:

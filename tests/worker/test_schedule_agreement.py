@@ -10,9 +10,9 @@ from __future__ import annotations
 import pytest
 
 from backend import schedules
-from backend.specs import ConstantSchedule, PolynomialSchedule, ResolvedSchedule
+from backend.specs import ConstantSchedule, PiecewiseSchedule, PolynomialSchedule, ResolvedSchedule
+from worker.training.schedules import PiecewiseSparsity, tfmot_schedule
 from worker.training.tf import tf
-from worker.training.train import tfmot_schedule
 
 CONSTANT = [
     ConstantSchedule(target_sparsity=0.5, begin_step=0, end_step=40, frequency=5),
@@ -83,3 +83,40 @@ def test_should_prune_and_pruning_steps_match_tfmot(schedule: ResolvedSchedule) 
 @pytest.mark.parametrize("schedule", _cases(lambda schedule: []))
 def test_schedule_sparsity_matches_tfmot_as_fit_runs_it(schedule: ResolvedSchedule) -> None:
     assert _mismatches(schedule, tf.function(tfmot_schedule(schedule).__call__)) == []
+
+
+PIECEWISE = [
+    PiecewiseSchedule(points=points, points_unit="steps", begin_step=begin, end_step=end, frequency=frequency)
+    for points, begin, end, frequency in [
+        ([(0, 0.0), (10, 0.6), (21, 0.8)], 0, 21, 3),
+        ([(5, 0.1), (17, 0.33), (40, 0.97)], 2, 45, 1),
+        ([(0, 0.9), (30, 0.2)], 0, 40, 7),  # sparsity may fall
+        ([(3, 0.0), (4, 0.5), (100, 0.51), (128, 0.95)], 0, 130, 1),
+    ]
+]
+
+
+@pytest.mark.parametrize("schedule", [pytest.param(s, id=_id(s)) for s in PIECEWISE])
+def test_piecewise_matches_its_tfmot_schedule_bit_for_bit(schedule: PiecewiseSchedule) -> None:
+    tfmot = tfmot_schedule(schedule)
+    assert _mismatches(schedule, tf.function(tfmot.__call__)) == []
+    total_steps = schedule.end_step + 5
+    expected_steps = [step for step in range(1, total_steps + 1) if schedules.should_prune(schedule, step)]
+    assert list(schedules.pruning_steps(schedule, total_steps)) == expected_steps
+
+
+def test_piecewise_schedule_by_hand_and_through_its_config() -> None:
+    schedule = PiecewiseSparsity([(10, 0.2), (20, 0.6), (40, 0.8)], begin_step=0, end_step=50, frequency=5)
+    call = tf.function(schedule.__call__)
+    expected = {0: 0.2, 10: 0.2, 15: 0.4, 20: 0.6, 30: 0.7, 40: 0.8, 50: 0.8}
+    for step, sparsity in expected.items():
+        should_prune, value = call(tf.constant(step, tf.int64))
+        assert float(value.numpy()) == pytest.approx(sparsity, abs=1e-7), step
+        assert bool(should_prune.numpy()) == (step % 5 == 0)
+    assert not bool(call(tf.constant(55, tf.int64))[0].numpy())  # after end_step
+    config = schedule.get_config()
+    assert config["class_name"] == "PiecewiseSparsity"
+    rebuilt = PiecewiseSparsity.from_config(config["config"])
+    assert rebuilt.get_config() == config
+    with pytest.raises(ValueError, match=r"points\[1\] sparsity must be in range \[0,1\)"):
+        PiecewiseSparsity([(0, 0.1), (5, 1.0)])

@@ -9,9 +9,9 @@ from concurrent.futures import Future, ThreadPoolExecutor
 
 import numpy as np
 
-from backend import schedules
 from backend.plans import RunPlan
 from worker.training import export
+from worker.training.masks import MaskHistory
 from worker.training.reporting import Reporter
 from worker.training.tf import keras
 
@@ -70,11 +70,13 @@ class PruningReporter(keras.callbacks.Callback):
         super().__init__()
         self.reporter = reporter
         self.plan = plan
-        self.target_sparsity = schedules.target_sparsity_series(plan.schedule, plan.total_steps)
-        self.pruning_steps = frozenset(schedules.pruning_steps(plan.schedule, plan.total_steps))
+        self.target_sparsity = plan.target_sparsity_series()
+        self.pruning_steps = frozenset(plan.pruning_steps())
+        self.masks = MaskHistory()
         self.batch_metrics = BatchMetricRecovery(plan.train_examples, batch_size, ("loss", "accuracy"))
         self.step = 0
         self.measured_sparsity = 0.0
+        self.layer_sparsity: dict[str, float] = {}  # at the latest pruning event
         self.cancelled = False
         self._weights: list[export.StrippedWeight] = []
         self._last_size_step = -1
@@ -145,13 +147,19 @@ class PruningReporter(keras.callbacks.Callback):
         self.reporter.log(step, {"compressed_size_bytes": size}, wall_time)
 
     def _mask_sparsity(self, masks: list[np.ndarray]) -> dict[str, float]:
-        """Zero fraction of all masks together (kept as measured_sparsity) and per layer."""
+        """Zero fraction of all masks together (kept as measured_sparsity), per layer, and mask churn."""
         pruned = [weight for weight in self._weights if weight.mask is not None]
         zeros: dict[str, int] = {}
         sizes: dict[str, int] = {}
+        layer_masks: dict[str, list[np.ndarray]] = {}
         for weight, mask in zip(pruned, masks, strict=True):
             zeros[weight.layer_name] = zeros.get(weight.layer_name, 0) + mask.size - int(np.count_nonzero(mask))
             sizes[weight.layer_name] = sizes.get(weight.layer_name, 0) + mask.size
+            layer_masks.setdefault(weight.layer_name, []).append(mask)
         total = sum(sizes.values())
         self.measured_sparsity = sum(zeros.values()) / total if total else 0.0
-        return {f"layer_sparsity/{name}": zeros[name] / sizes[name] for name in sizes}
+        self.layer_sparsity = {name: zeros[name] / sizes[name] for name in sizes}
+        metrics = {f"layer_sparsity/{name}": value for name, value in self.layer_sparsity.items()}
+        for name, churn in self.masks.record(self.step, layer_masks).items():
+            metrics[f"mask_churn/{name}"] = churn
+        return metrics

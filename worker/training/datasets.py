@@ -40,11 +40,16 @@ def _digits(info: DatasetInfo, data_dir: Path | None) -> Dataset:
     return _checked(info, images[train], labels[train], images[test], labels[test], source="scikit-learn")
 
 
-def _download_mnist() -> RawArrays:
-    from worker.training.tf import keras
+def _keras_download(name: str) -> Callable[[], RawArrays]:
+    """Download through `keras.datasets.<name>.load_data()` (Keras caches it in ~/.keras/datasets)."""
 
-    (x_train, y_train), (x_test, y_test) = keras.datasets.mnist.load_data()
-    return x_train, y_train, x_test, y_test
+    def download() -> RawArrays:
+        from worker.training.tf import keras
+
+        (x_train, y_train), (x_test, y_test) = getattr(keras.datasets, name).load_data()
+        return x_train, y_train, x_test, y_test
+
+    return download
 
 
 def _npz_loader(download: Callable[[], RawArrays]) -> Callable[[DatasetInfo, Path | None], Dataset]:
@@ -69,9 +74,9 @@ def _npz_loader(download: Callable[[], RawArrays]) -> Callable[[DatasetInfo, Pat
         return _checked(
             info,
             _scaled_images(x_train),
-            y_train.astype(np.int64),
+            y_train.astype(np.int64).reshape(-1),
             _scaled_images(x_test),
-            y_test.astype(np.int64),
+            y_test.astype(np.int64).reshape(-1),
             source=source,
         )
 
@@ -79,7 +84,9 @@ def _npz_loader(download: Callable[[], RawArrays]) -> Callable[[DatasetInfo, Pat
 
 
 def _scaled_images(pixels: np.ndarray) -> np.ndarray:
-    return (pixels.astype(np.float32) / np.float32(255.0))[..., np.newaxis]
+    """uint8 pixels as float32 in [0, 1]; grey images (N, H, W) get their channel axis."""
+    images = pixels.astype(np.float32) / np.float32(255.0)
+    return images[..., np.newaxis] if images.ndim == 3 else images
 
 
 def _save_npz(path: Path, arrays: RawArrays) -> None:
@@ -126,7 +133,9 @@ def _checked(
 
 _LOADERS: dict[str, Callable[[DatasetInfo, Path | None], Dataset]] = {
     "digits": _digits,
-    "mnist": _npz_loader(_download_mnist),
+    "mnist": _npz_loader(_keras_download("mnist")),
+    "fashion_mnist": _npz_loader(_keras_download("fashion_mnist")),
+    "cifar10": _npz_loader(_keras_download("cifar10")),
 }
 
 

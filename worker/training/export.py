@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import shutil
+import tempfile
+import zipfile
 import zlib
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from backend.artifacts.storage import zipped_size
+from backend.artifacts.storage import ARTIFACT_FILE_NAMES, EXPORT_FORMATS, file_digest, zipped_size
 from worker.training.tf import PruneLowMagnitude, keras, tf, tfmot
 
 # The level at which weight bytes are compressed while training (zlib's default trade-off).
@@ -80,14 +84,44 @@ def strip(model: keras.Model) -> keras.Model:
     return tfmot.sparsity.keras.strip_pruning(model)
 
 
-def save_exports(model: keras.Model, output_dir: Path) -> dict[str, Path]:
-    """Save a stripped model as `model.keras` and `model.h5`, without optimizer state."""
+def save_exports(model: keras.Model, output_dir: Path, formats: Iterable[str] = ("keras", "h5")) -> dict[str, Path]:
+    """Save a stripped model as `model.keras` and/or `model.h5`, without optimizer state."""
     output_dir.mkdir(parents=True, exist_ok=True)
-    paths = {"keras": output_dir / "model.keras", "h5": output_dir / "model.h5"}
+    paths = {}
     # The .keras format keeps no optimizer for an uncompiled model; HDF5 is told explicitly.
-    model.save(paths["keras"])
-    model.save(paths["h5"], include_optimizer=False)
+    if "keras" in formats:
+        paths["keras"] = output_dir / ARTIFACT_FILE_NAMES["keras"]
+        model.save(paths["keras"])
+    if "h5" in formats:
+        paths["h5"] = output_dir / ARTIFACT_FILE_NAMES["h5"]
+        model.save(paths["h5"], include_optimizer=False)
     return paths
+
+
+def save_saved_model(model: keras.Model, folder: Path) -> dict[str, str]:
+    """Write a SavedModel folder; return the sha256 of each file in it by relative path."""
+    model.save(folder, save_format="tf", include_optimizer=False)
+    return {str(path.relative_to(folder)): file_digest(path) for path in sorted(folder.rglob("*")) if path.is_file()}
+
+
+def zip_folder(folder: Path, path: Path, extra: Iterable[Path] = ()) -> Path:
+    """A ZIP_DEFLATED archive of `folder` (under its own name) plus `extra` files at the top."""
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for file in sorted(folder.rglob("*")):
+            if file.is_file():
+                archive.write(file, arcname=str(Path(folder.name) / file.relative_to(folder)))
+        for file in extra:
+            archive.write(file, arcname=file.name)
+    return path
+
+
+def scratch_folder(output_dir: Path, name: str) -> Path:
+    output_dir.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix=f".{name}-", dir=output_dir))
+
+
+def remove_folder(folder: Path) -> None:
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 def strip_and_save(model: keras.Model, output_dir: Path) -> tuple[keras.Model, dict[str, Path]]:
@@ -96,10 +130,12 @@ def strip_and_save(model: keras.Model, output_dir: Path) -> tuple[keras.Model, d
     return stripped, save_exports(stripped, output_dir)
 
 
-def export_sizes(exports: dict[str, Path]) -> dict[str, int]:
-    """`<format>_size_bytes` and `<format>_zip_bytes` for every exported file."""
+def export_sizes(exports: dict[str, Path], prefix: str = "") -> dict[str, int]:
+    """`<prefix><format>_size_bytes` and `<prefix><format>_zip_bytes` for every exported model file."""
     sizes = {}
     for file_format, path in exports.items():
-        sizes[f"{file_format}_size_bytes"] = Path(path).stat().st_size
-        sizes[f"{file_format}_zip_bytes"] = zipped_size(path)
+        if file_format not in EXPORT_FORMATS:
+            continue
+        sizes[f"{prefix}{file_format}_size_bytes"] = Path(path).stat().st_size
+        sizes[f"{prefix}{file_format}_zip_bytes"] = zipped_size(path)
     return sizes

@@ -10,6 +10,8 @@ import worker  # noqa: F401
 import tensorflow as tf
 import tensorflow_model_optimization as tfmot
 import tf_keras as keras
+from tensorflow_model_optimization.python.core.sparsity.keras import pruning_utils
+from tensorflow_model_optimization.python.core.sparsity.keras.prune_registry import PruneRegistry
 from tensorflow_model_optimization.python.core.sparsity.keras.pruning_wrapper import PruneLowMagnitude
 
-__all__ = ["PruneLowMagnitude", "keras", "tf", "tfmot"]
+__all__ = ["PruneLowMagnitude", "PruneRegistry", "keras", "pruning_utils", "tf", "tfmot"]

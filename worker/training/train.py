@@ -5,41 +5,33 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from backend.plans import RunPlan, split_sizes
-from backend.specs import ConstantSchedule, ResolvedSchedule, RunSpec
+from backend.scope import LayerDecision
+from backend.specs import RunSpec
 from worker.training import export
 from worker.training.callbacks import PruningReporter, TrainingStopped
 from worker.training.datasets import Dataset, load_dataset
+from worker.training.deliver import deliver
+from worker.training.pruning import coverage_report, prune_model
 from worker.training.reporting import Reporter
+from worker.training.schedules import tfmot_schedule
 from worker.training.tf import keras, tfmot
+from worker.training.verify import verify_export
 from worker.training.zoo import build_model
+
+__all__ = ["TrainingResult", "build_pruned_model", "compile_model", "split_validation", "tfmot_schedule", "train"]
 
 
 @dataclass
 class TrainingResult:
-    summary: dict[str, float | int]
-    exports: dict[str, Path]  # {"keras": stripped .keras file, "h5": stripped .h5 file}; empty if cancelled
+    summary: dict[str, Any]
+    exports: dict[str, Path]  # artifact format -> file (model formats, "masks", "manifest"); empty if cancelled
     cancelled: bool
     steps_completed: int
-
-
-def tfmot_schedule(schedule: ResolvedSchedule) -> tfmot.sparsity.keras.PruningSchedule:
-    """The tfmot schedule object for a resolved schedule."""
-    if isinstance(schedule, ConstantSchedule):
-        return tfmot.sparsity.keras.ConstantSparsity(
-            schedule.target_sparsity, schedule.begin_step, schedule.end_step, schedule.frequency
-        )
-    return tfmot.sparsity.keras.PolynomialDecay(
-        schedule.initial_sparsity,
-        schedule.final_sparsity,
-        schedule.begin_step,
-        schedule.end_step,
-        power=schedule.power,
-        frequency=schedule.frequency,
-    )
 
 
 def compile_model(model: keras.Model, learning_rate: float) -> None:
@@ -51,11 +43,17 @@ def compile_model(model: keras.Model, learning_rate: float) -> None:
 
 
 def build_pruned_model(spec: RunSpec, plan: RunPlan, dataset: Dataset) -> keras.Model:
-    """The spec's model wrapped for pruning under the plan's schedule, compiled."""
+    """The spec's model with its scope's layers wrapped for pruning under the plan's schedule, compiled."""
+    return build_pruned_model_with_coverage(spec, plan, dataset)[0]
+
+
+def build_pruned_model_with_coverage(
+    spec: RunSpec, plan: RunPlan, dataset: Dataset
+) -> tuple[keras.Model, list[LayerDecision]]:
     model = build_model(spec.model, dataset.info.input_shape, dataset.info.num_classes)
-    pruned = tfmot.sparsity.keras.prune_low_magnitude(model, pruning_schedule=tfmot_schedule(plan.schedule))
+    pruned, decisions = prune_model(model, spec, plan)
     compile_model(pruned, spec.learning_rate)
-    return pruned
+    return pruned, decisions
 
 
 def split_validation(
@@ -81,7 +79,10 @@ def train(
     keras.utils.set_random_seed(spec.seed)
     dataset = load_dataset(spec.dataset, data_dir)
     (x_train, y_train), validation = split_validation(spec, plan, dataset)
-    model = build_pruned_model(spec, plan, dataset)
+    keras.utils.set_random_seed(spec.seed)
+    dense = build_model(spec.model, dataset.info.input_shape, dataset.info.num_classes)  # the size baseline
+    keras.utils.set_random_seed(spec.seed)
+    model, decisions = build_pruned_model_with_coverage(spec, plan, dataset)
     progress = PruningReporter(reporter, plan, spec.batch_size)
     if reporter.stop_requested():
         return _cancelled(progress, started)
@@ -108,29 +109,35 @@ def train(
     pruned = export.pruned_weights(model)
     prunable_param_count = sum(weight.variable.shape.num_elements() for weight in pruned)
     pruned_names = {weight.variable.name for weight in pruned}
-    stripped, exports = export.strip_and_save(model, output_dir)
+    pruned_kernels: dict[str, list[str]] = {}
+    for weight in pruned:
+        pruned_kernels.setdefault(weight.layer_name, []).append(weight.variable.name)
+    stripped = export.strip(model)
+    measured_by_layer = verify_export(stripped, pruned_kernels, progress.layer_sparsity, spec)
+    delivery = deliver(stripped, dense, spec, plan, dataset, output_dir, measured_by_layer, progress.masks)
     compile_model(stripped, spec.learning_rate)
     test_loss, test_accuracy = stripped.evaluate(dataset.x_test, dataset.y_test, batch_size=spec.batch_size, verbose=0)
     reporter.log(progress.step, {"test_loss": test_loss, "test_accuracy": test_accuracy}, progress.wall_time())
 
     weights = {variable.name: variable.numpy() for variable in stripped.weights}
     pruned_zeros = sum(weights[name].size - np.count_nonzero(weights[name]) for name in pruned_names)
-    summary: dict[str, float | int] = {
+    summary: dict[str, Any] = {
         "test_loss": float(test_loss),
         "test_accuracy": float(test_accuracy),
         "param_count": int(stripped.count_params()),
         "prunable_param_count": int(prunable_param_count),
         "nonzero_params": int(sum(np.count_nonzero(value) for value in weights.values())),
         "measured_sparsity": float(pruned_zeros / prunable_param_count) if prunable_param_count else 0.0,
-        **export.export_sizes(exports),
+        **delivery.summary,
+        "coverage": coverage_report(decisions, stripped, model),
         "wall_time_s": time.monotonic() - started,
         "steps": progress.step,
     }
-    return TrainingResult(summary=summary, exports=exports, cancelled=False, steps_completed=progress.step)
+    return TrainingResult(summary=summary, exports=delivery.files, cancelled=False, steps_completed=progress.step)
 
 
 def _cancelled(progress: PruningReporter, started: float) -> TrainingResult:
-    summary: dict[str, float | int] = {
+    summary: dict[str, Any] = {
         "steps": progress.step,
         "measured_sparsity": progress.measured_sparsity,
         "wall_time_s": time.monotonic() - started,

@@ -1,0 +1,134 @@
+"""Wrap the layers a spec selects, check a model can be pruned at all, and report coverage."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from backend.plans import RunPlan
+from backend.scope import LayerDecision, LayerFacts, Problem, decide_layers, scope_problems
+from backend.specs import BlockSparsity, MByNSparsity, RunSpec
+from worker.training.schedules import tfmot_schedule
+from worker.training.tf import PruneLowMagnitude, keras, tfmot
+from worker.training.tf import PruneRegistry as Registry
+
+
+def _prunable_shapes(layer: keras.layers.Layer) -> tuple[tuple[int, ...], ...]:
+    """Shapes of the weights tfmot prunes in `layer` (its registry's list, or a PrunableLayer's own)."""
+    if isinstance(layer, tfmot.sparsity.keras.PrunableLayer) or hasattr(layer, "get_prunable_weights"):
+        return tuple(tuple(weight.shape) for weight in layer.get_prunable_weights())
+    if layer.__class__ in Registry._LAYERS_WEIGHTS_MAP:
+        names = Registry._LAYERS_WEIGHTS_MAP[layer.__class__]
+        return tuple(tuple(_nested_attribute(layer, name).shape) for name in names)
+    # RNN and attention layers: the registry prunes their kernels.
+    return tuple(tuple(weight.shape) for weight in layer.trainable_weights if "kernel" in weight.name)
+
+
+def _nested_attribute(layer: keras.layers.Layer, dotted: str) -> Any:
+    value: Any = layer
+    for part in dotted.split("."):
+        value = getattr(value, part)
+    return value
+
+
+def layer_facts(model: keras.Model) -> list[LayerFacts]:
+    """The scope rule's view of a built model's layers (the input layer excluded)."""
+    facts = []
+    for layer in model.layers:
+        supported = (
+            Registry.supports(layer)
+            or isinstance(layer, tfmot.sparsity.keras.PrunableLayer)
+            or hasattr(layer, "get_prunable_weights")
+        )
+        shapes = _prunable_shapes(layer) if supported else ()
+        facts.append(LayerFacts(layer.name, type(layer).__name__, int(layer.count_params()), supported, shapes))
+    return facts
+
+
+def preflight_model(model: object, spec: RunSpec) -> list[Problem]:
+    """Why tfmot could not prune `model` under `spec` (empty when it can), each with what to change."""
+    if not isinstance(model, keras.Model):
+        module = type(model).__module__
+        if module.startswith("keras"):
+            return [
+                Problem(
+                    ("model",),
+                    "this is a Keras 3 model; tfmot prunes tf-keras (Keras 2) models only: "
+                    "rebuild it with tf_keras or save it as .h5 and load it with tf_keras",
+                )
+            ]
+        return [Problem(("model",), f"expected a tf-keras Model, got {type(model).__name__}")]
+    if not isinstance(model, keras.Sequential) and not model._is_graph_network:
+        return [
+            Problem(
+                ("model",),
+                "subclassed models cannot be pruned by tfmot; rebuild it as a Sequential or functional model",
+            )
+        ]
+    return scope_problems(layer_facts(model), spec)
+
+
+def structure_arguments(spec: RunSpec) -> dict[str, Any]:
+    """`prune_low_magnitude` keyword arguments for the spec's structure."""
+    structure = spec.structure
+    if isinstance(structure, BlockSparsity):
+        return {"block_size": tuple(structure.block_size), "block_pooling_type": structure.block_pooling_type}
+    if isinstance(structure, MByNSparsity):
+        return {"sparsity_m_by_n": (structure.m, structure.n)}
+    return {}
+
+
+def prune_model(model: keras.Model, spec: RunSpec, plan: RunPlan) -> tuple[keras.Model, list[LayerDecision]]:
+    """`model` with the scope's layers wrapped (weights kept, as prune_low_magnitude keeps them)."""
+    problems = preflight_model(model, spec)
+    if problems:
+        raise ValueError("; ".join(f"{'.'.join(problem.field)}: {problem.message}" for problem in problems))
+    decisions = decide_layers(layer_facts(model), spec)
+    wrapped = {decision.name for decision in decisions if decision.wrapped}
+    arguments = {"pruning_schedule": tfmot_schedule(plan.schedule), **structure_arguments(spec)}
+
+    def wrap(layer: keras.layers.Layer) -> keras.layers.Layer:
+        if layer.name in wrapped:
+            return tfmot.sparsity.keras.prune_low_magnitude(layer, **arguments)
+        return layer
+
+    return keras.models.clone_model(model, clone_function=wrap), decisions
+
+
+def coverage_report(decisions: list[LayerDecision], stripped: keras.Model, pruned_model: keras.Model) -> dict:
+    """summary["coverage"]: per layer whether it was wrapped and why not, and the sparsity reached."""
+    # strip_pruning hands back the wrapped layers themselves, so their variables are the same objects.
+    pruned_refs = {
+        weight.ref()
+        for layer in pruned_model.layers
+        if isinstance(layer, PruneLowMagnitude)
+        for weight, _, _ in layer.pruning_vars
+    }
+    layers = []
+    prunable_total = 0
+    for decision in decisions:
+        layer = stripped.get_layer(decision.name)
+        zeros = 0
+        for weight in layer.weights:
+            if weight.ref() in pruned_refs:
+                value = weight.numpy()
+                zeros += int(value.size - np.count_nonzero(value))
+                prunable_total += int(value.size)
+        layers.append(
+            {
+                "name": decision.name,
+                "class_name": decision.class_name,
+                "wrapped": decision.wrapped,
+                "reason": decision.reason,
+                "params": int(layer.count_params()),
+                "pruned_params": zeros,
+            }
+        )
+    pruned_total = sum(layer["pruned_params"] for layer in layers)
+    params_total = sum(layer["params"] for layer in layers)
+    return {
+        "layers": layers,
+        "sparsity_prunable": pruned_total / prunable_total if prunable_total else 0.0,
+        "sparsity_total": pruned_total / params_total if params_total else 0.0,
+    }
