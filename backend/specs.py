@@ -228,6 +228,7 @@ class Scope(BaseModel):
 
 EXPORT_KINDS = ("keras", "h5", "saved_model", "tflite", "tflite_int8")
 ExportKind = Literal["keras", "h5", "saved_model", "tflite", "tflite_int8"]
+DEFAULT_EXPORTS: tuple[ExportKind, ...] = ("keras", "h5", "tflite", "tflite_int8")
 
 
 class RunSpec(BaseModel):
@@ -255,7 +256,7 @@ class RunSpec(BaseModel):
         json_schema_extra={"group": "structure"},
     )
     exports: list[ExportKind] = Field(
-        default_factory=lambda: ["keras", "h5", "tflite", "tflite_int8"],
+        default_factory=lambda: list(DEFAULT_EXPORTS),
         description="Model files to export; saved_model is off by default (the slowest to write).",
         json_schema_extra={"group": "export"},
     )

@@ -56,5 +56,5 @@ class MaskHistory:
         """Write every picture into one compressed .npz."""
         path.parent.mkdir(parents=True, exist_ok=True)
         with path.open("wb") as handle:
-            np.savez_compressed(handle, **self.pictures)
+            np.savez_compressed(handle, **self.pictures)  # type: ignore[arg-type]  # numpy's stub types **kwds as bool
         return path

@@ -105,7 +105,7 @@ def coverage_report(decisions: list[LayerDecision], stripped: keras.Model, prune
         if isinstance(layer, PruneLowMagnitude)
         for weight, _, _ in layer.pruning_vars
     }
-    layers = []
+    layers: list[dict[str, Any]] = []
     prunable_total = 0
     for decision in decisions:
         layer = stripped.get_layer(decision.name)
