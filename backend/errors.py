@@ -36,6 +36,25 @@ class ArtifactNotFound(PruneLabError):
     status_code = 404
 
 
+class ArtifactCorrupted(PruneLabError):
+    """The stored file no longer matches the size and sha256 recorded when it was written."""
+
+    status_code = 409
+
+
+class InvalidUpload(PruneLabError):
+    """An uploaded file that is refused: wrong kind, unsafe content, or not what it claims to be."""
+
+    status_code = 422
+
+
+class UploadNotFound(PruneLabError):
+    status_code = 404
+
+    def __init__(self, upload_id: int) -> None:
+        super().__init__(f"upload {upload_id} does not exist")
+
+
 class RunStateConflict(PruneLabError):
     """The run is not in a state that allows the action (deleting a running run, say)."""
 

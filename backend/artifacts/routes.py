@@ -7,12 +7,13 @@ from enum import StrEnum
 from typing import Annotated
 
 from fastapi import APIRouter, Query
-from fastapi.responses import FileResponse
+from fastapi.responses import StreamingResponse
+from starlette.background import BackgroundTask
 
-from backend.artifacts.storage import EXPORT_FORMATS
+from backend.artifacts.storage import EXPORT_FORMATS, StoredFileMismatch
 from backend.db import SessionDep
 from backend.dependencies import StoreDep
-from backend.errors import ArtifactNotFound
+from backend.errors import ArtifactCorrupted, ArtifactNotFound
 from backend.models import Artifact
 from backend.runs import service
 from backend.runs.schemas import ArtifactOut
@@ -37,13 +38,17 @@ def download_name(run_id: int, run_name: str, export_format: str) -> str:
     return f"prunelab-run{run_id}-{slug}-stripped{EXPORT_FORMATS[export_format]}"
 
 
-@router.get("/{run_id}/model", response_class=FileResponse)
+@router.get(
+    "/{run_id}/model",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"application/octet-stream": {}}, "description": "The stripped model file."}},
+)
 def download_model(
     run_id: int,
     session: SessionDep,
     store: StoreDep,
     export_format: Annotated[ExportFormat, Query(alias="format")] = ExportFormat.keras,
-) -> FileResponse:
+) -> StreamingResponse:
     """Download the run's model with the pruning wrappers stripped."""
     run = service.get_run(session, run_id)
     artifact = next((a for a in run.artifacts if a.format == export_format.value), None)
@@ -53,14 +58,24 @@ def download_model(
             "models exist once a run has succeeded"
         )
     try:
-        path = store.local_path(artifact.storage_key)
+        handle = store.open_verified(artifact.storage_key, artifact.size_bytes, artifact.sha256)
     except FileNotFoundError:
         raise ArtifactNotFound(
             f"the {export_format.value} model of run {run_id} is missing from the artifact store"
         ) from None
-    return FileResponse(
-        path,
+    except StoredFileMismatch:
+        raise ArtifactCorrupted(
+            f"the stored {export_format.value} model of run {run_id} no longer matches its recorded sha256; "
+            "it is not served"
+        ) from None
+    filename = download_name(run_id, run.name, export_format.value)
+    return StreamingResponse(
+        iter(lambda: handle.read(1 << 20), b""),
         media_type="application/octet-stream",
-        filename=download_name(run_id, run.name, export_format.value),
-        headers={"X-Content-SHA256": artifact.sha256},
+        headers={
+            "Content-Disposition": f'attachment; filename="{filename}"',
+            "Content-Length": str(artifact.size_bytes),
+            "X-Content-SHA256": artifact.sha256,
+        },
+        background=BackgroundTask(handle.close),
     )
