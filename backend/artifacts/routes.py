@@ -12,13 +12,13 @@ from starlette.background import BackgroundTask
 
 from backend.artifacts.storage import EXPORT_FORMATS, StoredFileMismatch
 from backend.db import SessionDep
-from backend.dependencies import StoreDep
-from backend.errors import ArtifactCorrupted, ArtifactNotFound
+from backend.dependencies import RunId, StoreDep
+from backend.errors import CONFLICT, NOT_FOUND, ArtifactCorrupted, ArtifactNotFound
 from backend.models import Artifact
 from backend.runs import service
 from backend.runs.schemas import ArtifactOut
 
-router = APIRouter(prefix="/api/runs", tags=["artifacts"])
+router = APIRouter(prefix="/api/runs", tags=["artifacts"], responses={**NOT_FOUND, **CONFLICT})
 
 ExportFormat = StrEnum("ExportFormat", {name: name for name in EXPORT_FORMATS})
 
@@ -44,7 +44,7 @@ def download_name(run_id: int, run_name: str, export_format: str) -> str:
     responses={200: {"content": {"application/octet-stream": {}}, "description": "The stripped model file."}},
 )
 def download_model(
-    run_id: int,
+    run_id: RunId,
     session: SessionDep,
     store: StoreDep,
     export_format: Annotated[ExportFormat, Query(alias="format")] = ExportFormat.keras,

@@ -5,12 +5,13 @@ from __future__ import annotations
 from fastapi import APIRouter, UploadFile, status
 
 from backend.db import SessionDep
-from backend.dependencies import StoreDep
+from backend.dependencies import StoreDep, UploadId
+from backend.errors import NOT_FOUND
 from backend.models import Upload, UploadKind
 from backend.uploads import service
 from backend.uploads.schemas import UploadOut
 
-router = APIRouter(prefix="/api", tags=["uploads"])
+router = APIRouter(prefix="/api", tags=["uploads"], responses=NOT_FOUND)
 
 
 def upload_out(upload: Upload) -> UploadOut:
@@ -38,6 +39,6 @@ def upload_dataset(file: UploadFile, session: SessionDep, store: StoreDep) -> Up
 
 
 @router.get("/uploads/{upload_id}")
-def get_upload(upload_id: int, session: SessionDep) -> UploadOut:
+def get_upload(upload_id: UploadId, session: SessionDep) -> UploadOut:
     """Metadata of an uploaded model or data set."""
     return upload_out(service.get_upload(session, upload_id))
