@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -13,8 +15,12 @@ class ErrorMessage(BaseModel):
 
 
 # Documented on routers whose services raise these, so the OpenAPI schema lists every answer they give.
-NOT_FOUND = {404: {"model": ErrorMessage, "description": "No such run, artifact or upload."}}
-CONFLICT = {409: {"model": ErrorMessage, "description": "The run's state or stored file does not allow it."}}
+NOT_FOUND: dict[int | str, dict[str, Any]] = {
+    404: {"model": ErrorMessage, "description": "No such run, artifact or upload."}
+}
+CONFLICT: dict[int | str, dict[str, Any]] = {
+    409: {"model": ErrorMessage, "description": "The run's state or stored file does not allow it."}
+}
 
 
 class PruneLabError(Exception):

@@ -25,6 +25,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import partial
 
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
@@ -96,7 +97,7 @@ def reconcile_queue(
         if run_id in in_broker or run_id in report.requeued:
             continue
         report.resent.append(run_id)
-        after_commit(session, lambda run_id=run_id: enqueue_run(run_id))
+        after_commit(session, partial(enqueue_run, run_id))
 
 
 def reap_once(settings: Settings) -> ReaperReport:

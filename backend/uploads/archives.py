@@ -6,7 +6,7 @@ Pure standard library (no web code), so the worker re-checks a model with the sa
 from __future__ import annotations
 
 import zipfile
-from pathlib import PurePosixPath, PureWindowsPath
+from pathlib import Path, PurePosixPath, PureWindowsPath
 
 
 class UploadRejected(ValueError):
@@ -42,8 +42,8 @@ def check_archive(
     return members
 
 
-def open_zip(path: object, kind: str) -> zipfile.ZipFile:
+def open_zip(path: Path, kind: str) -> zipfile.ZipFile:
     try:
-        return zipfile.ZipFile(path)  # type: ignore[arg-type]
+        return zipfile.ZipFile(path)
     except (zipfile.BadZipFile, OSError, EOFError) as error:
         raise UploadRejected(f"not a {kind} file: it must be a zip archive ({error})") from None
