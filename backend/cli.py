@@ -103,6 +103,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     worker = commands.add_parser("worker", help="start a training worker")
     worker.add_argument("--name", help="Celery node name (default: unique per process)")
     commands.add_parser("migrate", help="create or upgrade the database schema")
+    commands.add_parser("reap", help="one reaper pass: requeue or fail dead runs, re-send runs lost by the broker")
     args = parser.parse_args(argv)
     settings = get_settings()
 
@@ -110,6 +111,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_all(settings)
     if args.command == "migrate":
         migrate(settings)
+        return 0
+    if args.command == "reap":
+        from backend.reaper import reap_once
+
+        report = reap_once(settings)
+        print(f"requeued {report.requeued}, failed {report.failed}, re-sent {report.resent}", flush=True)
         return 0
     if args.command == "api":
         os.execv(sys.executable, api_command(settings))

@@ -51,6 +51,7 @@ def claim_run(run_id: int, worker_name: str) -> Claim | None:
                 worker=worker_name,
                 heartbeat_at=now,
                 started_at=now,
+                error=None,
             )
             .returning(Run.attempt, Run.spec, Run.plan)
         ).first()
@@ -119,6 +120,8 @@ def execute_run(run_id: int, worker_name: str, settings: Settings | None = None)
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(prefix=f"prunelab-run{run_id}-") as scratch:
             result = train(claim.spec, claim.plan, reporter, data_dir=settings.data_dir, output_dir=Path(scratch))
+            # Stored while the reporter still beats: saving a large model must not look like a dead worker.
+            artifacts = _store_exports(get_store(settings.artifact_dir), claim, result.exports)
             reporter.close()
             if reporter.lost.is_set():
                 return "lost"
@@ -128,13 +131,15 @@ def execute_run(run_id: int, worker_name: str, settings: Settings | None = None)
                     return "cancelled"
                 finish_run(claim, RunStatus.FAILED, error="interrupted: the worker was shut down during training")
                 return "interrupted"
-            artifacts = _store_exports(get_store(settings.artifact_dir), claim, result.exports)
             summary = {**result.summary, "wall_time_s": round(time.monotonic() - started, 3)}
             return "succeeded" if succeed_run(claim, summary, artifacts) else "lost"
     except SoftTimeLimitExceeded:
         reporter.close()
         finish_run(
-            claim, RunStatus.FAILED, error=f"the run exceeded its time limit of {settings.run_soft_time_limit_s} s"
+            claim,
+            RunStatus.FAILED,
+            error=f"time limit: the run exceeded its soft time limit of {settings.run_soft_time_limit_s} s "
+            f"(PRUNELAB_RUN_TIME_LIMIT_S={settings.run_time_limit_s})",
         )
         return "failed"
     except Exception as error:

@@ -8,7 +8,8 @@ from fastapi import APIRouter, Query, Response, status
 
 from backend.artifacts.routes import artifact_out
 from backend.db import SessionDep
-from backend.dependencies import StoreDep
+from backend.dependencies import MAX_ID, RunId, StoreDep
+from backend.errors import CONFLICT, NOT_FOUND
 from backend.metrics import service as metrics
 from backend.models import Run
 from backend.plans import RunPlan
@@ -16,7 +17,7 @@ from backend.runs import service
 from backend.runs.schemas import MetricsOut, RunOut, SeriesOut
 from backend.specs import RunSpec
 
-router = APIRouter(prefix="/api/runs", tags=["runs"])
+router = APIRouter(prefix="/api/runs", tags=["runs"], responses={**NOT_FOUND, **CONFLICT})
 
 
 def run_out(session: SessionDep, run: Run) -> RunOut:
@@ -50,21 +51,21 @@ def create_run(spec: RunSpec, session: SessionDep) -> RunOut:
 def list_runs(
     session: SessionDep,
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,
 ) -> list[RunOut]:
     """List runs, newest first."""
     return [run_out(session, run) for run in service.list_runs(session, limit, offset)]
 
 
 @router.get("/{run_id}")
-def get_run(run_id: int, session: SessionDep) -> RunOut:
+def get_run(run_id: RunId, session: SessionDep) -> RunOut:
     """One run: spec, resolved plan, status, timestamps, error, summary and artifacts."""
     return run_out(session, service.get_run(session, run_id))
 
 
 @router.get("/{run_id}/metrics")
 def get_metrics(
-    run_id: int,
+    run_id: RunId,
     session: SessionDep,
     keys: Annotated[str | None, Query(description="Comma-separated metric keys; all when omitted.")] = None,
 ) -> MetricsOut:
@@ -79,13 +80,13 @@ def get_metrics(
 
 
 @router.post("/{run_id}/cancel")
-def cancel_run(run_id: int, session: SessionDep) -> RunOut:
+def cancel_run(run_id: RunId, session: SessionDep) -> RunOut:
     """Cancel a run: a queued run never starts, a running one stops within a few steps."""
     return run_out(session, service.cancel_run(session, run_id))
 
 
 @router.delete("/{run_id}", status_code=status.HTTP_204_NO_CONTENT)
-def delete_run(run_id: int, session: SessionDep, store: StoreDep) -> Response:
+def delete_run(run_id: RunId, session: SessionDep, store: StoreDep) -> Response:
     """Delete a finished or queued run with its metrics and files."""
     service.delete_run(session, store, run_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
