@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session, selectinload
 from backend.errors import RunNotFound
 from backend.metrics import service as metrics
 from backend.metrics.downsample import MAX_POINTS
+from backend.metrics.reduced import read_reduced_series
 from backend.models import Run, RunStatus
 from backend.params import series_out
 from backend.plans import RunPlan
@@ -123,12 +124,16 @@ def compare_runs(
             raise RunNotFound(run_id)
     shown = [run_out(session, by_id[run_id]) for run_id in wanted]
     keys = list(keys or DEFAULT_KEYS)
-    series = metrics.read_series_of_runs(session, wanted, keys)
+    if max_points is None:
+        series = metrics.read_series_of_runs(session, wanted, keys)
+    else:
+        total_steps = {run_id: int(by_id[run_id].plan["total_steps"]) for run_id in wanted}
+        series = read_reduced_series(session, total_steps, keys, max_points)
     points = {run.id: point for run in shown if (point := size_and_accuracy(run)) is not None}
     return CompareOut(
         runs=shown,
         keys=keys,
-        series={run_id: {key: series_out(s, max_points) for key, s in series[run_id].items()} for run_id in wanted},
+        series={run_id: {key: series_out(s, None) for key, s in series[run_id].items()} for run_id in wanted},
         planned={
             run_id: planned_sparsity(RunPlan.model_validate(by_id[run_id].plan), max_points or MAX_POINTS)
             for run_id in wanted

@@ -5,6 +5,8 @@ from __future__ import annotations
 from fastapi.testclient import TestClient
 
 from backend.compare.service import pareto_front
+from backend.db import session_scope
+from backend.metrics.service import MetricPoint, record_points
 from tests.backend.seed import SPEC, seeded_run
 
 
@@ -47,3 +49,19 @@ def test_metrics_endpoint_honours_max_points(client: TestClient) -> None:
     loss = body["series"]["loss"]
     assert len(loss["steps"]) <= 50 and loss["values"][0] == 2.0 and loss["steps"][-1] == 300
     assert client.get(f"/api/runs/{run_id}/metrics", params={"max_points": 999_999}).status_code == 422
+
+
+def test_compare_reduces_long_series_in_the_database_keeping_ends_extrema_and_gaps(client: TestClient) -> None:
+    run_id = seeded_run(client, steps=42)
+    values = [0.5 + 0.001 * step for step in range(1, 1001)]
+    values[300], values[600], values[700] = 9.0, -9.0, float("nan")
+    with session_scope() as session:
+        record_points(session, run_id, [MetricPoint("spiky", i + 1, v, i * 0.5) for i, v in enumerate(values)])
+    body = client.get("/api/compare", params={"runs": str(run_id), "keys": "spiky,loss", "max_points": 50}).json()
+    spiky = body["series"][str(run_id)]["spiky"]
+    assert len(spiky["steps"]) <= 50 and spiky["steps"] == sorted(set(spiky["steps"]))
+    assert spiky["steps"][0] == 1 and spiky["values"][0] == 0.501
+    assert spiky["steps"][-1] == 1000 and spiky["values"][-1] == 1.5
+    assert {9.0, -9.0, None} <= set(spiky["values"])
+    assert 701 in [step for step, value in zip(spiky["steps"], spiky["values"], strict=True) if value is None]
+    assert body["series"][str(run_id)]["loss"]["steps"][-1] == 42
