@@ -176,8 +176,12 @@ async function start() {
       if (waiting) return;
       waiting = setTimeout(async () => {
         waiting = null;
-        await load();
-        if (data.runs.every((run) => FINISHED.has(run.status))) source.close();
+        try {
+          await load();
+          if (data.runs.every((run) => FINISHED.has(run.status))) source.close();
+        } catch (error) {
+          document.getElementById("message").textContent = `Update failed, retrying on the next change: ${error.message}`;
+        }
       }, 2000);
     },
   });

@@ -151,7 +151,7 @@ function appendPoints(points) {
     outgrown ||= s.steps.length > 2 * budget;
     run.step = Math.max(run.step ?? 0, s.steps.at(-1) ?? 0); // progress moves between status events
   }
-  if (outgrown) loadSeries();
+  if (outgrown) loadSeries().catch(() => {});
   scheduleDraw();
 }
 
@@ -187,7 +187,8 @@ async function start() {
   subscribe(`/api/runs/${runId}/events?after_step=${after}`, {
     metrics: appendPoints,
     status: (fresh) => { run = fresh; drawFacts(); },
-    end: () => { document.getElementById("live").textContent = ""; loadSeries().then(scheduleDraw); },
+    // The stream's last points are already drawn; the reload only re-downsamples (a page left meanwhile ignores it).
+    end: () => { document.getElementById("live").textContent = ""; loadSeries().then(scheduleDraw, () => {}); },
   });
 }
 
