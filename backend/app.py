@@ -13,12 +13,14 @@ from backend import __version__
 from backend.artifacts.routes import router as artifacts_router
 from backend.auth import TokenAuth
 from backend.catalog_routes import router as catalog_router
+from backend.compare.routes import router as compare_router
 from backend.db import SessionDep
 from backend.errors import install_handlers
 from backend.frontend import install_frontend
 from backend.limits import BodySizeLimit
 from backend.reaper import ReaperThread
 from backend.runs.routes import router as runs_router
+from backend.schedules_routes import router as schedules_router
 from backend.settings import Settings, get_settings
 from backend.uploads.routes import router as uploads_router
 
@@ -61,6 +63,8 @@ def create_app() -> FastAPI:
     app.include_router(artifacts_router)
     app.include_router(catalog_router)
     app.include_router(uploads_router)
+    app.include_router(schedules_router)
+    app.include_router(compare_router)
 
     @app.get("/api/health", tags=["health"])
     def health(session: SessionDep) -> dict[str, str]:

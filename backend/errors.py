@@ -45,6 +45,10 @@ class InvalidSpec(PruneLabError):
         self.field = field
 
 
+class InvalidParameter(InvalidSpec):
+    """A query parameter that cannot be used (a malformed list of run ids, say)."""
+
+
 class RunNotFound(PruneLabError):
     status_code = 404
 
