@@ -70,7 +70,7 @@ def get_metrics(
 
 @router.get("/{run_id}/events", response_class=StreamingResponse)
 def run_events(
-    run_id: int, session: SessionDep, after_step: Annotated[int, Query(ge=0, le=2**62)] = 0
+    run_id: RunId, session: SessionDep, after_step: Annotated[int, Query(ge=0, le=2**62)] = 0
 ) -> StreamingResponse:
     """Server-Sent Events of a run: `metrics` after `after_step`, `status` on change, `end` once it finished."""
     service.get_run(session, run_id)
@@ -79,14 +79,14 @@ def run_events(
 
 
 @router.get("/{run_id}/masks")
-def get_masks(run_id: int, session: SessionDep) -> MasksOut:
+def get_masks(run_id: RunId, session: SessionDep) -> MasksOut:
     """Mask snapshots per layer and pruning step (none are recorded yet: the training library does not log them)."""
     service.get_run(session, run_id)
     return MasksOut(layers=[])
 
 
 @router.patch("/{run_id}")
-def update_run(run_id: int, patch: RunPatch, session: SessionDep) -> RunOut:
+def update_run(run_id: RunId, patch: RunPatch, session: SessionDep) -> RunOut:
     """Set a run's tags and/or note."""
     return run_out(session, service.update_run(session, run_id, patch.tags, patch.note))
 
