@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import tempfile
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -10,6 +11,8 @@ from pathlib import Path
 
 import httpx
 
+from backend.migrate import upgrade_to_head
+from backend.settings import get_settings
 from tests.stack import (
     REDIS_URL,
     Process,
@@ -75,3 +78,34 @@ def deployment(name: str = "postgresql+redis", workers: int = 1) -> Iterator[Dep
         for _ in range(workers):
             running.add_worker()
         yield running
+
+
+@contextmanager
+def pointed_at(url: str, home: Path) -> Iterator[str]:
+    """Point this process's settings (and so the worker's `session_scope()`) at a migrated database."""
+    upgrade_to_head(url)
+    saved = {key: os.environ.get(key) for key in ("PRUNELAB_DATABASE_URL", "PRUNELAB_HOME")}
+    os.environ.update(PRUNELAB_DATABASE_URL=url, PRUNELAB_HOME=str(home))
+    get_settings.cache_clear()
+    try:
+        yield url
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        get_settings.cache_clear()
+
+
+@contextmanager
+def database(backend: str) -> Iterator[str]:
+    """A fresh migrated PostgreSQL or SQLite database that this process's settings point at."""
+    with tempfile.TemporaryDirectory(prefix="bench-db-") as folder:
+        home = Path(folder)
+        if backend == "postgresql":
+            with postgres_database("prunelab_bench") as url, pointed_at(url, home):
+                yield url
+        else:
+            with pointed_at(f"sqlite:///{home / 'bench.sqlite'}", home) as url:
+                yield url
