@@ -15,6 +15,8 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
+import plotly.graph_objects as go
+
 from backend.migrate import upgrade_to_head
 from backend.specs import RunSpec
 from bench import schedules
@@ -143,6 +145,21 @@ def run(size: Size) -> Result:
         f"Goal: ratio <= {GOAL} on the MNIST CNN (the full size). Same data split, seed, schedule, batch size and "
         "epochs.",
     ]
+    chart = go.Figure(
+        [
+            go.Bar(name="end-to-end", x=list(size.arms), y=[row[3] for row in rows]),
+            go.Bar(name="model.fit", x=list(size.arms), y=[row[5] for row in rows]),
+            go.Bar(name="peak RSS", x=list(size.arms), y=[row[7] for row in rows]),
+        ],
+        layout={"title": f"Ratio to the plain tfmot script ({size.label})", "barmode": "group"},
+    )
     return Result(
-        NAME, "1. Training overhead", size.label, [table], figures, notes, elapsed_s=time.monotonic() - started
+        NAME,
+        "1. Training overhead",
+        size.label,
+        [table],
+        figures,
+        notes,
+        charts={"training_overhead": chart},
+        elapsed_s=time.monotonic() - started,
     )
