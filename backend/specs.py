@@ -263,7 +263,7 @@ class RunSpec(BaseModel):
         json_schema_extra={"group": "structure"},
     )
     exports: list[ExportKind] = Field(
-        default_factory=lambda: list(DEFAULT_EXPORTS),
+        default=list(DEFAULT_EXPORTS),  # a plain default, so the JSON schema (and the form) shows it
         description="Model files to export; saved_model is off by default (the slowest to write).",
         json_schema_extra={"group": "export"},
     )
