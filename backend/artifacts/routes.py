@@ -10,10 +10,11 @@ from fastapi import APIRouter, Query
 from fastapi.responses import StreamingResponse
 from starlette.background import BackgroundTask
 
-from backend.artifacts.storage import EXPORT_FORMATS, RUN_FILE_FORMATS, ArtifactStore, StoredFileMismatch
+from backend.artifacts.service import open_checked
+from backend.artifacts.storage import EXPORT_FORMATS, RUN_FILE_FORMATS, ArtifactStore
 from backend.db import SessionDep
 from backend.dependencies import RunId, StoreDep
-from backend.errors import CONFLICT, NOT_FOUND, ArtifactCorrupted, ArtifactNotFound
+from backend.errors import CONFLICT, NOT_FOUND, ArtifactNotFound
 from backend.models import Artifact
 from backend.runs import service
 from backend.runs.schemas import ArtifactOut
@@ -98,12 +99,7 @@ def serve_verified(
     headers: dict[str, str] | None = None,
 ) -> StreamingResponse:
     """Stream a stored file only if it still matches its recorded size and sha256, from the handle checked."""
-    try:
-        handle = store.open_verified(artifact.storage_key, artifact.size_bytes, artifact.sha256)
-    except FileNotFoundError:
-        raise ArtifactNotFound(f"{what} is missing from the artifact store") from None
-    except StoredFileMismatch:
-        raise ArtifactCorrupted(f"{what} no longer matches its recorded sha256; it is not served") from None
+    handle = open_checked(store, artifact, what)
     return StreamingResponse(
         iter(lambda: handle.read(1 << 20), b""),
         media_type=media_type,

@@ -12,8 +12,9 @@ from contextlib import contextmanager
 
 import numpy as np
 
-from backend.artifacts.storage import ArtifactStore, StoredFileMismatch
-from backend.errors import ArtifactCorrupted, ArtifactNotFound
+from backend.artifacts.service import open_checked
+from backend.artifacts.storage import ArtifactStore
+from backend.errors import ArtifactNotFound
 from backend.models import Run
 from backend.png import grayscale_png
 from backend.runs.schemas import MaskEventOut, MaskLayerOut, MasksOut
@@ -25,12 +26,7 @@ def _pictures(store: ArtifactStore, run: Run) -> Iterator[np.lib.npyio.NpzFile |
     if artifact is None:
         yield None
         return
-    try:
-        handle = store.open_verified(artifact.storage_key, artifact.size_bytes, artifact.sha256)
-    except FileNotFoundError:
-        raise ArtifactNotFound(f"the mask snapshots of run {run.id} are missing from the artifact store") from None
-    except StoredFileMismatch:
-        raise ArtifactCorrupted(f"the mask snapshots of run {run.id} no longer match their recorded sha256") from None
+    handle = open_checked(store, artifact, f"the mask snapshots of run {run.id}")
     with handle, np.load(handle, allow_pickle=False) as archive:
         yield archive
 
