@@ -6,9 +6,10 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
+from backend.recipes import RECIPE_KINDS
 from backend.specs import SCHEDULE_KINDS, STRUCTURE_KINDS
 
-UNION_TAGS = frozenset(SCHEDULE_KINDS + STRUCTURE_KINDS)
+UNION_TAGS = frozenset(SCHEDULE_KINDS + STRUCTURE_KINDS + RECIPE_KINDS)
 
 
 class PruneLabError(Exception):
