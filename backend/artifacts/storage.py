@@ -25,7 +25,7 @@ EXPORT_FORMATS: dict[str, str] = {
     "tflite_int8": ".tflite",
 }
 # Files that describe a run's model but are not one: the mask pictures and the export manifest.
-RUN_FILE_FORMATS: dict[str, str] = {"masks": ".npz", "manifest": ".json"}
+RUN_FILE_FORMATS: dict[str, str] = {"masks": ".npz", "manifest": ".json", "rewind": ".npz"}
 # The file name of every artifact format inside its attempt's folder.
 ARTIFACT_FILE_NAMES: dict[str, str] = {
     "keras": "model.keras",
@@ -35,6 +35,7 @@ ARTIFACT_FILE_NAMES: dict[str, str] = {
     "tflite_int8": "model_int8.tflite",
     "masks": "masks.npz",
     "manifest": "manifest.json",
+    "rewind": "rewind.npz",  # lottery_ticket: the weights rewound to, and the final masks
 }
 
 
