@@ -14,6 +14,7 @@ from backend.models import Run
 from backend.plans import RunPlan
 from backend.runs import service
 from backend.runs.schemas import MetricsOut, RunOut, SeriesOut
+from backend.runs.sensitivity import ProposalOut, sensitivity_proposal
 from backend.specs import RunSpec
 
 router = APIRouter(prefix="/api/runs", tags=["runs"])
@@ -34,6 +35,7 @@ def run_out(session: SessionDep, run: Run) -> RunOut:
         created_at=run.created_at,
         started_at=run.started_at,
         finished_at=run.finished_at,
+        parent_run_id=run.parent_run_id,
         step=max((step for step, _ in latest.values()), default=None),
         latest={key: value for key, (_, value) in latest.items()},
         artifacts=[artifact_out(artifact) for artifact in run.artifacts],
@@ -89,3 +91,14 @@ def delete_run(run_id: int, session: SessionDep, store: StoreDep) -> Response:
     """Delete a finished or queued run with its metrics and files."""
     service.delete_run(session, store, run_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.get("/{run_id}/sensitivity/proposal")
+def get_sensitivity_proposal(
+    run_id: int,
+    session: SessionDep,
+    target_sparsity: Annotated[float, Query(ge=0, lt=1, description="Parameter-weighted mean sparsity.")],
+    max_accuracy_drop: Annotated[float | None, Query(ge=0, le=1)] = None,
+) -> ProposalOut:
+    """Per-layer target sparsities from a sensitivity sweep, and the run spec that prunes to them."""
+    return sensitivity_proposal(session, run_id, target_sparsity, max_accuracy_drop)
