@@ -25,14 +25,15 @@ def create_run(session: Session, spec: RunSpec) -> Run:
     if (upload := upload_id(spec.recipe)) is not None:
         sources.check_upload_fits(spec, sources.model_upload(session, upload))
     plan = resolve_plan(spec)
-    if (base := base_run_id(spec.recipe)) is not None:
-        sources.check_base_run(session, spec, base)
-    parent = None
+    if (parent_run_id := base_run_id(spec.recipe)) is not None:
+        sources.check_base_run(session, spec, parent_run_id)
+    dense = None
     if isinstance(spec.recipe, PretrainedRecipe) and spec.recipe.dense_epochs is not None:
-        parent = _store_run(session, _dense_baseline_spec(spec, spec.recipe.dense_epochs))
-        plan = plan.model_copy(update={"base_run_id": parent.id})
-    run = _store_run(session, spec, plan, parent_run_id=parent.id if parent else None)
-    queued_id = parent.id if parent else run.id
+        dense = _store_run(session, _dense_baseline_spec(spec, spec.recipe.dense_epochs))
+        parent_run_id = dense.id
+        plan = plan.model_copy(update={"base_run_id": dense.id})
+    run = _store_run(session, spec, plan, parent_run_id=parent_run_id)
+    queued_id = dense.id if dense else run.id  # a run waiting on its dense run is queued when that succeeds
     after_commit(session, lambda: enqueue_run(queued_id))
     return run
 
