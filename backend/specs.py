@@ -310,6 +310,9 @@ class RunSpec(BaseModel):
     def display_name(self) -> str:
         if self.name:
             return self.name
+        model = f"upload {self.recipe.upload_id}" if self.recipe.kind == "uploaded_model" else self.model
         if self.recipe.kind in ("dense", "sensitivity"):
-            return f"{self.recipe.kind} {self.model} on {self.dataset}"
-        return f"{self.schedule.kind} {self.model} on {self.dataset}"
+            return f"{self.recipe.kind} {model} on {self.dataset}"
+        if self.recipe.kind != "from_scratch":
+            return f"{self.recipe.kind.replace('_', ' ')} {self.schedule.kind} {model} on {self.dataset}"
+        return f"{self.schedule.kind} {model} on {self.dataset}"

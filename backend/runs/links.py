@@ -6,6 +6,8 @@ caller's transaction; enqueueing happens after commit. Services flush, never com
 
 from __future__ import annotations
 
+from functools import partial
+
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
@@ -24,7 +26,7 @@ def start_waiting_runs(session: Session, base_run_id: int) -> list[int]:
     """Enqueue, once this transaction commits, every run waiting on the now succeeded `base_run_id`."""
     run_ids = waiting_run_ids(session, base_run_id)
     for run_id in run_ids:
-        after_commit(session, lambda run_id=run_id: enqueue_run(run_id))  # type: ignore[misc]
+        after_commit(session, partial(enqueue_run, run_id))
     return run_ids
 
 

@@ -36,7 +36,9 @@ def load_start_model(spec: RunSpec, path: Path) -> keras.Model:
     return model
 
 
-def starting_model(spec: RunSpec, plan: RunPlan, input_shape: tuple[int, ...], num_classes: int, path: Path | None):
+def starting_model(
+    spec: RunSpec, plan: RunPlan, input_shape: tuple[int, ...], num_classes: int, path: Path | None
+) -> keras.Model:
     """A fresh zoo model, or the model the run starts from (a file the worker fetched)."""
     if path is None:
         if plan.base_run_id is not None or upload_id(spec.recipe) is not None:
