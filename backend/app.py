@@ -2,16 +2,52 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 from sqlalchemy import text
 
 from backend import __version__
 from backend.artifacts.routes import router as artifacts_router
+from backend.auth import TokenAuth
 from backend.catalog_routes import router as catalog_router
+from backend.compare.routes import router as compare_router
 from backend.db import SessionDep
 from backend.errors import install_handlers
 from backend.frontend import install_frontend
+from backend.limits import BodySizeLimit
+from backend.reaper import ReaperThread
 from backend.runs.routes import router as runs_router
+from backend.schedules_routes import router as schedules_router
+from backend.settings import Settings, get_settings
+from backend.uploads.routes import router as uploads_router
+
+
+@asynccontextmanager
+async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+    # The reaper lives with the API: the one process that is always up while runs are watched.
+    reaper = ReaperThread(get_settings()).start()
+    try:
+        yield
+    finally:
+        reaper.stop()
+
+
+def install_middleware(app: FastAPI, settings: Settings) -> None:
+    # Added innermost first: CORS (answers preflights) -> token -> body size -> the app.
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_upload_bytes)
+    if settings.api_token:
+        app.add_middleware(TokenAuth, token=settings.api_token)
+    if settings.cors_origin_list:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origin_list,
+            allow_credentials=settings.cors_allow_credentials,
+            allow_methods=["GET", "POST", "DELETE"],
+            allow_headers=["Authorization", "Content-Type"],
+        )
 
 
 def create_app() -> FastAPI:
@@ -19,11 +55,16 @@ def create_app() -> FastAPI:
         title="PruneLab",
         version=__version__,
         description="Experiment tracking for pruning Keras models with the TensorFlow Model Optimization Toolkit.",
+        lifespan=lifespan,
     )
     install_handlers(app)
+    install_middleware(app, get_settings())
     app.include_router(runs_router)
     app.include_router(artifacts_router)
     app.include_router(catalog_router)
+    app.include_router(uploads_router)
+    app.include_router(schedules_router)
+    app.include_router(compare_router)
 
     @app.get("/api/health", tags=["health"])
     def health(session: SessionDep) -> dict[str, str]:

@@ -70,6 +70,30 @@ def _stop(processes: Sequence[subprocess.Popen[bytes]], grace_s: float = 60.0) -
             process.wait()
 
 
+def write_report(run_ids: Sequence[int], output: str, baseline: int | None) -> int:
+    """Read the runs from the configured database and write the report; 2 when a run is missing."""
+    from pathlib import Path
+
+    from backend.compare.service import MAX_RUNS, compare_runs
+    from backend.db import session_scope
+    from backend.errors import RunNotFound
+    from backend.report import build_report
+
+    unique = list(dict.fromkeys(run_ids))
+    if len(unique) > MAX_RUNS - 1:
+        print(f"prunelab report: at most {MAX_RUNS - 1} runs, got {len(unique)}", file=sys.stderr)
+        return 2
+    try:
+        with session_scope() as session:
+            html = build_report(compare_runs(session, unique, None, 2000, baseline))
+    except RunNotFound as error:
+        print(f"prunelab report: {error.message}", file=sys.stderr)
+        return 2
+    Path(output).write_text(html, encoding="utf-8")
+    print(f"wrote {output} ({len(unique)} runs)")
+    return 0
+
+
 def run_all(settings: Settings) -> int:
     """Migrate, then run the API and one worker until Ctrl-C or until one of them exits."""
     migrate(settings)
@@ -103,6 +127,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     worker = commands.add_parser("worker", help="start a training worker")
     worker.add_argument("--name", help="Celery node name (default: unique per process)")
     commands.add_parser("migrate", help="create or upgrade the database schema")
+    commands.add_parser("reap", help="one reaper pass: requeue or fail dead runs, re-send runs lost by the broker")
+    report = commands.add_parser("report", help="write a comparison of runs as one self-contained HTML file")
+    report.add_argument("run_ids", metavar="RUN_ID", type=int, nargs="+", help="runs to compare (at most 20)")
+    report.add_argument("-o", "--output", default="report.html", help="file to write (default: report.html)")
+    report.add_argument("--baseline", type=int, help="a run drawn dashed as the dense baseline")
     args = parser.parse_args(argv)
     settings = get_settings()
 
@@ -111,6 +140,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "migrate":
         migrate(settings)
         return 0
+    if args.command == "reap":
+        from backend.reaper import reap_once
+
+        reaped = reap_once(settings)
+        print(f"requeued {reaped.requeued}, failed {reaped.failed}, re-sent {reaped.resent}", flush=True)
+        return 0
+    if args.command == "report":
+        return write_report(args.run_ids, args.output, args.baseline)
     if args.command == "api":
         os.execv(sys.executable, api_command(settings))
     if args.command == "worker":

@@ -10,6 +10,7 @@ from typing import Annotated, Any
 from fastapi import Depends
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import NullPool
 
 from backend.settings import get_settings
 
@@ -33,6 +34,15 @@ def engine_for(url: str) -> Engine:
     return create_engine(url, pool_pre_ping=True)
 
 
+def one_off_engine(url: str) -> Engine:
+    """An engine that pools nothing: for a process that forks children later (Celery's main process)."""
+    connect_args = {"check_same_thread": False, "timeout": 30} if url.startswith("sqlite") else {}
+    engine = create_engine(url, poolclass=NullPool, connect_args=connect_args)
+    if url.startswith("sqlite"):
+        event.listen(engine, "connect", _configure_sqlite)
+    return engine
+
+
 def get_engine() -> Engine:
     return engine_for(get_settings().database_url)
 
@@ -52,9 +62,9 @@ def after_commit(session: Session, action: Callable[[], None]) -> None:
 
 
 @contextmanager
-def session_scope() -> Iterator[Session]:
+def session_scope(bind: Engine | None = None) -> Iterator[Session]:
     """The unit of work: commit on success, roll back on error, then run after-commit actions."""
-    session = new_session()
+    session = Session(bind=bind, expire_on_commit=False) if bind is not None else new_session()
     try:
         yield session
         session.commit()

@@ -2,12 +2,28 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 
 from backend.recipes import RECIPE_KINDS
 from backend.specs import SCHEDULE_KINDS, STRUCTURE_KINDS
+
+
+class ErrorMessage(BaseModel):
+    detail: str
+
+
+# Documented on routers whose services raise these, so the OpenAPI schema lists every answer they give.
+NOT_FOUND: dict[int | str, dict[str, Any]] = {
+    404: {"model": ErrorMessage, "description": "No such run, artifact or upload."}
+}
+CONFLICT: dict[int | str, dict[str, Any]] = {
+    409: {"model": ErrorMessage, "description": "The run's state or stored file does not allow it."}
+}
 
 UNION_TAGS = frozenset(SCHEDULE_KINDS + STRUCTURE_KINDS + RECIPE_KINDS)
 
@@ -30,6 +46,10 @@ class InvalidSpec(PruneLabError):
         self.field = field
 
 
+class InvalidParameter(InvalidSpec):
+    """A query parameter that cannot be used (a malformed list of run ids, say)."""
+
+
 class RunNotFound(PruneLabError):
     status_code = 404
 
@@ -41,15 +61,36 @@ class ArtifactNotFound(PruneLabError):
     status_code = 404
 
 
+class ArtifactCorrupted(PruneLabError):
+    """The stored file no longer matches the size and sha256 recorded when it was written."""
+
+    status_code = 409
+
+
+class InvalidUpload(PruneLabError):
+    """An uploaded file that is refused: wrong kind, unsafe content, or not what it claims to be."""
+
+    status_code = 422
+    field = ("file",)
+
+
+class UploadNotFound(PruneLabError):
+    status_code = 404
+
+    def __init__(self, upload_id: int) -> None:
+        super().__init__(f"upload {upload_id} does not exist")
+
+
 class RunStateConflict(PruneLabError):
     """The run is not in a state that allows the action (deleting a running run, say)."""
 
     status_code = 409
 
 
-def _error_item(loc: tuple[str | int, ...], message: str) -> dict[str, object]:
+def _error_item(loc: tuple[str | int, ...], message: str, error_type: str = "value_error") -> dict[str, object]:
+    # `loc`, `msg` and `type` keep FastAPI's documented ValidationError shape; `field` is for people.
     field = ".".join(str(part) for part in loc if part not in ("body", "query", "path"))
-    return {"loc": list(loc), "field": field, "msg": message}
+    return {"loc": list(loc), "field": field, "msg": message, "type": error_type}
 
 
 def _pydantic_message(error: dict[str, object]) -> str:
@@ -67,6 +108,8 @@ def install_handlers(app: FastAPI) -> None:
     async def _domain_error(_: Request, exc: PruneLabError) -> JSONResponse:
         if isinstance(exc, InvalidSpec):
             detail: object = [_error_item(("body", *exc.field), exc.message)]
+        elif isinstance(exc, InvalidUpload):
+            detail = [_error_item(("body", *exc.field), exc.message, "invalid_upload")]
         else:
             detail = exc.message
         return JSONResponse(status_code=exc.status_code, content={"detail": detail})
@@ -74,6 +117,7 @@ def install_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
         detail = [
-            _error_item(_drop_union_tags(tuple(error["loc"])), _pydantic_message(error)) for error in exc.errors()
+            _error_item(_drop_union_tags(tuple(error["loc"])), _pydantic_message(error), str(error.get("type", "")))
+            for error in exc.errors()
         ]
         return JSONResponse(status_code=422, content={"detail": detail})

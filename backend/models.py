@@ -86,6 +86,8 @@ class Run(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    tags: Mapped[list[str]] = mapped_column(JSON, default=list)
+    note: Mapped[str] = mapped_column(Text, default="")
     # The dense run this run starts from (pretrained); it waits, queued, until that run succeeds.
     parent_run_id: Mapped[int | None] = mapped_column(
         ForeignKey("runs.id", ondelete="SET NULL"), index=True, default=None
@@ -135,3 +137,23 @@ class Artifact(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
     run: Mapped[Run] = relationship(back_populates="artifacts")
+
+
+class UploadKind(enum.StrEnum):
+    MODEL = "model"
+    DATASET = "dataset"
+
+
+class Upload(Base):
+    """A user's uploaded model or data set; stored under a key built from its id, never from its file name."""
+
+    __tablename__ = "uploads"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    original_filename: Mapped[str] = mapped_column(String(255))  # shown to people, never used in a path
+    storage_key: Mapped[str] = mapped_column(String(500))
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[str] = mapped_column(String(64))
+    meta: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

@@ -10,6 +10,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+MAX_ID = 2**31 - 1  # ids are 32-bit integers in the database
+
 
 class FromScratchRecipe(BaseModel):
     """Random initialisation, pruned while it trains (the default)."""
@@ -37,7 +39,7 @@ class PretrainedRecipe(BaseModel):
         description="Train a dense baseline for this many epochs first, logged as its own linked run.",
     )
     base_run_id: int | None = Field(
-        None, ge=1, description="Or start from this succeeded dense run (same dataset and model)."
+        None, ge=1, le=MAX_ID, description="Or start from this succeeded dense run (same dataset and model)."
     )
 
     @model_validator(mode="after")
@@ -52,7 +54,7 @@ class UploadedModelRecipe(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     kind: Literal["uploaded_model"] = "uploaded_model"
-    upload_id: int = Field(ge=1, description="The id POST /api/models returned for the .keras file.")
+    upload_id: int = Field(ge=1, le=MAX_ID, description="The id POST /api/models returned for the .keras file.")
 
 
 class LotteryTicketRecipe(BaseModel):
@@ -80,9 +82,12 @@ class SensitivityRecipe(BaseModel):
     )
     layers: list[str] | None = Field(None, description="Layers to sweep; null: every layer the scope prunes.")
     base_run_id: int | None = Field(
-        None, ge=1, description="Sweep this succeeded dense run's model instead of training one for `epochs`."
+        None,
+        ge=1,
+        le=MAX_ID,
+        description="Sweep this succeeded dense run's model, not one trained for `epochs`.",
     )
-    upload_id: int | None = Field(None, ge=1, description="Or sweep this uploaded model.")
+    upload_id: int | None = Field(None, ge=1, le=MAX_ID, description="Or sweep this uploaded model.")
 
     @field_validator("sparsities")
     @classmethod

@@ -24,8 +24,26 @@ class Settings(BaseSettings):
     )
     host: str = Field("127.0.0.1", description="Address the API binds to.")
     port: int = Field(8000, description="Port the API listens on.")
-    run_time_limit_s: int = Field(6 * 3600, gt=60, description="Hard time limit of one run, in seconds.")
+    run_time_limit_s: int = Field(
+        6 * 3600, ge=5, description="Hard time limit of one run, in seconds; the soft limit comes a little earlier."
+    )
     worker_concurrency: int = Field(1, ge=1, description="Runs one worker trains at once.")
+    heartbeat_timeout_s: float = Field(
+        60, gt=0, description="A running run whose heartbeat is older than this is presumed dead and reaped."
+    )
+    reaper_interval_s: float = Field(
+        10, ge=0, description="Seconds between the API's reaper passes (dead runs, lost queue entries); 0 disables."
+    )
+    max_attempts: int = Field(2, ge=1, description="A dead run is requeued while it has had fewer attempts than this.")
+    reconcile_after_s: float = Field(
+        60, ge=0, description="A run queued this long in the database but missing from the broker is sent again."
+    )
+    api_token: str = Field("", description="When set, every route but /api/health and static files needs it.")
+    cors_origins: str = Field("", description="Comma-separated origins allowed by CORS; CORS is off when empty.")
+    cors_allow_credentials: bool = Field(False, description="Let CORS requests carry cookies (never with `*`).")
+    max_upload_bytes: int = Field(
+        200 * 1024 * 1024, gt=0, description="Largest request body accepted, refused with 413 before it is read."
+    )
 
     @model_validator(mode="after")
     def _fill_defaults(self) -> Settings:
@@ -38,12 +56,19 @@ class Settings(BaseSettings):
             self.artifact_dir = home / "artifacts"
         if self.data_dir is None:
             self.data_dir = home / "datasets"
+        if "*" in self.cors_origin_list and self.cors_allow_credentials:
+            # Browsers refuse it, and a server that reflects any origin with credentials lets every site in.
+            raise ValueError("cors_origins '*' cannot be combined with cors_allow_credentials")
         return self
 
     @property
+    def cors_origin_list(self) -> list[str]:
+        return [origin.strip() for origin in self.cors_origins.split(",") if origin.strip()]
+
+    @property
     def run_soft_time_limit_s(self) -> int:
-        """The task is asked to stop a minute before it is killed."""
-        return self.run_time_limit_s - 60
+        """The task is asked to stop a minute before it is killed (a fifth of the limit for short limits)."""
+        return self.run_time_limit_s - min(60, max(1, self.run_time_limit_s // 5))
 
     @property
     def broker_visibility_timeout_s(self) -> int:

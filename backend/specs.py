@@ -237,15 +237,22 @@ class RunSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field("", max_length=200, description="Free text; defaults to a name built from the spec.")
-    dataset: str = Field("digits", description="A dataset from GET /api/datasets.")
-    model: str = Field("mlp", description="A model from GET /api/models.")
-    epochs: int = Field(5, ge=1, le=1000)
-    batch_size: int = Field(32, ge=1, le=65536)
-    learning_rate: float = Field(1e-3, gt=0, le=10)
-    validation_split: float = Field(0.1, ge=0, lt=1)
-    seed: int = Field(0, ge=0, le=2**31 - 1)
-    schedule: Schedule = Field(default_factory=PolynomialSchedule)
+    name: str = Field(
+        "",
+        max_length=200,
+        description="Free text; defaults to a name built from the spec.",
+        json_schema_extra={"group": "data/model"},
+    )
+    dataset: str = Field(
+        "digits", description="A dataset from GET /api/datasets.", json_schema_extra={"group": "data/model"}
+    )
+    model: str = Field("mlp", description="A model from GET /api/models.", json_schema_extra={"group": "data/model"})
+    epochs: int = Field(5, ge=1, le=1000, json_schema_extra={"group": "training"})
+    batch_size: int = Field(32, ge=1, le=65536, json_schema_extra={"group": "training"})
+    learning_rate: float = Field(1e-3, gt=0, le=10, json_schema_extra={"group": "training"})
+    validation_split: float = Field(0.1, ge=0, lt=1, json_schema_extra={"group": "training"})
+    seed: int = Field(0, ge=0, le=2**31 - 1, json_schema_extra={"group": "training"})
+    schedule: Schedule = Field(default_factory=PolynomialSchedule, json_schema_extra={"group": "schedule"})
     structure: Structure = Field(
         default_factory=UnstructuredSparsity,
         description="Sparsity pattern: unstructured, block (2-D kernels only) or m_by_n (2:4).",

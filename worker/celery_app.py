@@ -10,4 +10,4 @@ import worker  # noqa: F401 - selects tf-keras before anything imports TensorFlo
 from backend.queue import get_celery
 
 app = get_celery()
-app.conf.include = ["worker.tasks", "worker.lifecycle"]
+app.conf.include = ["worker.tasks", "worker.lifecycle", "worker.failures"]

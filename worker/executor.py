@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from celery.exceptions import SoftTimeLimitExceeded
-from sqlalchemy import delete, exists, or_, update
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy import delete, update
+from sqlalchemy.orm import Session
 
 from backend.artifacts.storage import ArtifactStore, artifact_key, get_store
 from backend.db import session_scope
@@ -43,11 +43,7 @@ class Claim:
 def claim_run(run_id: int, worker_name: str) -> Claim | None:
     """Atomically move a queued, uncancelled run whose base run (if any) succeeded to running; take the next attempt."""
     now = utcnow()
-    parent = aliased(Run)
-    base_ready = or_(
-        Run.parent_run_id.is_(None),
-        exists().where(parent.id == Run.parent_run_id, parent.status == RunStatus.SUCCEEDED),
-    )
+    base_ready = links.base_run_ready()
     with session_scope() as session:
         row = session.execute(
             update(Run)
@@ -58,6 +54,7 @@ def claim_run(run_id: int, worker_name: str) -> Claim | None:
                 worker=worker_name,
                 heartbeat_at=now,
                 started_at=now,
+                error=None,
             )
             .returning(Run.attempt, Run.spec, Run.plan)
         ).first()
@@ -154,6 +151,8 @@ def execute_run(run_id: int, worker_name: str, settings: Settings | None = None)
                 output_dir=Path(scratch),
                 start_model=start_model,
             )
+            # Stored while the reporter still beats: saving a large model must not look like a dead worker.
+            artifacts = _store_exports(store, claim, result.exports)
             reporter.close()
             if reporter.lost.is_set():
                 return "lost"
@@ -163,13 +162,15 @@ def execute_run(run_id: int, worker_name: str, settings: Settings | None = None)
                     return "cancelled"
                 finish_run(claim, RunStatus.FAILED, error="interrupted: the worker was shut down during training")
                 return "interrupted"
-            artifacts = _store_exports(store, claim, result.exports)
             summary = {**result.summary, "wall_time_s": round(time.monotonic() - started, 3)}
             return "succeeded" if succeed_run(claim, summary, artifacts) else "lost"
     except SoftTimeLimitExceeded:
         reporter.close()
         finish_run(
-            claim, RunStatus.FAILED, error=f"the run exceeded its time limit of {settings.run_soft_time_limit_s} s"
+            claim,
+            RunStatus.FAILED,
+            error=f"time limit: the run exceeded its soft time limit of {settings.run_soft_time_limit_s} s "
+            f"(PRUNELAB_RUN_TIME_LIMIT_S={settings.run_time_limit_s})",
         )
         return "failed"
     except Exception as error:

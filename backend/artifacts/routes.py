@@ -1,4 +1,4 @@
-"""Downloads of a run's stripped model."""
+"""Downloads of a run's stripped model and the files that describe it."""
 
 from __future__ import annotations
 
@@ -7,17 +7,18 @@ from enum import StrEnum
 from typing import Annotated
 
 from fastapi import APIRouter, Query
-from fastapi.responses import FileResponse
+from fastapi.responses import StreamingResponse
+from starlette.background import BackgroundTask
 
-from backend.artifacts.storage import EXPORT_FORMATS, RUN_FILE_FORMATS
+from backend.artifacts.storage import EXPORT_FORMATS, RUN_FILE_FORMATS, ArtifactStore, StoredFileMismatch
 from backend.db import SessionDep
-from backend.dependencies import StoreDep
-from backend.errors import ArtifactNotFound
+from backend.dependencies import RunId, StoreDep
+from backend.errors import CONFLICT, NOT_FOUND, ArtifactCorrupted, ArtifactNotFound
 from backend.models import Artifact
 from backend.runs import service
 from backend.runs.schemas import ArtifactOut
 
-router = APIRouter(prefix="/api/runs", tags=["artifacts"])
+router = APIRouter(prefix="/api/runs", tags=["artifacts"], responses={**NOT_FOUND, **CONFLICT})
 
 # Built from the storage module's formats, so a new export format needs no change here.
 ExportFormat = StrEnum("ExportFormat", {name: name for name in EXPORT_FORMATS})  # type: ignore[misc]
@@ -46,13 +47,17 @@ def download_name(run_id: int, run_name: str, export_format: str) -> str:
     return f"prunelab-run{run_id}-{slug}-stripped{variant}{EXPORT_FORMATS[export_format]}"
 
 
-@router.get("/{run_id}/model", response_class=FileResponse)
+@router.get(
+    "/{run_id}/model",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"application/octet-stream": {}}, "description": "The stripped model file."}},
+)
 def download_model(
-    run_id: int,
+    run_id: RunId,
     session: SessionDep,
     store: StoreDep,
     export_format: Annotated[ExportFormat, Query(alias="format")] = ExportFormat("keras"),
-) -> FileResponse:
+) -> StreamingResponse:
     """Download the run's model with the pruning wrappers stripped."""
     run = service.get_run(session, run_id)
     artifact = next((a for a in run.artifacts if a.format == export_format.value), None)
@@ -61,32 +66,52 @@ def download_model(
             f"run {run_id} has no {export_format.value} model (status: {run.status}); "
             "models exist once a run has succeeded"
         )
-    try:
-        path = store.local_path(artifact.storage_key)
-    except FileNotFoundError:
-        raise ArtifactNotFound(
-            f"the {export_format.value} model of run {run_id} is missing from the artifact store"
-        ) from None
-    headers = {"X-Content-SHA256": artifact.sha256}
+    headers = {}
     if any(a.format == "manifest" for a in run.artifacts):
         headers["Link"] = f'<{artifact_url(run_id, "manifest")}>; rel="describedby"'
-    return FileResponse(
-        path,
-        media_type="application/octet-stream",
-        filename=download_name(run_id, run.name, export_format.value),
-        headers=headers,
-    )
+    filename = download_name(run_id, run.name, export_format.value)
+    what = f"the {export_format.value} model of run {run_id}"
+    return serve_verified(store, artifact, what, filename, "application/octet-stream", headers)
 
 
-@router.get("/{run_id}/manifest", response_class=FileResponse)
-def download_manifest(run_id: int, session: SessionDep, store: StoreDep) -> FileResponse:
+@router.get(
+    "/{run_id}/manifest",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"application/json": {}}, "description": "The export manifest."}},
+)
+def download_manifest(run_id: RunId, session: SessionDep, store: StoreDep) -> StreamingResponse:
     """The export manifest: library versions, spec, measured sparsity per layer and sha256 of every file."""
     run = service.get_run(session, run_id)
     artifact = next((a for a in run.artifacts if a.format == "manifest"), None)
     if artifact is None:
         raise ArtifactNotFound(f"run {run_id} has no manifest (status: {run.status})")
+    filename = f"prunelab-run{run_id}-manifest.json"
+    return serve_verified(store, artifact, f"the manifest of run {run_id}", filename, "application/json")
+
+
+def serve_verified(
+    store: ArtifactStore,
+    artifact: Artifact,
+    what: str,
+    filename: str,
+    media_type: str,
+    headers: dict[str, str] | None = None,
+) -> StreamingResponse:
+    """Stream a stored file only if it still matches its recorded size and sha256, from the handle checked."""
     try:
-        path = store.local_path(artifact.storage_key)
+        handle = store.open_verified(artifact.storage_key, artifact.size_bytes, artifact.sha256)
     except FileNotFoundError:
-        raise ArtifactNotFound(f"the manifest of run {run_id} is missing from the artifact store") from None
-    return FileResponse(path, media_type="application/json", filename=f"prunelab-run{run_id}-manifest.json")
+        raise ArtifactNotFound(f"{what} is missing from the artifact store") from None
+    except StoredFileMismatch:
+        raise ArtifactCorrupted(f"{what} no longer matches its recorded sha256; it is not served") from None
+    return StreamingResponse(
+        iter(lambda: handle.read(1 << 20), b""),
+        media_type=media_type,
+        headers={
+            "Content-Disposition": f'attachment; filename="{filename}"',
+            "Content-Length": str(artifact.size_bytes),
+            "X-Content-SHA256": artifact.sha256,
+            **(headers or {}),
+        },
+        background=BackgroundTask(handle.close),
+    )

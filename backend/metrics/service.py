@@ -89,16 +89,28 @@ class Series:
 
 def read_series(session: Session, run_id: int, keys: Sequence[str] | None) -> dict[str, Series]:
     """Per-key series in step order; all keys when `keys` is None."""
-    query = select(Metric.key, Metric.step, Metric.value, Metric.wall_time).where(Metric.run_id == run_id)
+    return read_series_of_runs(session, [run_id], keys)[run_id]
+
+
+def read_series_of_runs(
+    session: Session, run_ids: Sequence[int], keys: Sequence[str] | None
+) -> dict[int, dict[str, Series]]:
+    """Per-run, per-key series in step order, in one query; every requested key is present, maybe empty."""
+    query = select(Metric.run_id, Metric.key, Metric.step, Metric.value, Metric.wall_time).where(
+        Metric.run_id.in_(run_ids)
+    )
     if keys is not None:
         query = query.where(Metric.key.in_(keys))
-    series: dict[str, Series] = {key: Series([], [], []) for key in keys or ()}
-    for key, step, value, wall_time in session.execute(query.order_by(Metric.key, Metric.step)):
-        entry = series.setdefault(key, Series([], [], []))
+    result: dict[int, dict[str, Series]] = {
+        run_id: {key: Series([], [], []) for key in keys or ()} for run_id in run_ids
+    }
+    rows = session.execute(query.order_by(Metric.run_id, Metric.key, Metric.step))
+    for run_id, key, step, value, wall_time in rows:
+        entry = result[run_id].setdefault(key, Series([], [], []))
         entry.steps.append(step)
         entry.values.append(value)
         entry.wall_times.append(wall_time)
-    return series
+    return result
 
 
 def latest_values(session: Session, run_id: int) -> dict[str, tuple[int, float | None]]:

@@ -8,12 +8,18 @@ from __future__ import annotations
 
 from functools import partial
 
-from sqlalchemy import select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import ColumnElement, exists, or_, select, update
+from sqlalchemy.orm import Session, aliased
 
 from backend.db import after_commit
 from backend.models import Run, RunStatus, utcnow
 from backend.queue import enqueue_run
+
+
+def base_run_ready() -> ColumnElement[bool]:
+    """SQL: the run has no base run, or its base run succeeded (a run may start, or be re-sent)."""
+    base = aliased(Run)
+    return or_(Run.parent_run_id.is_(None), exists().where(base.id == Run.parent_run_id, base.status == "succeeded"))
 
 
 def waiting_run_ids(session: Session, base_run_id: int) -> list[int]:

@@ -4,42 +4,22 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response, status
+from fastapi import APIRouter, Depends, Query, Response, status
+from fastapi.responses import StreamingResponse
 
-from backend.artifacts.routes import artifact_out
 from backend.db import SessionDep
-from backend.dependencies import StoreDep
+from backend.dependencies import MAX_ID, RunId, StoreDep
+from backend.errors import CONFLICT, NOT_FOUND
 from backend.metrics import service as metrics
-from backend.models import Run
-from backend.plans import RunPlan
+from backend.params import MaxPoints, run_ids_param, series_out, split_keys
 from backend.runs import service
-from backend.runs.schemas import MetricsOut, RunOut, SeriesOut
+from backend.runs.events import RunCursor, RunsCursor, poll_run, poll_runs, stream
+from backend.runs.presenters import run_out
+from backend.runs.schemas import MasksOut, MetricsOut, RunOut, RunPatch
 from backend.runs.sensitivity import ProposalOut, sensitivity_proposal
 from backend.specs import RunSpec
 
-router = APIRouter(prefix="/api/runs", tags=["runs"])
-
-
-def run_out(session: SessionDep, run: Run) -> RunOut:
-    latest = metrics.latest_values(session, run.id)
-    return RunOut(
-        id=run.id,
-        name=run.name,
-        status=run.status,
-        spec=RunSpec.model_validate(run.spec),
-        plan=RunPlan.model_validate(run.plan),
-        summary=run.summary,
-        error=run.error,
-        cancel_requested=run.cancel_requested,
-        attempt=run.attempt,
-        created_at=run.created_at,
-        started_at=run.started_at,
-        finished_at=run.finished_at,
-        parent_run_id=run.parent_run_id,
-        step=max((step for step, _ in latest.values()), default=None),
-        latest={key: value for key, (_, value) in latest.items()},
-        artifacts=[artifact_out(artifact) for artifact in run.artifacts],
-    )
+router = APIRouter(prefix="/api/runs", tags=["runs"], responses={**NOT_FOUND, **CONFLICT})
 
 
 @router.post("", status_code=status.HTTP_201_CREATED)
@@ -52,42 +32,74 @@ def create_run(spec: RunSpec, session: SessionDep) -> RunOut:
 def list_runs(
     session: SessionDep,
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,
 ) -> list[RunOut]:
     """List runs, newest first."""
     return [run_out(session, run) for run in service.list_runs(session, limit, offset)]
 
 
+SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+
+
+@router.get("/events", response_class=StreamingResponse)
+def runs_events(
+    ids: Annotated[list[int] | None, Depends(run_ids_param("ids", 1000, required=False))],
+) -> StreamingResponse:
+    """Server-Sent Events `runs`: id, status and step of each run whose status or step changed (all runs or `ids`)."""
+    cursor = RunsCursor(only=None if ids is None else frozenset(ids))
+    return StreamingResponse(stream(lambda: poll_runs(cursor)), media_type="text/event-stream", headers=SSE_HEADERS)
+
+
 @router.get("/{run_id}")
-def get_run(run_id: int, session: SessionDep) -> RunOut:
+def get_run(run_id: RunId, session: SessionDep) -> RunOut:
     """One run: spec, resolved plan, status, timestamps, error, summary and artifacts."""
     return run_out(session, service.get_run(session, run_id))
 
 
 @router.get("/{run_id}/metrics")
 def get_metrics(
-    run_id: int,
+    run_id: RunId,
     session: SessionDep,
     keys: Annotated[str | None, Query(description="Comma-separated metric keys; all when omitted.")] = None,
+    max_points: MaxPoints = None,
 ) -> MetricsOut:
-    """Per-step series of a run's metrics (null marks a non-finite value)."""
+    """Per-step series of a run's metrics (null marks a non-finite value), optionally downsampled."""
     service.get_run(session, run_id)
-    wanted = [key.strip() for key in keys.split(",") if key.strip()] if keys else None
-    series = metrics.read_series(session, run_id, wanted)
-    return MetricsOut(
-        run_id=run_id,
-        series={key: SeriesOut(steps=s.steps, values=s.values, wall_times=s.wall_times) for key, s in series.items()},
-    )
+    series = metrics.read_series(session, run_id, split_keys(keys))
+    return MetricsOut(run_id=run_id, series={key: series_out(s, max_points) for key, s in series.items()})
+
+
+@router.get("/{run_id}/events", response_class=StreamingResponse)
+def run_events(
+    run_id: RunId, session: SessionDep, after_step: Annotated[int, Query(ge=0, le=2**62)] = 0
+) -> StreamingResponse:
+    """Server-Sent Events of a run: `metrics` after `after_step`, `status` on change, `end` once it finished."""
+    service.get_run(session, run_id)
+    cursor = RunCursor(run_id=run_id, after_step=after_step)
+    return StreamingResponse(stream(lambda: poll_run(cursor)), media_type="text/event-stream", headers=SSE_HEADERS)
+
+
+@router.get("/{run_id}/masks")
+def get_masks(run_id: RunId, session: SessionDep) -> MasksOut:
+    """Mask snapshots per layer and pruning step (none are recorded yet: the training library does not log them)."""
+    service.get_run(session, run_id)
+    return MasksOut(layers=[])
+
+
+@router.patch("/{run_id}")
+def update_run(run_id: RunId, patch: RunPatch, session: SessionDep) -> RunOut:
+    """Set a run's tags and/or note."""
+    return run_out(session, service.update_run(session, run_id, patch.tags, patch.note))
 
 
 @router.post("/{run_id}/cancel")
-def cancel_run(run_id: int, session: SessionDep) -> RunOut:
+def cancel_run(run_id: RunId, session: SessionDep) -> RunOut:
     """Cancel a run: a queued run never starts, a running one stops within a few steps."""
     return run_out(session, service.cancel_run(session, run_id))
 
 
 @router.delete("/{run_id}", status_code=status.HTTP_204_NO_CONTENT)
-def delete_run(run_id: int, session: SessionDep, store: StoreDep) -> Response:
+def delete_run(run_id: RunId, session: SessionDep, store: StoreDep) -> Response:
     """Delete a finished or queued run with its metrics and files."""
     service.delete_run(session, store, run_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from backend.plans import RunPlan
 from backend.specs import RunSpec
@@ -36,6 +36,20 @@ class RunOut(BaseModel):
     parent_run_id: int | None = None  # the dense run this run starts from (pretrained)
     latest: dict[str, float | None]
     artifacts: list[ArtifactOut]
+    tags: list[str]
+    note: str
+
+
+Tag = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=40, pattern=r"^[^,\s]+$")]
+
+
+class RunPatch(BaseModel):
+    """What a user may change on a run: its tags and its note."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    tags: list[Tag] | None = Field(None, max_length=20, description="Short labels without spaces or commas.")
+    note: str | None = Field(None, max_length=2000, description="Free text.")
 
 
 class SeriesOut(BaseModel):
@@ -47,3 +61,18 @@ class SeriesOut(BaseModel):
 class MetricsOut(BaseModel):
     run_id: int
     series: dict[str, SeriesOut]
+
+
+class MaskEventOut(BaseModel):
+    step: int
+    url: str = Field(description="A PNG of the layer's mask at this step: black where weights remain.")
+
+
+class MaskLayerOut(BaseModel):
+    name: str
+    shape: list[int]
+    events: list[MaskEventOut]
+
+
+class MasksOut(BaseModel):
+    layers: list[MaskLayerOut]

@@ -70,6 +70,17 @@ def list_runs(session: Session, limit: int, offset: int) -> list[Run]:
     return list(session.scalars(query))
 
 
+def update_run(session: Session, run_id: int, tags: list[str] | None, note: str | None) -> Run:
+    """Replace the run's tags (deduplicated, in order) and/or its note."""
+    run = get_run(session, run_id)
+    if tags is not None:
+        run.tags = list(dict.fromkeys(tags))
+    if note is not None:
+        run.note = note
+    session.flush()
+    return run
+
+
 def cancel_run(session: Session, run_id: int) -> Run:
     """A queued run never starts; a running one stops within a few steps; a finished one is left as it is."""
     run = get_run(session, run_id)

@@ -14,15 +14,11 @@ from sqlalchemy.orm import Session
 
 from backend.catalog import DATASETS
 from backend.errors import InvalidSpec
-from backend.models import Artifact, Run, RunStatus
+from backend.models import Artifact, Run, RunStatus, Upload, UploadKind
 from backend.specs import RunSpec
 
 BASE_FIELD = ("recipe", "base_run_id")
 UPLOAD_FIELD = ("recipe", "upload_id")
-
-# The uploads table belongs to the uploads feature (POST /api/models); this reads only the columns
-# its contract names, through a lightweight table so that this module does not own its schema.
-UPLOADS = sa.table("uploads", sa.column("id"), sa.column("kind"), sa.column("storage_key"), sa.column("meta", sa.JSON))
 
 
 @dataclass(frozen=True)
@@ -66,16 +62,14 @@ def base_model_key(session: Session, run_id: int) -> str | None:
 
 def model_upload(session: Session, upload_id: int) -> ModelUpload:
     """The uploaded model `upload_id`, or InvalidSpec naming recipe.upload_id."""
-    if not sa.inspect(session.connection()).has_table("uploads"):
-        raise InvalidSpec(UPLOAD_FIELD, "this server stores no uploads (POST /api/models is not installed)")
-    row = session.execute(
-        sa.select(UPLOADS.c.kind, UPLOADS.c.storage_key, UPLOADS.c.meta).where(UPLOADS.c.id == upload_id)
-    ).first()
-    if row is None:
-        raise InvalidSpec(UPLOAD_FIELD, f"upload {upload_id} does not exist")
-    if row.kind != "model":
-        raise InvalidSpec(UPLOAD_FIELD, f"upload {upload_id} is a {row.kind}, not a model")
-    return ModelUpload(upload_id, row.storage_key, dict(row.meta or {}))
+    upload = session.get(Upload, upload_id)
+    if upload is None:
+        raise InvalidSpec(
+            UPLOAD_FIELD, f"upload {upload_id} does not exist; upload a .keras file with POST /api/models"
+        )
+    if upload.kind != UploadKind.MODEL:
+        raise InvalidSpec(UPLOAD_FIELD, f"upload {upload_id} is a {upload.kind}, not a model")
+    return ModelUpload(upload_id, upload.storage_key, dict(upload.meta or {}))
 
 
 def check_upload_fits(spec: RunSpec, upload: ModelUpload) -> None:

@@ -1,7 +1,7 @@
 """run links: a pruned run's dense base run
 
 Revision ID: 0004
-Revises: 0001
+Revises: 0003
 Create Date: 2026-11-24 10:00:00.000000
 """
 
@@ -10,9 +10,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-
 revision: str = "0004"
-down_revision: str | None = "0001"
+down_revision: str | None = "0003"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -11,6 +11,7 @@ from sqlalchemy import update
 from backend.db import session_scope
 from backend.models import Artifact, Run, RunStatus
 from backend.runs import links
+from tests.backend import hostile_files as hostile
 
 SPEC: dict[str, Any] = {
     "name": "recipe",
@@ -63,7 +64,7 @@ def succeed(run_id: int, summary: dict[str, Any] | None = None) -> None:
         ({"kind": "sensitivity", "sparsities": [0.5, 1.0]}, "recipe.sparsities", "sparsities[1] (1.0) must be in"),
         ({"kind": "sensitivity", "layers": ["flatten"]}, "recipe.layers", "not one the scope prunes"),
         ({"kind": "pretrained", "base_run_id": 999}, "recipe.base_run_id", "run 999 does not exist"),
-        ({"kind": "uploaded_model", "upload_id": 1}, "recipe.upload_id", "stores no uploads"),
+        ({"kind": "uploaded_model", "upload_id": 1}, "recipe.upload_id", "upload 1 does not exist"),
         ({"kind": "cooking"}, "recipe", "does not match any of the expected tags"),
     ],
 )
@@ -144,3 +145,20 @@ def test_sensitivity_proposal_is_a_submittable_spec_at_the_target(client: TestCl
     assert "above what the sweep measured" in fields_of(too_high)["target_sparsity"]
     too_lossy = client.get(url, params={"target_sparsity": 0.8, "max_accuracy_drop": 0.01})
     assert "above max_accuracy_drop (0.01)" in fields_of(too_lossy)["max_accuracy_drop"]
+
+
+def test_an_uploaded_model_can_be_pruned_or_swept(client: TestClient) -> None:
+    data = hostile.keras_archive()
+    upload = client.post("/api/models", files={"file": ("mine.keras", data, "application/octet-stream")}).json()
+    run = post(client, name="", recipe={"kind": "uploaded_model", "upload_id": upload["id"]})
+    assert run.status_code == 201, run.text
+    assert run.json()["name"] == f"uploaded model constant upload {upload['id']} on digits"
+    assert run.json()["plan"]["phase_steps"] == [42]  # the worker's pre-flight checks the scope
+    sweep = post(client, recipe={"kind": "sensitivity", "upload_id": upload["id"]}).json()
+    assert sweep["plan"]["phase_steps"] == [0, 0] and sweep["plan"]["sensitivity_layers"] is None
+    assert "decided by the worker" in sweep["plan"]["warnings"][0]
+    targets = post(client, layer_targets={"dense": 0.5}, recipe={"kind": "uploaded_model", "upload_id": upload["id"]})
+    assert "did not record" in fields_of(targets)["layer_targets"]
+    dataset = client.post("/api/datasets", files={"file": ("d.npz", hostile.valid_npz(), "application/octet-stream")})
+    not_a_model = post(client, recipe={"kind": "uploaded_model", "upload_id": dataset.json()["id"]})
+    assert "is a dataset, not a model" in fields_of(not_a_model)["recipe.upload_id"]

@@ -216,6 +216,18 @@ def test_sensitivity_table_has_one_row_per_layer_and_sparsity(root: Path) -> Non
     )  # the exported model is the dense one it swept
 
 
+def test_an_uploaded_model_is_swept_over_the_layers_its_scope_prunes(root: Path, dense_run: Run) -> None:
+    spec = spec_of(recipe={"kind": "sensitivity", "sparsities": [0.0, 0.75], "upload_id": 1})
+    run = cached("sensitivity-upload", spec, root, dense_run.result.exports["keras"])
+    assert run.plan.phase_steps == [0, 0]  # no training; the API could not know the layers
+    table = run.result.summary["sensitivity"]
+    assert list(table["layers"]) == list(LAYERS)
+    assert sorted(run.reporter.series("sensitivity_sparsity")) == [1, 2, 3, 4]
+    for rows in table["layers"].values():
+        assert rows[0] == [0.0, table["baseline_accuracy"]]
+    assert table["baseline_accuracy"] > 0.7  # the dense run's trained weights
+
+
 def test_unsafe_or_unprunable_uploads_are_refused(tmp_path: Path, dense_run: Run) -> None:
     from worker.training.recipes.start import ModelNotUsable, load_start_model
 

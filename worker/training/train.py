@@ -157,7 +157,8 @@ def train(
         if table is None:
             return _cancelled(progress, started)
         extra["sensitivity"] = table
-    if progress.step != plan.total_steps:
+    # An uploaded model's sweep learns its layers (and so its step count) only here.
+    if progress.step != plan.total_steps and plan.sensitivity_layers is not None:
         raise RuntimeError(f"the run ended at step {progress.step}, the plan at {plan.total_steps}")
     result = _deliver(model, dense, decisions, progress, spec, plan, dataset, output_dir, reporter, started)
     result.summary.update(extra)

@@ -9,6 +9,7 @@ from backend.recipes import upload_id
 from backend.specs import RunSpec
 from worker.training.pruning import preflight_model
 from worker.training.tf import keras
+from worker.training.uploaded_models import load_uploaded_model
 from worker.training.zoo import build_model
 
 
@@ -16,12 +17,11 @@ class ModelNotUsable(ValueError):
     """A starting model that cannot be loaded safely or cannot be pruned; the run fails with this message."""
 
 
-def load_uploaded_model(path: Path) -> keras.Model:
-    """An uploaded .keras file, loaded with safe_mode=True: no arbitrary code (lambdas) is deserialised."""
-    # Once the uploads feature is merged this is its worker.training.uploads.load_uploaded_model.
+def load_uploaded(path: Path) -> keras.Model:
+    """An uploaded .keras file, re-inspected and loaded with safe_mode=True (no Lambda bytecode is revived)."""
     try:
-        return keras.models.load_model(path, safe_mode=True, compile=False)
-    except Exception as error:
+        return load_uploaded_model(path)
+    except Exception as error:  # UploadRejected, or anything tf-keras raises on a file it cannot revive
         raise ModelNotUsable(f"the uploaded model cannot be loaded safely: {error}") from error
 
 
@@ -29,7 +29,7 @@ def load_start_model(spec: RunSpec, path: Path) -> keras.Model:
     """The model in `path`: an upload (checked by tfmot's pre-flight) or a base run's stripped model."""
     if upload_id(spec.recipe) is None:
         return keras.models.load_model(path, compile=False)  # written by PruneLab itself
-    model = load_uploaded_model(path)
+    model = load_uploaded(path)
     problems = preflight_model(model, spec)
     if problems:
         raise ModelNotUsable("; ".join(f"{'.'.join(problem.field)}: {problem.message}" for problem in problems))

@@ -1,0 +1,35 @@
+"""Compare runs side by side, and export the comparison as a self-contained HTML report."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query
+from fastapi.responses import HTMLResponse
+
+from backend.compare.service import MAX_RUNS, CompareOut, compare_runs
+from backend.db import SessionDep
+from backend.params import MaxPoints, run_ids_param, split_keys
+from backend.report import build_report
+
+router = APIRouter(prefix="/api/compare", tags=["compare"])
+
+RunIds = Annotated[list[int], Depends(run_ids_param("runs", MAX_RUNS, required=True))]
+Keys = Annotated[str | None, Query(description="Comma-separated metric keys; the dashboard's set when omitted.")]
+Baseline = Annotated[int | None, Query(ge=1, le=2**31 - 1, description="A run drawn as the dense baseline.")]
+
+
+@router.get("")
+def compare(
+    session: SessionDep, runs: RunIds, keys: Keys = None, max_points: MaxPoints = None, baseline: Baseline = None
+) -> CompareOut:
+    """Summaries, specs, plans, planned sparsity and (downsampled) series of up to 20 runs and a baseline."""
+    return compare_runs(session, runs, split_keys(keys), max_points, baseline)
+
+
+@router.get("/report", response_class=HTMLResponse)
+def report(session: SessionDep, runs: RunIds, baseline: Baseline = None) -> HTMLResponse:
+    """The comparison as one HTML file with Plotly embedded: it opens without a network."""
+    html = build_report(compare_runs(session, runs, None, 2000, baseline))
+    name = "prunelab-report-" + "-".join(str(run_id) for run_id in runs[:8]) + ".html"
+    return HTMLResponse(html, headers={"Content-Disposition": f'attachment; filename="{name}"'})

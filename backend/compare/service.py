@@ -1,0 +1,148 @@
+"""Side-by-side data of several runs: summaries, specs, plans and downsampled series."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from pydantic import BaseModel
+from sqlalchemy import select
+from sqlalchemy.orm import Session, selectinload
+
+from backend.errors import RunNotFound
+from backend.metrics import service as metrics
+from backend.metrics.downsample import MAX_POINTS
+from backend.metrics.reduced import read_reduced_series
+from backend.models import Run, RunStatus
+from backend.params import series_out
+from backend.plans import RunPlan
+from backend.runs.presenters import run_out
+from backend.runs.schemas import RunOut, SeriesOut
+from backend.schedule_preview import PlannedSparsity, planned_sparsity
+
+DEFAULT_KEYS = (
+    "measured_sparsity",
+    "target_sparsity",
+    "loss",
+    "accuracy",
+    "val_accuracy",
+    "compressed_size_bytes",
+)
+MAX_RUNS = 21  # 20 compared runs and a pinned baseline
+DENSE_TAG = "dense"
+# Plotly's Dark24: one fixed colour per position in the comparison, the same on the page and in the report.
+PALETTE = (
+    "#2E91E5", "#E15F99", "#1CA71C", "#FB0D0D", "#DA16FF", "#B68100", "#750D86", "#EB663B", "#511CFB", "#00A08B",
+    "#FB00D1", "#FC0080", "#B2828D", "#6C7C32", "#778AAE", "#862A16", "#A777F1", "#620042", "#1616A7", "#DA60CA",
+    "#6C4516", "#0D2A63", "#AF0038", "#222A2A",
+)  # fmt: skip
+BASELINE_COLOR = "#7f7f7f"
+# What "compressed size" means across the product: the zipped .keras file, as the tfmot tutorials measure it.
+SIZE_KEY = "keras_zip_bytes"
+
+
+class ParameterDifference(BaseModel):
+    parameter: str
+    values: dict[int, Any]
+
+
+class CompareOut(BaseModel):
+    runs: list[RunOut]
+    keys: list[str]
+    series: dict[int, dict[str, SeriesOut]]
+    planned: dict[int, PlannedSparsity]
+    differences: list[ParameterDifference]
+    pareto_ids: list[int]
+    baseline_id: int | None
+    colors: dict[int, str]
+
+
+def flatten(value: Any, prefix: str = "") -> dict[str, Any]:
+    """{'schedule': {'kind': 'x'}} -> {'schedule.kind': 'x'}"""
+    if isinstance(value, dict):
+        flat: dict[str, Any] = {}
+        for key, inner in value.items():
+            flat.update(flatten(inner, f"{prefix}{key}."))
+        return flat
+    return {prefix.rstrip("."): value}
+
+
+def differences(runs: Sequence[RunOut]) -> list[ParameterDifference]:
+    """Spec parameters (and resolved steps) whose values are not the same in every run."""
+    flat = {
+        run.id: {
+            **flatten(run.spec.model_dump(mode="json")),
+            "plan.total_steps": run.plan.total_steps,
+            "plan.schedule.end_step": run.plan.schedule.end_step,
+        }
+        for run in runs
+    }
+    names = list(dict.fromkeys(name for values in flat.values() for name in values))
+    rows = [ParameterDifference(parameter=name, values={i: v.get(name) for i, v in flat.items()}) for name in names]
+    return [row for row in rows if len({repr(value) for value in row.values.values()}) > 1]
+
+
+def pareto_front(points: dict[int, tuple[float, float]]) -> list[int]:
+    """Ids of runs no other run beats on both size (smaller) and accuracy (higher), by increasing size."""
+    front: list[int] = []
+    best_accuracy = float("-inf")
+    for run_id, (_size, accuracy) in sorted(points.items(), key=lambda item: (item[1][0], -item[1][1])):
+        if accuracy > best_accuracy:
+            front.append(run_id)
+            best_accuracy = accuracy
+    return front
+
+
+def size_and_accuracy(run: RunOut) -> tuple[float, float] | None:
+    summary = run.summary or {}
+    size, accuracy = summary.get(SIZE_KEY), summary.get("test_accuracy")
+    return None if size is None or accuracy is None else (float(size), float(accuracy))
+
+
+def default_baseline(session: Session) -> int | None:
+    """The newest succeeded run tagged `dense`, else the newest succeeded run whose schedule targets 0 sparsity."""
+    runs = session.scalars(select(Run).where(Run.status == RunStatus.SUCCEEDED).order_by(Run.id.desc())).all()
+    tagged = next((run.id for run in runs if DENSE_TAG in (run.tags or [])), None)
+    if tagged is not None:
+        return tagged
+    return next((run.id for run in runs if run.plan.get("target_sparsity") == 0), None)
+
+
+def compare_runs(
+    session: Session,
+    run_ids: Sequence[int],
+    keys: Sequence[str] | None,
+    max_points: int | None,
+    baseline_id: int | None = None,
+) -> CompareOut:
+    """Everything the compare page and the report draw, with one series query for all runs."""
+    wanted = list(dict.fromkeys([*run_ids, *([baseline_id] if baseline_id is not None else [])]))
+    rows = session.scalars(select(Run).where(Run.id.in_(wanted)).options(selectinload(Run.artifacts))).all()
+    by_id = {run.id: run for run in rows}
+    for run_id in wanted:
+        if run_id not in by_id:
+            raise RunNotFound(run_id)
+    shown = [run_out(session, by_id[run_id]) for run_id in wanted]
+    keys = list(keys or DEFAULT_KEYS)
+    if max_points is None:
+        series = metrics.read_series_of_runs(session, wanted, keys)
+    else:
+        total_steps = {run_id: int(by_id[run_id].plan["total_steps"]) for run_id in wanted}
+        series = read_reduced_series(session, total_steps, keys, max_points)
+    points = {run.id: point for run in shown if (point := size_and_accuracy(run)) is not None}
+    return CompareOut(
+        runs=shown,
+        keys=keys,
+        series={run_id: {key: series_out(s, None) for key, s in series[run_id].items()} for run_id in wanted},
+        planned={
+            run_id: planned_sparsity(RunPlan.model_validate(by_id[run_id].plan), max_points or MAX_POINTS)
+            for run_id in wanted
+        },
+        differences=differences(shown),
+        pareto_ids=pareto_front(points),
+        baseline_id=baseline_id,
+        colors={
+            run_id: BASELINE_COLOR if run_id == baseline_id else PALETTE[index % len(PALETTE)]
+            for index, run_id in enumerate(wanted)
+        },
+    )

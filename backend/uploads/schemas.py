@@ -1,0 +1,18 @@
+"""Response shapes of the uploads API."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel
+
+
+class UploadOut(BaseModel):
+    id: int
+    kind: str
+    original_filename: str
+    size_bytes: int
+    sha256: str
+    meta: dict[str, Any]
+    created_at: datetime

@@ -1,0 +1,190 @@
+// Compare 2 to 20 runs: overlaid curves in fixed colours, planned vs measured sparsity, pruning-window axis,
+// a pinned dense baseline, final metrics, differing parameters and accuracy-vs-size with its Pareto frontier.
+// Everything the page shows is in its URL (runs, baseline, x axis, smoothing, log scale), so it can be shared.
+
+import { api, denseBaseline, el, FINISHED, fmt, renderHeader, runFacts, statusBadge, subscribe } from "./common.js";
+import { draw, pointBudget, smooth, X_AXES, xValues } from "./charts.js";
+
+renderHeader("compare.html");
+
+const url = new URL(location.href);
+const selection = (url.searchParams.get("runs") || "").split(",").map(Number).filter((id) => Number.isInteger(id) && id > 0);
+const controls = {
+  xaxis: document.getElementById("xaxis"),
+  smoothing: document.getElementById("smoothing"),
+  logy: document.getElementById("logy"),
+  baseline: document.getElementById("baseline"),
+};
+controls.xaxis.value = X_AXES[url.searchParams.get("x")] ? url.searchParams.get("x") : "step";
+controls.smoothing.value = url.searchParams.get("smooth") || "0";
+controls.logy.checked = url.searchParams.get("log") === "1";
+let data = null;
+
+const METRICS = [
+  ["loss", "Loss"], ["accuracy", "Accuracy (batch)"], ["val_accuracy", "Validation accuracy"],
+  ["compressed_size_bytes", "Compressed size of the weights (bytes)"],
+];
+
+function label(run) { return `#${run.id} ${run.name}`; }
+function isBaseline(run) { return run.id === data.baseline_id; }
+
+function lineTraces(key, style = {}) {
+  const axis = controls.xaxis.value;
+  const weight = key.includes("sparsity") ? 0 : Number(controls.smoothing.value);
+  return data.runs.map((run) => {
+    const s = data.series[run.id]?.[key];
+    if (!s || !s.steps.length) return null;
+    return {
+      x: xValues(axis, run, s.steps, s.wall_times), y: smooth(s.values, weight), mode: s.steps.length < 3 ? "lines+markers" : "lines",
+      name: label(run) + (isBaseline(run) ? " (baseline)" : ""), legendgroup: String(run.id),
+      line: { color: data.colors[run.id], width: isBaseline(run) ? 3 : 2, dash: isBaseline(run) ? "dash" : "solid", ...style },
+      meta: { run_id: run.id, metric: key },
+    };
+  }).filter(Boolean);
+}
+
+function plannedTraces() {
+  const axis = controls.xaxis.value;
+  if (axis === "wall") return []; // the plan has steps, not times
+  return data.runs.map((run) => {
+    const planned = data.planned[run.id];
+    return {
+      x: xValues(axis, run, planned.steps), y: planned.target_sparsity, mode: "lines", showlegend: false,
+      name: `${label(run)} planned`, legendgroup: String(run.id), hoverinfo: "skip",
+      line: { color: data.colors[run.id], dash: "dot", shape: "hv", width: 1.5 }, meta: { run_id: run.id, metric: "planned_sparsity" },
+    };
+  });
+}
+
+function layout(title, ytitle, log = controls.logy.checked) {
+  const axis = controls.xaxis.value;
+  return { title: { text: title }, height: 360, xaxis: { title: { text: X_AXES[axis].title } }, yaxis: { title: { text: ytitle }, type: log ? "log" : "linear" } };
+}
+
+function drawCharts() {
+  draw("chart-sparsity", [...lineTraces("measured_sparsity"), ...plannedTraces()],
+    layout("Sparsity: measured (solid) and planned (dotted)", "sparsity", false));
+  for (const [key, title] of METRICS) draw(`chart-${key}`, lineTraces(key), layout(title, key));
+  drawPareto();
+}
+
+function drawPareto() {
+  const points = data.runs.map((run) => ({ run, facts: runFacts(run) })).filter(({ facts }) => facts.zipped !== null && facts.accuracy !== null);
+  const front = data.pareto_ids.map((id) => points.find(({ run }) => run.id === id)).filter(Boolean);
+  draw("chart-pareto", [
+    ...points.map(({ run, facts }) => ({
+      x: [facts.zipped], y: [facts.accuracy], mode: "markers", name: label(run), legendgroup: String(run.id), showlegend: false,
+      marker: { color: data.colors[run.id], size: 13, symbol: data.pareto_ids.includes(run.id) ? "star" : "circle", line: { width: 1, color: "#333" } },
+      hovertemplate: `${label(run)}<br>%{x:,} bytes<br>accuracy %{y:.4f}<extra></extra>`,
+    })),
+    { x: front.map(({ facts }) => facts.zipped), y: front.map(({ facts }) => facts.accuracy), mode: "lines", name: "Pareto frontier",
+      line: { color: "#333", dash: "dot", shape: "hv" } },
+  ], { title: { text: "Test accuracy vs zipped size (★ Pareto frontier)" }, height: 360, hovermode: "closest",
+    xaxis: { title: { text: "zipped .keras (bytes)" } }, yaxis: { title: { text: "test accuracy" } } });
+}
+
+function drawTables() {
+  const runs = data.runs;
+  const head = el("thead", {}, el("tr", {}, el("th", { scope: "col", text: "" }), ...runs.map((run) => el("th", { scope: "col" },
+    el("span", { class: "swatch", style: `background:${data.colors[run.id]}` }),
+    el("a", { href: `run.html?id=${run.id}`, text: label(run) }), isBaseline(run) ? " (baseline)" : "",
+    isBaseline(run) ? null : el("button", { type: "button", class: "secondary", text: "×", "aria-label": `remove run ${run.id} from the comparison`,
+      onclick: () => { navigate({ runs: selection.filter((id) => id !== run.id).join(",") }); } })))));
+  const base = runs.find(isBaseline);
+  const baseSize = base ? runFacts(base).zipped : null;
+  const rows = [
+    ["status", (run) => statusBadge(run)],
+    ["schedule", (run, f) => `${f.kind} → ${fmt.pct(f.target)}`],
+    ["final sparsity", (run, f) => fmt.pct(f.finalSparsity)],
+    ["test accuracy", (run, f) => fmt.num(f.accuracy)],
+    ["zipped .keras", (run, f) => fmt.bytes(f.zipped)],
+    ["vs baseline size", (run, f) => (baseSize && f.zipped ? `${(f.zipped / baseSize).toFixed(2)}×` : "—")],
+    ["parameters (non-zero)", (run) => (run.summary?.param_count ? `${run.summary.param_count} (${run.summary.nonzero_params})` : "—")],
+    ["duration", (run, f) => fmt.duration(f.duration)],
+    ["tags", (run) => run.tags.join(", ") || "—"],
+  ];
+  const body = el("tbody", {}, ...rows.map(([name, cell]) => el("tr", {}, el("th", { scope: "row", text: name }),
+    ...runs.map((run) => { const v = cell(run, runFacts(run)); return el("td", {}, typeof v === "string" ? v : v); }))));
+  document.getElementById("finals").replaceChildren(head, body);
+  const diff = document.getElementById("differences");
+  if (!data.differences.length) { diff.replaceChildren(el("p", { class: "muted", text: "The runs share every parameter." })); return; }
+  diff.replaceChildren(el("table", { class: "data" },
+    el("thead", {}, el("tr", {}, el("th", { scope: "col", text: "parameter" }), ...runs.map((run) => el("th", { scope: "col", text: label(run) })))),
+    el("tbody", {}, ...data.differences.map((row) => el("tr", {}, el("th", { scope: "row", text: row.parameter }),
+      ...runs.map((run) => el("td", { text: JSON.stringify(row.values[run.id] ?? null) })))))));
+}
+
+// Settings live in the URL; changing the run set or baseline reloads the data, the rest only redraws.
+function navigate(changes) {
+  for (const [key, value] of Object.entries(changes)) {
+    if (value === "" || value === null || value === "0" && key !== "runs") url.searchParams.delete(key);
+    else url.searchParams.set(key, value);
+  }
+  if ("runs" in changes) { location.assign(url.href); return; }
+  history.replaceState(null, "", url.href);
+  updateReportLink();
+}
+
+function updateReportLink() {
+  const params = new URLSearchParams({ runs: selection.join(",") });
+  if (data?.baseline_id) params.set("baseline", String(data.baseline_id));
+  document.getElementById("report").href = `/api/compare/report?${params}`;
+}
+
+async function load() {
+  const params = new URLSearchParams({ runs: selection.join(","), max_points: String(pointBudget(document.getElementById("chart-loss"))) });
+  const baseline = url.searchParams.get("baseline");
+  if (baseline) params.set("baseline", baseline);
+  data = await api(`/api/compare?${params}`);
+  document.getElementById("title").textContent = `Compare ${selection.length} runs`;
+  drawTables();
+  drawCharts();
+  updateReportLink();
+}
+
+async function start() {
+  const message = document.getElementById("message");
+  if (selection.length < 2 || selection.length > 20) {
+    message.textContent = "Select 2 to 20 runs on the Runs page, or open compare.html?runs=1,2.";
+    if (!selection.length) return;
+  }
+  const all = await api("/api/runs?limit=1000");
+  const candidates = all.filter((run) => run.status === "succeeded");
+  controls.baseline.append(...candidates.map((run) => el("option", { value: String(run.id), text: label(run) })));
+  if (!url.searchParams.has("baseline")) {
+    const suggested = denseBaseline(all);
+    if (suggested) url.searchParams.set("baseline", String(suggested.id));
+  }
+  controls.baseline.value = url.searchParams.get("baseline") || "";
+  await load();
+  message.textContent = data.baseline_id ? `Baseline: run #${data.baseline_id}, dashed on every chart.` : "";
+  controls.xaxis.addEventListener("change", () => { navigate({ x: controls.xaxis.value === "step" ? "" : controls.xaxis.value }); drawCharts(); });
+  controls.smoothing.addEventListener("input", () => { navigate({ smooth: controls.smoothing.value }); drawCharts(); });
+  controls.logy.addEventListener("change", () => { navigate({ log: controls.logy.checked ? "1" : "" }); drawCharts(); });
+  controls.baseline.addEventListener("change", async () => {
+    url.searchParams.set("baseline", controls.baseline.value || "");
+    if (!controls.baseline.value) url.searchParams.set("baseline", "");
+    history.replaceState(null, "", url.href);
+    await load();
+  });
+  document.getElementById("share").addEventListener("click", () => navigator.clipboard?.writeText(location.href));
+  if (data.runs.every((run) => FINISHED.has(run.status))) return;
+  // Live: one stream for the whole selection; each change refetches the (downsampled) comparison, at most every 2 s.
+  let waiting = null;
+  const source = subscribe(`/api/runs/events?ids=${selection.join(",")}`, {
+    runs: () => {
+      if (waiting) return;
+      waiting = setTimeout(async () => {
+        waiting = null;
+        try {
+          await load();
+          if (data.runs.every((run) => FINISHED.has(run.status))) source.close();
+        } catch (error) {
+          document.getElementById("message").textContent = `Update failed, retrying on the next change: ${error.message}`;
+        }
+      }, 2000);
+    },
+  });
+}
+
+start().catch((error) => { document.getElementById("message").textContent = `Could not compare: ${error.message}`; });

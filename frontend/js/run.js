@@ -1,0 +1,195 @@
+// One run: live curves (SSE), layers, coverage, mask, downloads, spec.
+
+import { api, el, FINISHED, fmt, renderHeader, runFacts, statusBadge, subscribe } from "./common.js";
+import { draw, pointBudget, smooth, X_AXES, xValues } from "./charts.js";
+
+renderHeader("");
+
+const runId = Number(new URLSearchParams(location.search).get("id"));
+const CURVE_KEYS = ["measured_sparsity", "target_sparsity", "loss", "accuracy", "val_accuracy", "compressed_size_bytes"];
+const LAYER_PREFIX = "layer_sparsity/";
+let run = null;
+let series = {}; // key -> {steps, values, wall_times}
+let budget = 1500;
+
+const controls = {
+  smoothing: document.getElementById("smoothing"),
+  xaxis: document.getElementById("xaxis"),
+  logy: document.getElementById("logy"),
+};
+
+function trace(key, name, extra = {}) {
+  const s = series[key];
+  if (!s || !s.steps.length) return null;
+  const axis = controls.xaxis.value;
+  const smoothed = key.includes("sparsity") ? s.values : smooth(s.values, Number(controls.smoothing.value));
+  return { x: xValues(axis, run, s.steps, s.wall_times), y: smoothed, name, mode: s.steps.length < 3 ? "lines+markers" : "lines", ...extra };
+}
+
+function drawCurves() {
+  const axis = controls.xaxis.value;
+  const log = controls.logy.checked ? "log" : "linear";
+  const layout = (title, ytitle) => ({ title: { text: title }, xaxis: { title: { text: X_AXES[axis].title } }, yaxis: { title: { text: ytitle }, type: log } });
+  draw("chart-sparsity", [
+    trace("measured_sparsity", "measured sparsity", { line: { color: "#1f5fbf" } }),
+    trace("target_sparsity", "target sparsity", { line: { color: "#9a6700", dash: "dot", shape: "hv" } }),
+  ].filter(Boolean), layout("Sparsity", "sparsity"));
+  draw("chart-loss", [trace("loss", "loss")].filter(Boolean), layout("Loss", "loss"));
+  draw("chart-accuracy", [
+    trace("accuracy", "accuracy (batch)"),
+    trace("val_accuracy", "validation accuracy", { mode: "lines+markers" }),
+  ].filter(Boolean), layout("Accuracy", "accuracy"));
+  draw("chart-size", [trace("compressed_size_bytes", "compressed size", { mode: "lines+markers" })].filter(Boolean),
+    layout("Compressed size of the weights", "bytes"));
+}
+
+function drawLayers() {
+  const keys = Object.keys(series).filter((key) => key.startsWith(LAYER_PREFIX)).sort();
+  const table = document.getElementById("layer-table");
+  if (!keys.length) {
+    table.replaceChildren(el("p", { class: "muted", text: "No per-layer sparsity yet: it is logged at each pruning step." }));
+    Plotly.purge("chart-heatmap");
+    return;
+  }
+  table.replaceChildren(el("table", { class: "data" },
+    el("thead", {}, el("tr", {}, ...["layer", "sparsity now", "pruning steps logged"].map((t) => el("th", { scope: "col", text: t })))),
+    el("tbody", {}, ...keys.map((key) => {
+      const s = series[key];
+      return el("tr", {}, el("td", { text: key.slice(LAYER_PREFIX.length) }), el("td", { class: "num", text: fmt.pct(s.values.at(-1)) }),
+        el("td", { class: "num", text: String(s.steps.length) }));
+    }))));
+  const steps = [...new Set(keys.flatMap((key) => series[key].steps))].sort((a, b) => a - b);
+  const z = keys.map((key) => {
+    const byStep = new Map(series[key].steps.map((step, i) => [step, series[key].values[i]]));
+    return steps.map((step) => byStep.get(step) ?? null);
+  });
+  draw("chart-heatmap", [{ type: "heatmap", x: steps, y: keys.map((k) => k.slice(LAYER_PREFIX.length)), z, zmin: 0, zmax: 1,
+    colorscale: "Viridis", colorbar: { title: { text: "sparsity" } } }],
+  { title: { text: "Sparsity per layer and pruning step" }, xaxis: { title: { text: "step" }, type: "category" }, hovermode: "closest", margin: { l: 110, r: 16, t: 36, b: 44 } });
+}
+
+function drawFacts() {
+  const facts = runFacts(run);
+  document.title = `${run.name} · PruneLab`;
+  document.getElementById("title").textContent = `Run #${run.id}: ${run.name}`;
+  const items = [["status", statusBadge(run)], ["dataset / model", `${run.spec.dataset} / ${run.spec.model}`],
+    ["schedule", `${facts.kind} → ${fmt.pct(facts.target)}`], ["final sparsity", fmt.pct(facts.finalSparsity)],
+    ["test accuracy", fmt.num(facts.accuracy)], ["zipped .keras", fmt.bytes(facts.zipped)], ["duration", fmt.duration(facts.duration)],
+    ["tags", run.tags.join(", ") || "—"], ["note", run.note || "—"]];
+  document.getElementById("facts").replaceChildren(...items.map(([label, value]) =>
+    el("div", {}, el("div", { class: "muted", text: label }), typeof value === "string" ? el("strong", { text: value }) : value)));
+  document.getElementById("error").textContent = run.error ? `This run failed:\n${run.error}` : "";
+  const actions = [el("a", { class: "button secondary", href: `new.html?clone=${run.id}`, text: "Clone into a new run" })];
+  if (!FINISHED.has(run.status)) {
+    actions.push(el("button", { type: "button", class: "danger", text: "Cancel run", onclick: async () => { run = await api(`/api/runs/${run.id}/cancel`, { method: "POST" }); drawFacts(); } }));
+  }
+  document.getElementById("actions").replaceChildren(...actions);
+  drawDownloads();
+  drawCoverage();
+  document.getElementById("spec").textContent = JSON.stringify({ spec: run.spec, plan: run.plan, summary: run.summary }, null, 2);
+}
+
+function drawDownloads() {
+  const box = document.getElementById("downloads");
+  if (!run.artifacts.length) {
+    box.replaceChildren(el("p", { class: "muted", text: run.status === "succeeded" ? "No files were stored." : "Models can be downloaded once the run has succeeded." }));
+    return;
+  }
+  box.replaceChildren(el("div", { class: "row" }, ...run.artifacts.map((artifact) =>
+    el("a", { class: "button", href: artifact.url, download: "", "data-format": artifact.format,
+      text: `Download .${artifact.format} (${fmt.bytes(artifact.size_bytes)}, ${fmt.bytes(artifact.zip_size_bytes)} zipped)` }))));
+}
+
+function drawCoverage() {
+  const box = document.getElementById("coverage");
+  const coverage = run.summary?.coverage;
+  if (!coverage) { box.replaceChildren(el("p", { class: "muted", text: "Coverage report: not recorded for this run." })); return; }
+  box.replaceChildren(
+    el("p", { text: `Sparsity of prunable weights ${fmt.pct(coverage.sparsity_prunable)}; of all weights ${fmt.pct(coverage.sparsity_total)}.` }),
+    el("table", { class: "data" },
+      el("thead", {}, el("tr", {}, ...["layer", "class", "wrapped", "reason left dense", "params", "pruned params"].map((t) => el("th", { scope: "col", text: t })))),
+      el("tbody", {}, ...coverage.layers.map((layer) => el("tr", {},
+        el("td", { text: layer.name }), el("td", { text: layer.class_name }), el("td", { text: layer.wrapped ? "yes" : "no" }),
+        el("td", { text: layer.reason || "" }), el("td", { class: "num", text: String(layer.params) }),
+        el("td", { class: "num", text: String(layer.pruned_params) }))))));
+}
+
+async function drawMask() {
+  const box = document.getElementById("mask");
+  const { layers } = await api(`/api/runs/${runId}/masks`);
+  if (!layers.length) { box.replaceChildren(el("p", { class: "muted", text: "Mask snapshots: not recorded for this run." })); return; }
+  const layerSelect = el("select", { id: "mask-layer" }, ...layers.map((layer, i) => el("option", { value: String(i), text: `${layer.name} (${layer.shape.join("×")})` })));
+  const slider = el("input", { id: "mask-step", type: "range", min: "0", step: "1" });
+  const label = el("output", { for: "mask-step" });
+  const image = el("img", { alt: "" });
+  const show = () => {
+    const layer = layers[Number(layerSelect.value)];
+    slider.max = String(layer.events.length - 1);
+    const event = layer.events[Math.min(Number(slider.value), layer.events.length - 1)];
+    if (!event) return;
+    image.src = event.url;
+    image.alt = `mask of ${layer.name} at step ${event.step}: black cells are weights that remain`;
+    label.textContent = `step ${event.step}`;
+  };
+  layerSelect.addEventListener("change", () => { slider.value = "0"; show(); });
+  slider.addEventListener("input", show);
+  box.replaceChildren(el("div", { class: "row" }, el("label", { for: "mask-layer", text: "Layer" }), layerSelect,
+    el("label", { for: "mask-step", text: "Pruning event" }), slider, label), image);
+  show();
+}
+
+// New points from the stream; the series are refetched downsampled when they outgrow the budget.
+function appendPoints(points) {
+  let outgrown = false;
+  for (const [key, fresh] of Object.entries(points)) {
+    const s = (series[key] ??= { steps: [], values: [], wall_times: [] });
+    const last = s.steps.at(-1) ?? -1;
+    fresh.steps.forEach((step, i) => {
+      if (step <= last) return; // the stream restarts from the page's step after a reconnect
+      s.steps.push(step); s.values.push(fresh.values[i]); s.wall_times.push(fresh.wall_times[i]);
+    });
+    outgrown ||= s.steps.length > 2 * budget;
+    run.step = Math.max(run.step ?? 0, s.steps.at(-1) ?? 0); // progress moves between status events
+  }
+  if (outgrown) loadSeries().catch(() => {});
+  scheduleDraw();
+}
+
+let drawTimer = null;
+function scheduleDraw() {
+  if (drawTimer) return;
+  drawTimer = setTimeout(() => { drawTimer = null; drawFacts(); drawCurves(); drawLayers(); }, 400);
+}
+
+async function loadSeries() {
+  budget = pointBudget(document.getElementById("chart-loss"));
+  const body = await api(`/api/runs/${runId}/metrics?max_points=${budget}`);
+  series = body.series;
+}
+
+async function start() {
+  if (!Number.isInteger(runId) || runId < 1) throw new Error("no run id in the address (run.html?id=N)");
+  run = await api(`/api/runs/${runId}`);
+  drawFacts();
+  await loadSeries();
+  drawCurves();
+  drawLayers();
+  drawMask().catch(() => {});
+  for (const control of Object.values(controls)) control.addEventListener("input", () => {
+    document.getElementById("smoothing-value").textContent = controls.smoothing.value;
+    drawCurves();
+  });
+  if (FINISHED.has(run.status)) return;
+  // Catch up from the oldest last step among the loaded series; points the page already has are skipped.
+  const lasts = CURVE_KEYS.map((key) => series[key]?.steps.at(-1)).filter((step) => step !== undefined);
+  const after = lasts.length ? Math.min(...lasts) : 0;
+  document.getElementById("live").textContent = "live";
+  subscribe(`/api/runs/${runId}/events?after_step=${after}`, {
+    metrics: appendPoints,
+    status: (fresh) => { run = fresh; drawFacts(); },
+    // The stream's last points are already drawn; the reload only re-downsamples (a page left meanwhile ignores it).
+    end: () => { document.getElementById("live").textContent = ""; loadSeries().then(scheduleDraw, () => {}); },
+  });
+}
+
+start().catch((error) => { document.getElementById("error").textContent = `Could not load the run: ${error.message}`; });

@@ -1,0 +1,50 @@
+"""Runs with metrics written straight into the database, for API tests without a worker."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi.testclient import TestClient
+
+from backend.db import session_scope
+from backend.metrics.service import MetricPoint, record_points
+from backend.models import Run, RunStatus, utcnow
+
+SPEC = {
+    "name": "seeded",
+    "dataset": "digits",
+    "model": "mlp",
+    "epochs": 2,
+    "batch_size": 64,  # 21 steps per epoch, 42 in all
+    "schedule": {"kind": "polynomial", "final_sparsity": 0.8, "frequency": 7},
+}
+
+
+def seeded_run(
+    client: TestClient,
+    spec: dict[str, Any] | None = None,
+    steps: int = 42,
+    status: RunStatus = RunStatus.SUCCEEDED,
+    summary: dict[str, Any] | None = None,
+) -> int:
+    """Submit a run, then write `steps` steps of sparsity, loss and accuracy and finish it as `status`."""
+    response = client.post("/api/runs", json=spec or SPEC)
+    assert response.status_code == 201, response.text
+    run_id = int(response.json()["id"])
+    points = []
+    for step in range(1, steps + 1):
+        points += [
+            MetricPoint("measured_sparsity", step, min(0.8, step / steps), step * 0.1),
+            MetricPoint("target_sparsity", step, min(0.8, step / steps), step * 0.1),
+            MetricPoint("loss", step, 2.0 / step, step * 0.1),
+            MetricPoint("accuracy", step, 1 - 1.0 / step, step * 0.1),
+        ]
+    with session_scope() as session:
+        record_points(session, run_id, points)
+        run = session.get(Run, run_id)
+        assert run is not None
+        run.status = status
+        run.summary = summary
+        if status != RunStatus.RUNNING:
+            run.finished_at = utcnow()
+    return run_id

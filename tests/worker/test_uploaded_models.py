@@ -1,0 +1,37 @@
+"""The worker's loader of uploaded models: re-checks the archive, then loads with safe_mode."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from backend.uploads.archives import UploadRejected
+from tests.backend import hostile_files as hostile
+from worker.training.tf import keras
+from worker.training.uploaded_models import load_uploaded_model
+
+
+def test_a_built_in_model_loads(tmp_path: Path) -> None:
+    model = keras.Sequential(
+        [keras.layers.InputLayer(input_shape=(8, 8, 1)), keras.layers.Flatten(), keras.layers.Dense(10)]
+    )
+    path = tmp_path / "model.keras"
+    model.save(path)
+    loaded = load_uploaded_model(path)
+    assert [type(layer).__name__ for layer in loaded.layers] == ["Flatten", "Dense"]
+
+
+def test_a_lambda_model_is_refused_before_keras_sees_it(tmp_path: Path) -> None:
+    model = keras.Sequential([keras.layers.InputLayer(input_shape=(4,)), keras.layers.Lambda(lambda x: x * 2)])
+    path = tmp_path / "lambda.keras"
+    model.save(path)
+    with pytest.raises(UploadRejected, match="Lambda"):
+        load_uploaded_model(path)
+
+
+def test_a_file_swapped_in_the_store_is_checked_again(tmp_path: Path) -> None:
+    path = tmp_path / "swapped.keras"
+    path.write_bytes(hostile.keras_archive(hostile.unknown_module_config()))
+    with pytest.raises(UploadRejected, match="module 'os'"):
+        load_uploaded_model(path)
