@@ -107,7 +107,7 @@ def delete_run(run_id: RunId, session: SessionDep, store: StoreDep) -> Response:
 
 @router.get("/{run_id}/sensitivity/proposal")
 def get_sensitivity_proposal(
-    run_id: int,
+    run_id: RunId,
     session: SessionDep,
     target_sparsity: Annotated[float, Query(ge=0, lt=1, description="Parameter-weighted mean sparsity.")],
     max_accuracy_drop: Annotated[float | None, Query(ge=0, le=1)] = None,
