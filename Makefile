@@ -6,7 +6,10 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 export PRUNELAB_DATA_DIR ?= $(abspath ../shared/datasets)
 
-.PHONY: run test lint bench bench-quick browser clean
+MLFLOW_VENV := .venv-mlflow
+MLFLOW_VERSION ?= 3.17.2
+
+.PHONY: run test lint bench bench-quick mlflow-venv browser clean
 
 $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -25,15 +28,25 @@ test: $(STAMP) browser
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)
-	$(BIN)/ruff check backend worker tests migrations
-	$(BIN)/ruff format --check backend worker tests migrations
+	$(BIN)/ruff check backend worker tests migrations bench
+	$(BIN)/ruff format --check backend worker tests migrations bench
 	$(BIN)/mypy
 
-bench: $(STAMP)
+# MLflow, the read-back benchmark's peer, in its own virtualenv: its pins would move PruneLab's packages.
+$(MLFLOW_VENV)/bin/mlflow:
+	$(PYTHON) -m venv $(MLFLOW_VENV)
+	$(MLFLOW_VENV)/bin/python -m pip install --quiet 'mlflow==$(MLFLOW_VERSION)'
+
+mlflow-venv: $(MLFLOW_VENV)/bin/mlflow
+
+# Regenerate docs/benchmarks.md (charts go to docs/benchmarks/, not committed).
+bench: $(STAMP) mlflow-venv
+	$(BIN)/python -m pip install --quiet -e '.[bench]'
 	$(BIN)/python -m bench
 
-bench-quick: $(STAMP)
+bench-quick: $(STAMP) mlflow-venv
+	$(BIN)/python -m pip install --quiet -e '.[bench]'
 	$(BIN)/python -m bench --quick
 
 clean:
-	rm -rf $(VENV) .pytest_cache test-output
+	rm -rf $(VENV) $(MLFLOW_VENV) .pytest_cache test-output

@@ -276,7 +276,7 @@ class RunSpec(BaseModel):
         json_schema_extra={"group": "recipe"},
     )
     exports: list[ExportKind] = Field(
-        default_factory=lambda: list(DEFAULT_EXPORTS),
+        default=list(DEFAULT_EXPORTS),  # a plain default, so the JSON schema (and the form) shows it
         description="Model files to export; saved_model is off by default (the slowest to write).",
         json_schema_extra={"group": "export"},
     )

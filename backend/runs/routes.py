@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Response, status
+from fastapi import Path as FastApiPath
 from fastapi.responses import StreamingResponse
 
 from backend.db import SessionDep
@@ -12,7 +13,7 @@ from backend.dependencies import MAX_ID, RunId, StoreDep
 from backend.errors import CONFLICT, NOT_FOUND
 from backend.metrics import service as metrics
 from backend.params import MaxPoints, run_ids_param, series_out, split_keys
-from backend.runs import service
+from backend.runs import masks, service
 from backend.runs.events import RunCursor, RunsCursor, poll_run, poll_runs, stream
 from backend.runs.presenters import run_out
 from backend.runs.schemas import MasksOut, MetricsOut, RunOut, RunPatch
@@ -80,10 +81,26 @@ def run_events(
 
 
 @router.get("/{run_id}/masks")
-def get_masks(run_id: RunId, session: SessionDep) -> MasksOut:
-    """Mask snapshots per layer and pruning step (none are recorded yet: the training library does not log them)."""
-    service.get_run(session, run_id)
-    return MasksOut(layers=[])
+def get_masks(run_id: RunId, session: SessionDep, store: StoreDep) -> MasksOut:
+    """Mask snapshots per layer and pruning event, each with the URL of its picture."""
+    return masks.list_masks(store, service.get_run(session, run_id))
+
+
+@router.get(
+    "/{run_id}/masks/{layer_index}/{step}.png",
+    response_class=Response,
+    responses={200: {"content": {"image/png": {}}, "description": "Black cells: weights that remain."}},
+)
+def get_mask_picture(
+    run_id: RunId,
+    layer_index: Annotated[int, FastApiPath(ge=0, le=100_000)],
+    step: Annotated[int, FastApiPath(ge=0, le=2**62)],
+    session: SessionDep,
+    store: StoreDep,
+) -> Response:
+    """One layer's mask at one pruning event as a PNG (black where weights remain)."""
+    picture = masks.mask_png(store, service.get_run(session, run_id), layer_index, step)
+    return Response(picture, media_type="image/png", headers={"Cache-Control": "max-age=3600"})
 
 
 @router.patch("/{run_id}")

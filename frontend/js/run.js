@@ -95,10 +95,18 @@ function drawDownloads() {
     box.replaceChildren(el("p", { class: "muted", text: run.status === "succeeded" ? "No files were stored." : "Models can be downloaded once the run has succeeded." }));
     return;
   }
-  box.replaceChildren(el("div", { class: "row" }, ...run.artifacts.map((artifact) =>
+  // Mask snapshots are shown above, not downloaded; the manifest describes the models.
+  const files = run.artifacts.filter((artifact) => artifact.format !== "masks");
+  box.replaceChildren(el("div", { class: "row" }, ...files.map((artifact) =>
     el("a", { class: "button", href: artifact.url, download: "", "data-format": artifact.format,
-      text: `Download .${artifact.format} (${fmt.bytes(artifact.size_bytes)}, ${fmt.bytes(artifact.zip_size_bytes)} zipped)` }))));
+      text: `${DOWNLOAD_LABELS[artifact.format] ?? `.${artifact.format}`} (${fmt.bytes(artifact.size_bytes)}, `
+        + `${fmt.bytes(artifact.zip_size_bytes)} zipped)` }))));
 }
+
+const DOWNLOAD_LABELS = {
+  keras: ".keras", h5: ".h5", saved_model: "SavedModel (.zip)", tflite: "TFLite float (.tflite)",
+  tflite_int8: "TFLite int8 (.tflite)", manifest: "manifest.json",
+};
 
 function drawCoverage() {
   const box = document.getElementById("coverage");
@@ -188,7 +196,12 @@ async function start() {
     metrics: appendPoints,
     status: (fresh) => { run = fresh; drawFacts(); },
     // The stream's last points are already drawn; the reload only re-downsamples (a page left meanwhile ignores it).
-    end: () => { document.getElementById("live").textContent = ""; loadSeries().then(scheduleDraw, () => {}); },
+    // Mask snapshots and the coverage report are stored when the run ends: draw them now.
+    end: () => {
+      document.getElementById("live").textContent = "";
+      loadSeries().then(scheduleDraw, () => {});
+      drawMask().catch(() => {});
+    },
   });
 }
 

@@ -132,7 +132,32 @@ def test_the_whole_flow_in_the_browser(stack: StackConfig, page: Page, tmp_path:
     # The axis grows with the live data (Plotly re-reads arrays that grew in place).
     page.wait_for_function("document.getElementById('chart-sparsity').layout.xaxis.range[1] >= 42")
     expect(page.locator("#layer-table tbody tr")).to_have_count(2)
-    expect(page.locator("#coverage")).to_contain_text("not recorded for this run")
+    # The coverage report: both Dense layers wrapped, the Flatten left dense for having no weights.
+    expect(page.locator("#coverage")).to_contain_text("Sparsity of prunable weights 80.0%")
+    expect(page.locator("#coverage tbody tr")).to_have_count(3)
+    # The mask picture at the last pruning event: black cells are the 20% of weights that remain.
+    mask = page.locator("#mask img")
+    expect(mask).to_be_visible()
+    page.locator("#mask-step").fill(page.locator("#mask-step").get_attribute("max") or "0")
+    expect(page.locator("#mask output")).to_have_text("step 42")
+    page.wait_for_function(
+        "document.querySelector('#mask img').complete && document.querySelector('#mask img').naturalWidth > 0"
+    )
+    kept = page.evaluate(
+        """() => {
+          const image = document.querySelector('#mask img');
+          const canvas = document.createElement('canvas');
+          canvas.width = image.naturalWidth;
+          canvas.height = image.naturalHeight;
+          const context = canvas.getContext('2d');
+          context.drawImage(image, 0, 0);
+          const pixels = context.getImageData(0, 0, canvas.width, canvas.height).data;
+          let black = 0;
+          for (let i = 0; i < pixels.length; i += 4) if (pixels[i] === 0) black += 1;
+          return black / (pixels.length / 4);
+        }"""
+    )
+    assert kept == pytest.approx(0.2, abs=0.002)
     shot(page, "03-run-page-polynomial-done")
 
     # Download from the run page: the file the server stored, stripped and at its target sparsity.

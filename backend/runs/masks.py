@@ -1,0 +1,76 @@
+"""A run's mask snapshots (the worker's masks.npz), listed per layer and drawn as PNG pictures.
+
+masks.npz holds one uint8 array per (layer, pruning step), named `<layer>@<step>`, each cell the
+kept fraction of its weights times 255. Pictures are addressed by layer index and step, never by
+a name taken from the request; they are drawn black where weights remain.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import numpy as np
+
+from backend.artifacts.storage import ArtifactStore, StoredFileMismatch
+from backend.errors import ArtifactCorrupted, ArtifactNotFound
+from backend.models import Run
+from backend.png import grayscale_png
+from backend.runs.schemas import MaskEventOut, MaskLayerOut, MasksOut
+
+
+@contextmanager
+def _pictures(store: ArtifactStore, run: Run) -> Iterator[np.lib.npyio.NpzFile | None]:
+    artifact = next((a for a in run.artifacts if a.format == "masks"), None)
+    if artifact is None:
+        yield None
+        return
+    try:
+        handle = store.open_verified(artifact.storage_key, artifact.size_bytes, artifact.sha256)
+    except FileNotFoundError:
+        raise ArtifactNotFound(f"the mask snapshots of run {run.id} are missing from the artifact store") from None
+    except StoredFileMismatch:
+        raise ArtifactCorrupted(f"the mask snapshots of run {run.id} no longer match their recorded sha256") from None
+    with handle, np.load(handle, allow_pickle=False) as archive:
+        yield archive
+
+
+def _layers(names: list[str]) -> dict[str, list[int]]:
+    """Layer name -> its snapshot steps in order, layers in the order they first appear."""
+    layers: dict[str, list[int]] = {}
+    for name in names:
+        layer, _, step = name.rpartition("@")
+        if layer and step.isdigit():
+            layers.setdefault(layer, []).append(int(step))
+    return {layer: sorted(steps) for layer, steps in layers.items()}
+
+
+def list_masks(store: ArtifactStore, run: Run) -> MasksOut:
+    """Every layer with a snapshot per pruning event, each with the URL of its picture."""
+    with _pictures(store, run) as archive:
+        if archive is None:
+            return MasksOut(layers=[])
+        layers = _layers(list(archive.files))
+        return MasksOut(
+            layers=[
+                MaskLayerOut(
+                    name=layer,
+                    shape=list(archive[f"{layer}@{steps[0]}"].shape),
+                    events=[
+                        MaskEventOut(step=step, url=f"/api/runs/{run.id}/masks/{index}/{step}.png") for step in steps
+                    ],
+                )
+                for index, (layer, steps) in enumerate(layers.items())
+            ]
+        )
+
+
+def mask_png(store: ArtifactStore, run: Run, layer_index: int, step: int) -> bytes:
+    """The picture of one layer's mask at one pruning step: black where weights remain."""
+    with _pictures(store, run) as archive:
+        layers = list(_layers(list(archive.files)).items()) if archive is not None else []
+        if layer_index >= len(layers) or step not in layers[layer_index][1]:
+            raise ArtifactNotFound(f"run {run.id} has no mask snapshot of layer {layer_index} at step {step}")
+        assert archive is not None
+        kept = archive[f"{layers[layer_index][0]}@{step}"]
+        return grayscale_png(np.subtract(255, kept, dtype=np.int16).astype(np.uint8))

@@ -1,0 +1,18 @@
+"""PruneLab's benchmark suite: `python -m bench` (or `make bench`) writes docs/benchmarks.md.
+
+Every figure is a ratio against a reference measured in the same run, so that a
+noisy or shared machine shifts both sides alike.
+"""
+
+# The headline figures each benchmark must return (checked by tests/bench at the tiny size).
+BENCHMARKS_EXPECTED_FIGURES = {
+    "training_overhead": ("wall_ratio_postgresql", "fit_ratio_postgresql", "rss_ratio_postgresql"),
+    "published_results": ("accuracy_constant-87.5", "zip_ratio_polynomial-87.5", "ptq_ratio_polynomial-90"),
+    "ingestion": ("points_per_s_postgresql", "points_per_s_sqlite", "logging_fraction_of_step"),
+    "readback": ("prunelab_load_points_per_s",),
+    "queue_throughput": (
+        "first_step_ms_postgresql",
+        "runs_per_minute_1_worker_postgresql",
+        "runs_per_minute_2_workers_postgresql",
+    ),
+}

@@ -1,0 +1,134 @@
+"""`python -m bench [--quick] [--only NAME ...] [--out docs/benchmarks.md]`: run the suite, write the report."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from bench import ingestion, published_results, queue_throughput, readback, training_overhead
+from bench.machine import describe
+from bench.report import Result, render, write_charts
+from tests.stack import REPO, shared_data_dir
+
+BENCHMARKS = {
+    module.NAME: module for module in (training_overhead, published_results, ingestion, readback, queue_throughput)
+}
+
+
+def closing_note(results: dict[str, Result]) -> list[str]:
+    """The headline ratios, one line per benchmark that ran."""
+    lines = []
+
+    def figure(name: str, key: str) -> float | None:
+        value = results[name].figures.get(key) if name in results else None
+        return float(value) if isinstance(value, int | float) else None
+
+    def fmt(value: float | None, pattern: str = "{:.3f}") -> str:
+        return pattern.format(value) if value is not None else "n/a"
+
+    if training_overhead.NAME in results:
+        lines.append(
+            "Training overhead, PruneLab worker / plain tfmot script: end-to-end "
+            f"{fmt(figure(training_overhead.NAME, 'wall_ratio_postgresql'))} (PostgreSQL), "
+            f"{fmt(figure(training_overhead.NAME, 'wall_ratio_sqlite'))} (SQLite); model.fit "
+            f"{fmt(figure(training_overhead.NAME, 'fit_ratio_postgresql'))} / "
+            f"{fmt(figure(training_overhead.NAME, 'fit_ratio_sqlite'))}; peak RSS "
+            f"{fmt(figure(training_overhead.NAME, 'rss_ratio_postgresql'))}. Goal <= {training_overhead.GOAL} "
+            f"({results[training_overhead.NAME].size})."
+        )
+    if published_results.NAME in results:
+        name = published_results.NAME
+        lines.append(
+            "Published results through the API: test accuracy ConstantSparsity "
+            f"{fmt(figure(name, 'accuracy_constant-87.5'), '{:.2%}')} (published 98.86%), PolynomialDecay "
+            f"{fmt(figure(name, 'accuracy_polynomial-87.5'), '{:.2%}')} (99.27%); zip x smaller than dense "
+            f"{fmt(figure(name, 'zip_ratio_constant-87.5'), '{:.2f}')} / "
+            f"{fmt(figure(name, 'zip_ratio_polynomial-87.5'), '{:.2f}')} (published 4.13 / 4.17); 90% sparse "
+            f"{fmt(figure(name, 'zip_ratio_polynomial-90'), '{:.1f}')}x by zip (about 6x) and "
+            f"{fmt(figure(name, 'ptq_ratio_polynomial-90'), '{:.1f}')}x with PTQ (about 24x) "
+            f"({results[name].size})."
+        )
+    if ingestion.NAME in results:
+        lines.append(
+            f"Ingestion: {fmt(figure(ingestion.NAME, 'points_per_s_postgresql'), '{:,.0f}')} points/s to "
+            f"PostgreSQL, {fmt(figure(ingestion.NAME, 'points_per_s_sqlite'), '{:,.0f}')} to SQLite; logging costs "
+            f"{fmt(figure(ingestion.NAME, 'logging_fraction_of_step'), '{:.2%}')} of a training step."
+        )
+    if readback.NAME in results:
+        ratios = [
+            f"{key.split('_')[2]} run(s) {value:.3f}"
+            for key, value in results[readback.NAME].figures.items()
+            if key.startswith("raw_ratio_") and isinstance(value, float)
+        ]
+        lines.append(
+            "Reading back, PruneLab / MLflow p50 latency of full histories: "
+            + (", ".join(ratios) if ratios else "MLflow not run")
+            + f" ({results[readback.NAME].size})."
+        )
+    if queue_throughput.NAME in results:
+        name = queue_throughput.NAME
+        lines.append(
+            "Queue (PostgreSQL + Redis): POST to first logged step "
+            f"{fmt(figure(name, 'first_step_ms_postgresql'), '{:,.0f}')} ms; "
+            f"{fmt(figure(name, 'runs_per_minute_1_worker_postgresql'), '{:.1f}')} tiny runs/min with 1 worker, "
+            f"{fmt(figure(name, 'runs_per_minute_2_workers_postgresql'), '{:.1f}')} with 2."
+        )
+    return lines
+
+
+def run_all(names: Sequence[str], size_name: str, log: Callable[[str], None] = print) -> dict[str, Result]:
+    results = {}
+    for name in names:
+        module = BENCHMARKS[name]
+        log(f"[bench] {name} ({size_name}) ...")
+        started = time.monotonic()
+        result = module.run(module.SIZES[size_name])
+        result.elapsed_s = time.monotonic() - started
+        results[name] = result
+        log(f"[bench] {name}: {time.monotonic() - started:.0f} s {result.figures}")
+    return results
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="fewer epochs and smaller data (labelled in the output)")
+    parser.add_argument("--size", choices=("tiny", "quick", "full"), help="override the size (tiny: the smoke test's)")
+    parser.add_argument("--only", action="append", choices=sorted(BENCHMARKS), help="run only these benchmarks")
+    parser.add_argument("--out", type=Path, default=REPO / "docs" / "benchmarks.md", help="markdown report to write")
+    args = parser.parse_args(argv)
+    os.environ.setdefault("PRUNELAB_DATA_DIR", str(shared_data_dir()))
+    size_name = args.size or ("quick" if args.quick else "full")
+    names = args.only or list(BENCHMARKS)
+    command = "python -m bench " + shlex.join(argv if argv is not None else sys.argv[1:])
+    machine = describe()
+    started = time.monotonic()
+    results = run_all(names, size_name)
+    out: Path = args.out
+    charts = write_charts(list(results.values()), out.parent / "benchmarks")
+    closing = closing_note(results)
+    closing.append(f"The whole run took {time.monotonic() - started:.0f} s.")
+    mode = {"quick": "QUICK mode: fewer epochs and smaller data", "tiny": "TINY smoke-test size", "full": "full size"}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(
+        render(
+            list(results.values()),
+            command=command.strip(),
+            machine=machine,
+            mode=mode[size_name],
+            closing=closing,
+            chart_paths=charts,
+            doc_path=out,
+        )
+    )
+    print("\n".join(closing))
+    print(f"[bench] wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
