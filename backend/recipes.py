@@ -77,7 +77,7 @@ class SensitivityRecipe(BaseModel):
     model_config = ConfigDict(extra="forbid")
     kind: Literal["sensitivity"] = "sensitivity"
     sparsities: list[float] = Field(
-        default_factory=lambda: list(DEFAULT_SENSITIVITIES),
+        default=list(DEFAULT_SENSITIVITIES),  # a plain default, so the JSON schema (and the form) shows it
         description="Sparsities each layer is pruned to, one at a time, each in [0, 1).",
     )
     layers: list[str] | None = Field(None, description="Layers to sweep; null: every layer the scope prunes.")

@@ -270,7 +270,7 @@ class RunSpec(BaseModel):
         json_schema_extra={"group": "structure"},
     )
     recipe: Recipe = Field(
-        default_factory=FromScratchRecipe,
+        default=FromScratchRecipe(),  # a plain default, so the JSON schema (and the form) shows it
         description="Where the starting weights come from and what the run does: from_scratch, dense, pretrained, "
         "uploaded_model, lottery_ticket or sensitivity.",
         json_schema_extra={"group": "recipe"},

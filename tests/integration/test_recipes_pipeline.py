@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterator
 
 import httpx
+import numpy as np
 import pytest
 
 from tests.stack import StackConfig, migrate, sqlite_stack, start_api, start_worker, wait_for_run
@@ -55,3 +57,23 @@ def test_pretrained_run_starts_after_its_dense_run_succeeds(running: StackConfig
     assert series["series"]["accuracy"]["steps"] == list(range(1, 22))  # its own step axis
     assert series["series"]["accuracy"]["values"][0] > 0.7  # step 1 already has the dense run's accuracy
     assert series["series"]["measured_sparsity"]["values"][-1] == pytest.approx(0.75, abs=1e-3)
+
+
+def test_lottery_ticket_run_serves_its_rewind_file(running: StackConfig) -> None:
+    base = running.base_url
+    spec = {
+        **PRETRAINED,
+        "name": "lottery",
+        "recipe": {"kind": "lottery_ticket", "rewind_epoch": 0, "retrain_epochs": 1},
+    }
+    run_id = httpx.post(f"{base}/api/runs", json=spec, timeout=10).json()["id"]
+    run = wait_for_run(base, run_id, {"succeeded", "failed", "cancelled"})
+    assert run["status"] == "succeeded", run["error"]
+    assert run["plan"]["total_steps"] == 42 and run["plan"]["phase_steps"] == [21, 21]
+    rewind = next(artifact for artifact in run["artifacts"] if artifact["format"] == "rewind")
+    download = httpx.get(f"{base}{rewind['url']}", timeout=30)
+    assert download.status_code == 200 and len(download.content) == rewind["size_bytes"]
+    with np.load(io.BytesIO(download.content)) as arrays:
+        assert {"saved/dense.kernel:0", "mask/dense.kernel:0", "saved/logits.bias:0"} <= set(arrays.files)
+        kept = arrays["mask/dense.kernel:0"] != 0
+        assert 0.2 < kept.mean() < 0.3  # 75% pruned
