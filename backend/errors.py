@@ -9,6 +9,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
+from backend.recipes import RECIPE_KINDS
 from backend.specs import SCHEDULE_KINDS, STRUCTURE_KINDS
 
 
@@ -24,7 +25,7 @@ CONFLICT: dict[int | str, dict[str, Any]] = {
     409: {"model": ErrorMessage, "description": "The run's state or stored file does not allow it."}
 }
 
-UNION_TAGS = frozenset(SCHEDULE_KINDS + STRUCTURE_KINDS)
+UNION_TAGS = frozenset(SCHEDULE_KINDS + STRUCTURE_KINDS + RECIPE_KINDS)
 
 
 class PruneLabError(Exception):

@@ -88,6 +88,10 @@ class Run(Base):
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
     tags: Mapped[list[str]] = mapped_column(JSON, default=list)
     note: Mapped[str] = mapped_column(Text, default="")
+    # The dense run this run starts from (pretrained); it waits, queued, until that run succeeds.
+    parent_run_id: Mapped[int | None] = mapped_column(
+        ForeignKey("runs.id", ondelete="SET NULL"), index=True, default=None
+    )
 
     artifacts: Mapped[list[Artifact]] = relationship(
         back_populates="run", cascade="all, delete-orphan", passive_deletes=True, order_by="Artifact.format"

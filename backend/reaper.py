@@ -35,6 +35,7 @@ from backend.broker_inspect import run_ids_in_broker
 from backend.db import after_commit, session_scope
 from backend.models import Run, RunStatus, utcnow
 from backend.queue import enqueue_run
+from backend.runs import links
 from backend.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -65,6 +66,8 @@ def release_run(session: Session, run_id: int, attempt: int, reason: str, *, max
     log.warning("run %s attempt %s: %s; %s", run_id, attempt, reason, outcome)
     if outcome == "requeued":
         after_commit(session, lambda: enqueue_run(run_id))
+    else:
+        links.fail_waiting_runs(session, run_id, "failed")
     return outcome
 
 
@@ -91,7 +94,12 @@ def reconcile_queue(
     """Send again runs queued in the database for a while but missing from the broker."""
     cutoff = now - timedelta(seconds=settings.reconcile_after_s)
     waiting = session.scalars(
-        select(Run.id).where(Run.status == RunStatus.QUEUED, Run.cancel_requested.is_(False), Run.created_at <= cutoff)
+        select(Run.id).where(
+            Run.status == RunStatus.QUEUED,
+            Run.cancel_requested.is_(False),
+            Run.created_at <= cutoff,
+            links.base_run_ready(),  # a run waiting on its dense base run is sent when that succeeds
+        )
     ).all()
     for run_id in waiting:
         if run_id in in_broker or run_id in report.requeued:

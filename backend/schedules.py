@@ -134,6 +134,28 @@ def final_target_sparsity(schedule: ResolvedSchedule, structure: AnyStructure = 
     return schedule.final_sparsity
 
 
+def with_final_sparsity(schedule: ResolvedSchedule, sparsity: float) -> ResolvedSchedule:
+    """The same schedule ending at `sparsity`: a layer's own target (`RunSpec.layer_targets`).
+
+    Constant: target replaced; polynomial: final replaced (initial lowered to it if above);
+    piecewise: the last point's sparsity replaced, the other points kept.
+    """
+    if isinstance(schedule, ConstantSchedule):
+        return schedule.model_copy(update={"target_sparsity": sparsity})
+    if isinstance(schedule, PolynomialSchedule):
+        initial = min(schedule.initial_sparsity, sparsity)
+        return schedule.model_copy(update={"final_sparsity": sparsity, "initial_sparsity": initial})
+    points = [*schedule.points[:-1], (schedule.points[-1][0], sparsity)]
+    return schedule.model_copy(update={"points": points})
+
+
+def weighted_series(series_by_layer: dict[str, list[float]], params_by_layer: dict[str, int]) -> list[float]:
+    """Step by step, the parameter-weighted mean of per-layer sparsities (what measured_sparsity measures)."""
+    total = sum(params_by_layer[name] for name in series_by_layer)
+    columns = [[params_by_layer[name] * value for value in series] for name, series in series_by_layer.items()]
+    return [sum(values) / total for values in zip(*columns, strict=True)]
+
+
 def kept_count(size: int, sparsity: float) -> int:
     """Weights (or blocks) tfmot keeps of `size` at `sparsity`: max(round(size * (1 - s)), 1) in float32."""
     kept = np.round(np.float32(np.float32(size) * np.float32(np.float32(1) - np.float32(sparsity))))

@@ -16,6 +16,7 @@ NOT_IN_REGISTRY = "not prunable in tfmot's registry"
 EXCLUDED_BY_SCOPE = "excluded by scope"
 FIRST_KEPT_DENSE = "first layer kept dense"
 LAST_KEPT_DENSE = "last layer kept dense"
+DENSE_RUN = "dense run: nothing is pruned"
 
 
 @dataclass(frozen=True)

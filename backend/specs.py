@@ -12,6 +12,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from backend.catalog import DATASETS, MODELS, choices
+from backend.recipes import FromScratchRecipe, Recipe
 
 
 def _check_sparsity(value: float, name: str) -> float:
@@ -262,6 +263,18 @@ class RunSpec(BaseModel):
         description="Which layers are pruned; layers tfmot cannot prune are reported in the coverage report.",
         json_schema_extra={"group": "structure"},
     )
+    layer_targets: dict[str, float] | None = Field(
+        None,
+        description="Per-layer final sparsity {layer: sparsity}: each named layer gets the schedule's kind with its "
+        "final sparsity replaced by this value; other layers follow the schedule.",
+        json_schema_extra={"group": "structure"},
+    )
+    recipe: Recipe = Field(
+        default=FromScratchRecipe(),  # a plain default, so the JSON schema (and the form) shows it
+        description="Where the starting weights come from and what the run does: from_scratch, dense, pretrained, "
+        "uploaded_model, lottery_ticket or sensitivity.",
+        json_schema_extra={"group": "recipe"},
+    )
     exports: list[ExportKind] = Field(
         default=list(DEFAULT_EXPORTS),  # a plain default, so the JSON schema (and the form) shows it
         description="Model files to export; saved_model is off by default (the slowest to write).",
@@ -287,6 +300,13 @@ class RunSpec(BaseModel):
             raise ValueError(f"unknown model {value!r}; choose one of: {choices(MODELS)}")
         return value
 
+    @field_validator("layer_targets")
+    @classmethod
+    def _layer_targets(cls, value: dict[str, float] | None) -> dict[str, float] | None:
+        for name, sparsity in (value or {}).items():
+            _check_sparsity(sparsity, f"layer_targets[{name!r}]")
+        return value
+
     @field_validator("exports")
     @classmethod
     def _exports(cls, value: list[str]) -> list[str]:
@@ -295,4 +315,11 @@ class RunSpec(BaseModel):
         return sorted(set(value), key=EXPORT_KINDS.index)
 
     def display_name(self) -> str:
-        return self.name or f"{self.schedule.kind} {self.model} on {self.dataset}"
+        if self.name:
+            return self.name
+        model = f"upload {self.recipe.upload_id}" if self.recipe.kind == "uploaded_model" else self.model
+        if self.recipe.kind in ("dense", "sensitivity"):
+            return f"{self.recipe.kind} {model} on {self.dataset}"
+        if self.recipe.kind != "from_scratch":
+            return f"{self.recipe.kind.replace('_', ' ')} {self.schedule.kind} {model} on {self.dataset}"
+        return f"{self.schedule.kind} {model} on {self.dataset}"

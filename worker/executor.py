@@ -22,6 +22,8 @@ from backend.artifacts.storage import ArtifactStore, artifact_key, get_store
 from backend.db import session_scope
 from backend.models import Artifact, Run, RunStatus, utcnow
 from backend.plans import RunPlan
+from backend.recipes import upload_id
+from backend.runs import links, sources
 from backend.settings import Settings, get_settings
 from backend.specs import RunSpec
 from worker.db_reporter import DatabaseReporter
@@ -39,12 +41,13 @@ class Claim:
 
 
 def claim_run(run_id: int, worker_name: str) -> Claim | None:
-    """Atomically move a queued, uncancelled run to running and take the next attempt."""
+    """Atomically move a queued, uncancelled run whose base run (if any) succeeded to running; take the next attempt."""
     now = utcnow()
+    base_ready = links.base_run_ready()
     with session_scope() as session:
         row = session.execute(
             update(Run)
-            .where(Run.id == run_id, Run.status == RunStatus.QUEUED, Run.cancel_requested.is_(False))
+            .where(Run.id == run_id, Run.status == RunStatus.QUEUED, Run.cancel_requested.is_(False), base_ready)
             .values(
                 status=RunStatus.RUNNING,
                 attempt=Run.attempt + 1,
@@ -67,6 +70,9 @@ def _fenced_finish(session: Session, claim: Claim, status: RunStatus, **values: 
         .values(status=status, finished_at=utcnow(), heartbeat_at=utcnow(), **values)
         .returning(Run.id)
     ).first()
+    if held is not None and status != RunStatus.SUCCEEDED:
+        outcome = "was cancelled" if status == RunStatus.CANCELLED else "failed"
+        links.fail_waiting_runs(session, claim.run_id, outcome)
     return held is not None
 
 
@@ -100,7 +106,23 @@ def succeed_run(claim: Claim, summary: dict[str, Any], artifacts: list[Artifact]
             return False
         session.execute(delete(Artifact).where(Artifact.run_id == claim.run_id))
         session.add_all(artifacts)
+        session.flush()
+        links.start_waiting_runs(session, claim.run_id)
     return True
+
+
+def starting_model_path(claim: Claim, store: ArtifactStore) -> Path | None:
+    """The local file the run starts from: its base run's stripped .keras model, or its uploaded model."""
+    with session_scope() as session:
+        if claim.plan.base_run_id is not None:
+            key = sources.base_model_key(session, claim.plan.base_run_id)
+            if key is None:
+                raise FileNotFoundError(f"base run {claim.plan.base_run_id} has no .keras model")
+        elif (upload := upload_id(claim.spec.recipe)) is not None:
+            key = sources.model_upload(session, upload).storage_key
+        else:
+            return None
+    return store.local_path(key)
 
 
 def execute_run(run_id: int, worker_name: str, settings: Settings | None = None) -> str:
@@ -118,10 +140,19 @@ def execute_run(run_id: int, worker_name: str, settings: Settings | None = None)
 
         assert settings.data_dir is not None and settings.artifact_dir is not None
         settings.data_dir.mkdir(parents=True, exist_ok=True)
+        store = get_store(settings.artifact_dir)
+        start_model = starting_model_path(claim, store)
         with tempfile.TemporaryDirectory(prefix=f"prunelab-run{run_id}-") as scratch:
-            result = train(claim.spec, claim.plan, reporter, data_dir=settings.data_dir, output_dir=Path(scratch))
+            result = train(
+                claim.spec,
+                claim.plan,
+                reporter,
+                data_dir=settings.data_dir,
+                output_dir=Path(scratch),
+                start_model=start_model,
+            )
             # Stored while the reporter still beats: saving a large model must not look like a dead worker.
-            artifacts = _store_exports(get_store(settings.artifact_dir), claim, result.exports)
+            artifacts = _store_exports(store, claim, result.exports)
             reporter.close()
             if reporter.lost.is_set():
                 return "lost"

@@ -111,3 +111,18 @@ def serve_verified(
         },
         background=BackgroundTask(handle.close),
     )
+
+
+@router.get(
+    "/{run_id}/rewind",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"application/octet-stream": {}}, "description": "The lottery ticket's rewind.npz."}},
+)
+def download_rewind(run_id: RunId, session: SessionDep, store: StoreDep) -> StreamingResponse:
+    """A lottery-ticket run's rewind.npz: the weights it rewound to (`saved/<weight>`) and the final masks."""
+    run = service.get_run(session, run_id)
+    artifact = next((a for a in run.artifacts if a.format == "rewind"), None)
+    if artifact is None:
+        raise ArtifactNotFound(f"run {run_id} has no rewind.npz (lottery_ticket runs have one once they succeed)")
+    filename = f"prunelab-run{run_id}-rewind.npz"
+    return serve_verified(store, artifact, f"the rewind.npz of run {run_id}", filename, "application/octet-stream")

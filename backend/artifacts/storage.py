@@ -30,7 +30,7 @@ EXPORT_FORMATS: dict[str, str] = {
     "tflite_int8": ".tflite",
 }
 # Files that describe a run's model but are not one: the mask pictures and the export manifest.
-RUN_FILE_FORMATS: dict[str, str] = {"masks": ".npz", "manifest": ".json"}
+RUN_FILE_FORMATS: dict[str, str] = {"masks": ".npz", "manifest": ".json", "rewind": ".npz"}
 # The file name of every artifact format inside its attempt's folder.
 ARTIFACT_FILE_NAMES: dict[str, str] = {
     "keras": "model.keras",
@@ -40,6 +40,7 @@ ARTIFACT_FILE_NAMES: dict[str, str] = {
     "tflite_int8": "model_int8.tflite",
     "masks": "masks.npz",
     "manifest": "manifest.json",
+    "rewind": "rewind.npz",  # lottery_ticket: the weights rewound to, and the final masks
 }
 UPLOAD_FILES: dict[str, str] = {"model": "model.keras", "dataset": "dataset.npz"}
 PARTIAL_PREFIX = ".partial-"

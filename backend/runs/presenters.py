@@ -27,6 +27,7 @@ def run_out(session: Session, run: Run) -> RunOut:
         created_at=run.created_at,
         started_at=run.started_at,
         finished_at=run.finished_at,
+        parent_run_id=run.parent_run_id,
         step=max((step for step, _ in latest.values()), default=None),
         latest={key: value for key, (_, value) in latest.items()},
         artifacts=[artifact_out(artifact) for artifact in run.artifacts],

@@ -17,6 +17,7 @@ from backend.runs import masks, service
 from backend.runs.events import RunCursor, RunsCursor, poll_run, poll_runs, stream
 from backend.runs.presenters import run_out
 from backend.runs.schemas import MasksOut, MetricsOut, RunOut, RunPatch
+from backend.runs.sensitivity import ProposalOut, sensitivity_proposal
 from backend.specs import RunSpec
 
 router = APIRouter(prefix="/api/runs", tags=["runs"], responses={**NOT_FOUND, **CONFLICT})
@@ -119,3 +120,14 @@ def delete_run(run_id: RunId, session: SessionDep, store: StoreDep) -> Response:
     """Delete a finished or queued run with its metrics and files."""
     service.delete_run(session, store, run_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.get("/{run_id}/sensitivity/proposal")
+def get_sensitivity_proposal(
+    run_id: RunId,
+    session: SessionDep,
+    target_sparsity: Annotated[float, Query(ge=0, lt=1, description="Parameter-weighted mean sparsity.")],
+    max_accuracy_drop: Annotated[float | None, Query(ge=0, le=1)] = None,
+) -> ProposalOut:
+    """Per-layer target sparsities from a sensitivity sweep, and the run spec that prunes to them."""
+    return sensitivity_proposal(session, run_id, target_sparsity, max_accuracy_drop)

@@ -33,6 +33,7 @@ class RunOut(BaseModel):
     started_at: datetime | None
     finished_at: datetime | None
     step: int | None
+    parent_run_id: int | None = None  # the dense run this run starts from (pretrained)
     latest: dict[str, float | None]
     artifacts: list[ArtifactOut]
     tags: list[str]

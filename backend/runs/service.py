@@ -9,24 +9,52 @@ from backend.artifacts.storage import ArtifactStore, run_prefix
 from backend.db import after_commit
 from backend.errors import RunNotFound, RunStateConflict
 from backend.models import Run, RunStatus, utcnow
-from backend.plans import resolve_plan
+from backend.plans import RunPlan, resolve_plan
 from backend.queue import enqueue_run
+from backend.recipes import DenseRecipe, PretrainedRecipe, base_run_id, upload_id
+from backend.runs import links, sources
 from backend.specs import RunSpec
 
 
 def create_run(session: Session, spec: RunSpec) -> Run:
-    """Validate and store a run, then queue it once the row is committed."""
+    """Validate and store a run, then queue it once the row is committed.
+
+    A pretrained run with `dense_epochs` also stores its dense baseline run; only that one is
+    queued, and the pruned run starts when it succeeds.
+    """
+    if (upload := upload_id(spec.recipe)) is not None:
+        sources.check_upload_fits(spec, sources.model_upload(session, upload))
     plan = resolve_plan(spec)
+    if (parent_run_id := base_run_id(spec.recipe)) is not None:
+        sources.check_base_run(session, spec, parent_run_id)
+    dense = None
+    if isinstance(spec.recipe, PretrainedRecipe) and spec.recipe.dense_epochs is not None:
+        dense = _store_run(session, _dense_baseline_spec(spec, spec.recipe.dense_epochs))
+        parent_run_id = dense.id
+        plan = plan.model_copy(update={"base_run_id": dense.id})
+    run = _store_run(session, spec, plan, parent_run_id=parent_run_id)
+    queued_id = dense.id if dense else run.id  # a run waiting on its dense run is queued when that succeeds
+    after_commit(session, lambda: enqueue_run(queued_id))
+    return run
+
+
+def _dense_baseline_spec(spec: RunSpec, dense_epochs: int) -> RunSpec:
+    name = f"{spec.display_name()[:180]} (dense baseline)"
+    # Only the .keras model is needed: the pruned run starts from it.
+    dense = {"name": name, "epochs": dense_epochs, "recipe": DenseRecipe(), "layer_targets": None, "exports": ["keras"]}
+    return RunSpec.model_validate({**spec.model_dump(), **dense})
+
+
+def _store_run(session: Session, spec: RunSpec, plan: RunPlan | None = None, parent_run_id: int | None = None) -> Run:
     run = Run(
         name=spec.display_name(),
         status=RunStatus.QUEUED,
         spec=spec.model_dump(mode="json"),
-        plan=plan.model_dump(mode="json"),
+        plan=(plan or resolve_plan(spec)).model_dump(mode="json"),
+        parent_run_id=parent_run_id,
     )
     session.add(run)
     session.flush()
-    run_id = run.id
-    after_commit(session, lambda: enqueue_run(run_id))
     return run
 
 
@@ -62,6 +90,7 @@ def cancel_run(session: Session, run_id: int) -> Run:
     if run.status == RunStatus.QUEUED:
         run.status = RunStatus.CANCELLED
         run.finished_at = utcnow()
+        links.fail_waiting_runs(session, run_id, "was cancelled")
     session.flush()
     return run
 
@@ -71,6 +100,7 @@ def delete_run(session: Session, store: ArtifactStore, run_id: int) -> None:
     run = get_run(session, run_id)
     if run.status == RunStatus.RUNNING:
         raise RunStateConflict(f"run {run_id} is running; cancel it first, then delete it")
+    links.fail_waiting_runs(session, run_id, "was deleted")
     session.delete(run)
     session.flush()
     after_commit(session, lambda: store.delete_prefix(run_prefix(run_id)))

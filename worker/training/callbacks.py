@@ -78,6 +78,7 @@ class PruningReporter(keras.callbacks.Callback):
         self.measured_sparsity = 0.0
         self.layer_sparsity: dict[str, float] = {}  # at the latest pruning event
         self.cancelled = False
+        self.epoch_metrics: dict[str, float] = {}  # logged at every epoch end too (lottery_ticket: phase)
         self._weights: list[export.StrippedWeight] = []
         self._last_size_step = -1
         self._pending: deque[Future[None]] = deque()
@@ -93,7 +94,8 @@ class PruningReporter(keras.callbacks.Callback):
             raise RuntimeError(f"Keras runs {steps} steps per epoch, the plan {self.plan.steps_per_epoch}")
         self._weights = export.stripped_weights(self.model)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="compressed-size")
-        self._started = time.monotonic()
+        if self.step == 0:  # a second fit (lottery-ticket retraining) continues the run's clock
+            self._started = time.monotonic()
 
     def on_epoch_begin(self, epoch: int, logs: Mapping[str, float] | None = None) -> None:
         self.batch_metrics.start_epoch()
@@ -117,7 +119,7 @@ class PruningReporter(keras.callbacks.Callback):
         wall_time = self.wall_time()
         if self._last_size_step != self.step:
             self._snapshot(wall_time)
-        metrics: dict[str, float] = {"epoch": epoch + 1}
+        metrics: dict[str, float] = {"epoch": epoch + 1, **self.epoch_metrics}
         metrics.update({key: value for key, value in (logs or {}).items() if key.startswith("val_")})
         self.reporter.log(self.step, metrics, wall_time)
 

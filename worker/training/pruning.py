@@ -7,22 +7,25 @@ from typing import Any
 import numpy as np
 
 from backend.plans import RunPlan
-from backend.scope import LayerDecision, LayerFacts, Problem, decide_layers, scope_problems
+from backend.scope import DENSE_RUN, LayerDecision, LayerFacts, Problem, decide_layers, scope_problems
 from backend.specs import BlockSparsity, MByNSparsity, RunSpec
 from worker.training.schedules import tfmot_schedule
 from worker.training.tf import PruneLowMagnitude, keras, tfmot
 from worker.training.tf import PruneRegistry as Registry
 
 
-def _prunable_shapes(layer: keras.layers.Layer) -> tuple[tuple[int, ...], ...]:
-    """Shapes of the weights tfmot prunes in `layer` (its registry's list, or a PrunableLayer's own)."""
+def prunable_weights(layer: keras.layers.Layer) -> list[Any]:
+    """The weights tfmot prunes in `layer` (its registry's list, or a PrunableLayer's own)."""
     if isinstance(layer, tfmot.sparsity.keras.PrunableLayer) or hasattr(layer, "get_prunable_weights"):
-        return tuple(tuple(weight.shape) for weight in layer.get_prunable_weights())
+        return list(layer.get_prunable_weights())
     if layer.__class__ in Registry._LAYERS_WEIGHTS_MAP:
-        names = Registry._LAYERS_WEIGHTS_MAP[layer.__class__]
-        return tuple(tuple(_nested_attribute(layer, name).shape) for name in names)
+        return [_nested_attribute(layer, name) for name in Registry._LAYERS_WEIGHTS_MAP[layer.__class__]]
     # RNN and attention layers: the registry prunes their kernels.
-    return tuple(tuple(weight.shape) for weight in layer.trainable_weights if "kernel" in weight.name)
+    return [weight for weight in layer.trainable_weights if "kernel" in weight.name]
+
+
+def _prunable_shapes(layer: keras.layers.Layer) -> tuple[tuple[int, ...], ...]:
+    return tuple(tuple(weight.shape) for weight in prunable_weights(layer))
 
 
 def _nested_attribute(layer: keras.layers.Layer, dotted: str) -> Any:
@@ -86,14 +89,26 @@ def prune_model(model: keras.Model, spec: RunSpec, plan: RunPlan) -> tuple[keras
         raise ValueError("; ".join(f"{'.'.join(problem.field)}: {problem.message}" for problem in problems))
     decisions = decide_layers(layer_facts(model), spec)
     wrapped = {decision.name for decision in decisions if decision.wrapped}
-    arguments = {"pruning_schedule": tfmot_schedule(plan.schedule), **structure_arguments(spec)}
+    schedule = tfmot_schedule(plan.schedule)
+    # layer_targets: each layer its own schedule object, the plan's schedule ending at the layer's target.
+    layer_schedules = {name: tfmot_schedule(layer.schedule) for name, layer in (plan.layer_schedules or {}).items()}
 
     def wrap(layer: keras.layers.Layer) -> keras.layers.Layer:
         if layer.name in wrapped:
-            return tfmot.sparsity.keras.prune_low_magnitude(layer, **arguments)
+            return tfmot.sparsity.keras.prune_low_magnitude(
+                layer, pruning_schedule=layer_schedules.get(layer.name, schedule), **structure_arguments(spec)
+            )
         return layer
 
     return keras.models.clone_model(model, clone_function=wrap), decisions
+
+
+def dense_decisions(model: keras.Model, spec: RunSpec) -> list[LayerDecision]:
+    """Coverage decisions of a run that wraps nothing: the scope's reason, or that the run is dense."""
+    return [
+        LayerDecision(decision.name, decision.class_name, False, decision.reason or DENSE_RUN)
+        for decision in decide_layers(layer_facts(model), spec)
+    ]
 
 
 def coverage_report(decisions: list[LayerDecision], stripped: keras.Model, pruned_model: keras.Model) -> dict:

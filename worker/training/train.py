@@ -1,4 +1,4 @@
-"""Train one pruning run from its plan: the training library's entry point for the worker."""
+"""Train one run from its plan, whatever its recipe: the training library's entry point for the worker."""
 
 from __future__ import annotations
 
@@ -9,19 +9,22 @@ from typing import Any
 
 import numpy as np
 
+from backend.artifacts.storage import ARTIFACT_FILE_NAMES
 from backend.plans import RunPlan, split_sizes
-from backend.scope import LayerDecision
+from backend.recipes import LotteryTicketRecipe, SensitivityRecipe
+from backend.scope import DENSE_RUN, LayerDecision
 from backend.specs import RunSpec
 from worker.training import export
 from worker.training.callbacks import PruningReporter, TrainingStopped
 from worker.training.datasets import Dataset, load_dataset
 from worker.training.deliver import deliver
-from worker.training.pruning import coverage_report, prune_model
+from worker.training.pruning import coverage_report, dense_decisions, prune_model
+from worker.training.recipes import lottery, sensitivity
+from worker.training.recipes.start import starting_model
 from worker.training.reporting import Reporter
 from worker.training.schedules import tfmot_schedule
 from worker.training.tf import keras, tfmot
 from worker.training.verify import verify_export
-from worker.training.zoo import build_model
 
 __all__ = ["TrainingResult", "build_pruned_model", "compile_model", "split_validation", "tfmot_schedule", "train"]
 
@@ -32,6 +35,7 @@ class TrainingResult:
     exports: dict[str, Path]  # artifact format -> file (model formats, "masks", "manifest"); empty if cancelled
     cancelled: bool
     steps_completed: int
+    rewind: lottery.RewindRecord | None = None  # lottery_ticket: what the weights were rewound to
 
 
 def compile_model(model: keras.Model, learning_rate: float) -> None:
@@ -44,16 +48,7 @@ def compile_model(model: keras.Model, learning_rate: float) -> None:
 
 def build_pruned_model(spec: RunSpec, plan: RunPlan, dataset: Dataset) -> keras.Model:
     """The spec's model with its scope's layers wrapped for pruning under the plan's schedule, compiled."""
-    return build_pruned_model_with_coverage(spec, plan, dataset)[0]
-
-
-def build_pruned_model_with_coverage(
-    spec: RunSpec, plan: RunPlan, dataset: Dataset
-) -> tuple[keras.Model, list[LayerDecision]]:
-    model = build_model(spec.model, dataset.info.input_shape, dataset.info.num_classes)
-    pruned, decisions = prune_model(model, spec, plan)
-    compile_model(pruned, spec.learning_rate)
-    return pruned, decisions
+    return prepare_model(spec, plan, dataset, None)[0]
 
 
 def split_validation(
@@ -71,41 +66,154 @@ def split_validation(
     return train, validation
 
 
-def train(
-    spec: RunSpec, plan: RunPlan, reporter: Reporter, *, data_dir: Path | None, output_dir: Path
-) -> TrainingResult:
-    """Prune-train the spec's model, report through `reporter`, and export the stripped model."""
-    started = time.monotonic()
-    keras.utils.set_random_seed(spec.seed)
-    dataset = load_dataset(spec.dataset, data_dir)
-    (x_train, y_train), validation = split_validation(spec, plan, dataset)
-    keras.utils.set_random_seed(spec.seed)
-    dense = build_model(spec.model, dataset.info.input_shape, dataset.info.num_classes)  # the size baseline
-    keras.utils.set_random_seed(spec.seed)
-    model, decisions = build_pruned_model_with_coverage(spec, plan, dataset)
-    progress = PruningReporter(reporter, plan, spec.batch_size)
-    if reporter.stop_requested():
-        return _cancelled(progress, started)
+def prepare_model(
+    spec: RunSpec, plan: RunPlan, dataset: Dataset, start_model: Path | None
+) -> tuple[keras.Model, list[LayerDecision]]:
+    """The starting model, wrapped for pruning when the recipe prunes, compiled; with its coverage decisions."""
+    info = dataset.info
+    model = starting_model(spec, plan, info.input_shape, info.num_classes, start_model)
+    if plan.prunes:
+        model, decisions = prune_model(model, spec, plan)
+    else:
+        decisions = dense_decisions(model, spec)
+    compile_model(model, spec.learning_rate)
+    return model, decisions
+
+
+def fit_epochs(
+    model: keras.Model,
+    progress: PruningReporter,
+    spec: RunSpec,
+    data: tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray] | None],
+    epochs: tuple[int, int],
+    callbacks: list[keras.callbacks.Callback] | None = None,
+) -> bool:
+    """Train epochs [first, last) with tfmot's step callback and the reporter; returns whether it was stopped."""
+    (x_train, y_train), validation = data
     try:
         model.fit(
             x_train,
             y_train,
             batch_size=spec.batch_size,
-            epochs=spec.epochs,
+            initial_epoch=epochs[0],
+            epochs=epochs[1],
             validation_data=validation,
             shuffle=True,
             verbose=0,
-            callbacks=[tfmot.sparsity.keras.UpdatePruningStep(), progress],
+            callbacks=[tfmot.sparsity.keras.UpdatePruningStep(), *(callbacks or []), progress],
         )
     except TrainingStopped:
         pass
     finally:
         progress.close()
-    if progress.cancelled:
-        return _cancelled(progress, started)
-    if progress.step != plan.total_steps:
-        raise RuntimeError(f"training ran {progress.step} steps, the plan {plan.total_steps}")
+    return progress.cancelled
 
+
+def train(
+    spec: RunSpec,
+    plan: RunPlan,
+    reporter: Reporter,
+    *,
+    data_dir: Path | None,
+    output_dir: Path,
+    start_model: Path | None = None,
+) -> TrainingResult:
+    """Train the spec's recipe, report through `reporter`, and export the stripped model.
+
+    `start_model` is the local file a pretrained, uploaded_model or sensitivity run starts from.
+    """
+    started = time.monotonic()
+    keras.utils.set_random_seed(spec.seed)
+    dataset = load_dataset(spec.dataset, data_dir)
+    data = split_validation(spec, plan, dataset)
+    keras.utils.set_random_seed(spec.seed)
+    info = dataset.info
+    dense = starting_model(spec, plan, info.input_shape, info.num_classes, start_model)  # the size baseline
+    keras.utils.set_random_seed(spec.seed)
+    model, decisions = prepare_model(spec, plan, dataset, start_model)
+    progress = PruningReporter(reporter, plan, spec.batch_size)
+    if reporter.stop_requested():
+        return _cancelled(progress, started)
+    rewind_point = None
+    if isinstance(spec.recipe, LotteryTicketRecipe):
+        initial = lottery.weight_snapshot(model) if spec.recipe.rewind_epoch == 0 else None
+        rewind_point = lottery.RewindSnapshot(spec.recipe.rewind_epoch, initial)
+        progress.epoch_metrics = {"phase": 1}
+    if plan.training_steps and fit_epochs(model, progress, spec, data, (0, spec.epochs), _listed(rewind_point)):
+        return _cancelled(progress, started)
+    if progress.step != plan.training_steps:
+        raise RuntimeError(f"training ran {progress.step} steps, the plan {plan.training_steps}")
+    extra: dict[str, Any] = {}
+    record = None
+    if isinstance(spec.recipe, LotteryTicketRecipe) and rewind_point is not None:
+        assert rewind_point.snapshot is not None, "no weights were kept to rewind to"
+        record = lottery.rewind(model, rewind_point.snapshot)
+        compile_model(model, spec.learning_rate)  # a fresh optimizer: retraining starts over from rewound weights
+        progress.epoch_metrics = {"phase": 2}
+        if fit_epochs(model, progress, spec, data, (spec.epochs, spec.epochs + spec.recipe.retrain_epochs)):
+            return _cancelled(progress, started)
+    if isinstance(spec.recipe, SensitivityRecipe):
+        table = _sweep(model, spec, plan, dataset, data, progress, reporter, decisions)
+        if table is None:
+            return _cancelled(progress, started)
+        extra["sensitivity"] = table
+    # An uploaded model's sweep learns its layers (and so its step count) only here.
+    if progress.step != plan.total_steps and plan.sensitivity_layers is not None:
+        raise RuntimeError(f"the run ended at step {progress.step}, the plan at {plan.total_steps}")
+    result = _deliver(model, dense, decisions, progress, spec, plan, dataset, output_dir, reporter, started)
+    result.summary.update(extra)
+    if record is not None:
+        result.rewind = record
+        result.exports["rewind"] = record.save(output_dir / ARTIFACT_FILE_NAMES["rewind"])
+    return result
+
+
+def _listed(callback: keras.callbacks.Callback | None) -> list[keras.callbacks.Callback]:
+    return [callback] if callback is not None else []
+
+
+def _sweep(
+    model: keras.Model,
+    spec: RunSpec,
+    plan: RunPlan,
+    dataset: Dataset,
+    data: tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray] | None],
+    progress: PruningReporter,
+    reporter: Reporter,
+    decisions: list[LayerDecision],
+) -> dict[str, Any] | None:
+    """The sensitivity table on the validation set (the test set when the spec keeps no validation split)."""
+    assert isinstance(spec.recipe, SensitivityRecipe)
+    x, y = data[1] if data[1] is not None else (dataset.x_test, dataset.y_test)
+    layers = plan.sensitivity_layers
+    if layers is None:  # an uploaded model: every layer its scope prunes
+        layers = [decision.name for decision in decisions if decision.reason == DENSE_RUN]
+
+    def evaluate() -> float:
+        return float(model.evaluate(x, y, batch_size=spec.batch_size, verbose=0)[1])
+
+    table = sensitivity.sweep(
+        model, layers, spec.recipe.sparsities, evaluate, reporter, progress.step, progress.wall_time()
+    )
+    if table is None:
+        return None
+    progress.step += len(layers) * len(spec.recipe.sparsities)
+    return {**table, "evaluated_on": "validation" if data[1] is not None else "test"}
+
+
+def _deliver(
+    model: keras.Model,
+    dense: keras.Model,
+    decisions: list[LayerDecision],
+    progress: PruningReporter,
+    spec: RunSpec,
+    plan: RunPlan,
+    dataset: Dataset,
+    output_dir: Path,
+    reporter: Reporter,
+    started: float,
+) -> TrainingResult:
+    """Strip, verify and export the trained model; evaluate it on the test set; build the summary."""
     pruned = export.pruned_weights(model)
     prunable_param_count = sum(weight.variable.shape.num_elements() for weight in pruned)
     pruned_names = {weight.variable.name for weight in pruned}

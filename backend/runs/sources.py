@@ -1,0 +1,87 @@
+"""Where a run's starting model comes from: a succeeded dense run's stripped model, or an uploaded model.
+
+Used by the runs service (to refuse a spec with a 422 naming the field) and by the worker
+(to find the file to start from). Services flush, never commit.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from backend.catalog import DATASETS
+from backend.errors import InvalidSpec
+from backend.models import Artifact, Run, RunStatus, Upload, UploadKind
+from backend.specs import RunSpec
+
+BASE_FIELD = ("recipe", "base_run_id")
+UPLOAD_FIELD = ("recipe", "upload_id")
+
+
+@dataclass(frozen=True)
+class ModelUpload:
+    upload_id: int
+    storage_key: str
+    meta: dict[str, Any]
+
+
+def check_base_run(session: Session, spec: RunSpec, base_run_id: int) -> Run:
+    """The succeeded dense run `base_run_id`, trained on the spec's dataset and model, with a .keras model."""
+    base = session.get(Run, base_run_id)
+    if base is None:
+        raise InvalidSpec(BASE_FIELD, f"run {base_run_id} does not exist")
+    base_spec = RunSpec.model_validate(base.spec)
+    # A sensitivity sweep's exported model is the dense model it swept, so it can be a base too.
+    if base_spec.recipe.kind not in ("dense", "sensitivity"):
+        raise InvalidSpec(
+            BASE_FIELD,
+            f"run {base_run_id} is a {base_spec.recipe.kind} run; a base run must be a dense run (or a sensitivity "
+            "sweep, whose model is dense)",
+        )
+    if base.status != RunStatus.SUCCEEDED:
+        raise InvalidSpec(BASE_FIELD, f"run {base_run_id} is {base.status}; a base run must have succeeded")
+    for name in ("dataset", "model"):
+        if getattr(base_spec, name) != getattr(spec, name):
+            raise InvalidSpec(
+                BASE_FIELD,
+                f"run {base_run_id} trained {name} {getattr(base_spec, name)!r}, this spec asks for "
+                f"{getattr(spec, name)!r}; they must be the same",
+            )
+    if base_model_key(session, base_run_id) is None:
+        raise InvalidSpec(BASE_FIELD, f"run {base_run_id} has no .keras model to start from")
+    return base
+
+
+def base_model_key(session: Session, run_id: int) -> str | None:
+    """The artifact store key of a run's stripped .keras model."""
+    return session.scalar(sa.select(Artifact.storage_key).where(Artifact.run_id == run_id, Artifact.format == "keras"))
+
+
+def model_upload(session: Session, upload_id: int) -> ModelUpload:
+    """The uploaded model `upload_id`, or InvalidSpec naming recipe.upload_id."""
+    upload = session.get(Upload, upload_id)
+    if upload is None:
+        raise InvalidSpec(
+            UPLOAD_FIELD, f"upload {upload_id} does not exist; upload a .keras file with POST /api/models"
+        )
+    if upload.kind != UploadKind.MODEL:
+        raise InvalidSpec(UPLOAD_FIELD, f"upload {upload_id} is a {upload.kind}, not a model")
+    return ModelUpload(upload_id, upload.storage_key, dict(upload.meta or {}))
+
+
+def check_upload_fits(spec: RunSpec, upload: ModelUpload) -> None:
+    """An uploaded model must take the dataset's images (its recorded input shape, batch axis aside)."""
+    recorded = upload.meta.get("input_shape")
+    if not recorded:
+        return
+    shape = tuple(recorded[1:] if recorded[0] is None else recorded)
+    expected = tuple(DATASETS[spec.dataset].input_shape)
+    if shape != expected:
+        raise InvalidSpec(
+            ("dataset",),
+            f"upload {upload.upload_id} takes inputs of shape {list(shape)}, dataset {spec.dataset!r} has "
+            f"{list(expected)}",
+        )

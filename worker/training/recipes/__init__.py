@@ -1,0 +1,1 @@
+"""Recipe pieces of the training loop: starting models, lottery-ticket rewinding, sensitivity sweeps."""
