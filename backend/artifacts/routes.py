@@ -15,7 +15,7 @@ from backend.artifacts.storage import EXPORT_FORMATS, RUN_FILE_FORMATS, Artifact
 from backend.db import SessionDep
 from backend.dependencies import RunId, StoreDep
 from backend.errors import CONFLICT, NOT_FOUND, ArtifactNotFound
-from backend.models import Artifact
+from backend.models import Artifact, Run
 from backend.runs import service
 from backend.runs.schemas import ArtifactOut
 
@@ -83,11 +83,20 @@ def download_model(
 def download_manifest(run_id: RunId, session: SessionDep, store: StoreDep) -> StreamingResponse:
     """The export manifest: library versions, spec, measured sparsity per layer and sha256 of every file."""
     run = service.get_run(session, run_id)
-    artifact = next((a for a in run.artifacts if a.format == "manifest"), None)
+    return serve_run_file(
+        store, run, "manifest", "application/json", f"run {run_id} has no manifest (status: {run.status})"
+    )
+
+
+def serve_run_file(
+    store: ArtifactStore, run: Run, file_format: str, media_type: str, missing: str
+) -> StreamingResponse:
+    """A file that describes a run's model (manifest, rewind weights), or `missing` as a 404."""
+    artifact = next((a for a in run.artifacts if a.format == file_format), None)
     if artifact is None:
-        raise ArtifactNotFound(f"run {run_id} has no manifest (status: {run.status})")
-    filename = f"prunelab-run{run_id}-manifest.json"
-    return serve_verified(store, artifact, f"the manifest of run {run_id}", filename, "application/json")
+        raise ArtifactNotFound(missing)
+    name = f"{file_format}{RUN_FILE_FORMATS[file_format]}"
+    return serve_verified(store, artifact, f"the {name} of run {run.id}", f"prunelab-run{run.id}-{name}", media_type)
 
 
 def serve_verified(
@@ -121,8 +130,5 @@ def serve_verified(
 def download_rewind(run_id: RunId, session: SessionDep, store: StoreDep) -> StreamingResponse:
     """A lottery-ticket run's rewind.npz: the weights it rewound to (`saved/<weight>`) and the final masks."""
     run = service.get_run(session, run_id)
-    artifact = next((a for a in run.artifacts if a.format == "rewind"), None)
-    if artifact is None:
-        raise ArtifactNotFound(f"run {run_id} has no rewind.npz (lottery_ticket runs have one once they succeed)")
-    filename = f"prunelab-run{run_id}-rewind.npz"
-    return serve_verified(store, artifact, f"the rewind.npz of run {run_id}", filename, "application/octet-stream")
+    missing = f"run {run_id} has no rewind.npz (lottery_ticket runs have one once they succeed)"
+    return serve_run_file(store, run, "rewind", "application/octet-stream", missing)
