@@ -3,6 +3,9 @@
 
 import { el } from "./common.js";
 
+// What a JSON field holds while its text does not parse (the field shows why).
+const NOT_JSON = Symbol("not JSON");
+
 export const GROUPS = [
   ["data/model", "Data and model"], ["training", "Training"], ["schedule", "Schedule"],
   ["structure", "Structure"], ["recipe", "Recipe"], ["export", "Export"],
@@ -65,6 +68,13 @@ export class SchemaForm {
         el("option", { value: choice, text: choice, selected: choice === current })));
     } else if (inner.type === "boolean") {
       input = el("input", { id, name: path, type: "checkbox", checked: Boolean(current) });
+    } else if (this.isStructured(inner)) {
+      // Maps ({layer: sparsity}) and lists of pairs ([[step, sparsity], ...]) are typed as JSON.
+      input = el("input", {
+        id, name: path, type: "text", "data-json": "true", spellcheck: "false",
+        value: current === null || current === undefined ? "" : JSON.stringify(current),
+        placeholder: inner.type === "object" ? '{"dense": 0.9}' : "[[0, 0.0], [1.0, 0.8]]",
+      });
     } else {
       const numeric = inner.type === "integer" || inner.type === "number";
       input = el("input", {
@@ -116,15 +126,30 @@ export class SchemaForm {
     show(select.value || kinds[0], value);
   }
 
+  // An object without fixed properties, or an array of arrays/objects: edited as JSON text.
+  isStructured(schema) {
+    if (schema.type === "object") return !schema.properties;
+    if (schema.type !== "array") return false;
+    const itemType = this.resolve(schema.items || {})?.type;
+    return itemType === "array" || itemType === "object";
+  }
+
   readInput(input, schema, nullable) {
     if (input.type === "checkbox") return input.checked;
     const raw = input.value.trim();
     if (raw === "") return nullable ? null : schema.type === "string" ? "" : undefined;
+    if (input.dataset.json) {
+      try { return JSON.parse(raw); } catch { return NOT_JSON; }
+    }
     if (schema.type === "integer" || schema.type === "number") return Number(raw);
     if (schema.type === "array") {
+      // Tuples (block_size) type each position in prefixItems; lists type their items.
+      const itemTypes = (schema.prefixItems || []).map((item) => this.resolve(item)?.type);
       const itemType = this.resolve(schema.items || {})?.type;
-      return raw.split(",").map((part) => part.trim()).filter(Boolean)
-        .map((part) => (itemType === "number" || itemType === "integer" ? Number(part) : part));
+      return raw.split(",").map((part) => part.trim()).filter(Boolean).map((part, index) => {
+        const type = itemTypes[index] ?? itemType;
+        return type === "number" || type === "integer" ? Number(part) : part;
+      });
     }
     return raw;
   }
@@ -152,6 +177,7 @@ export class SchemaForm {
     const schema = reader.schema;
     let message = "";
     if (value === undefined && schema.type !== "string") message = "a value is required";
+    else if (value === NOT_JSON) message = schema.type === "object" ? 'must be JSON, e.g. {"dense": 0.9}' : "must be JSON, e.g. [[0, 0.0], [1.0, 0.8]]";
     else if (typeof value === "number") {
       if (Number.isNaN(value)) message = "must be a number";
       else if (schema.type === "integer" && !Number.isInteger(value)) message = "must be a whole number";
@@ -181,8 +207,9 @@ export class SchemaForm {
     return true;
   }
 
+  // Drop the server's messages; the browser's own checks (a value required, bad JSON) stay shown.
   clearErrors() {
-    for (const path of this.readers.keys()) this.setError(path, "");
+    for (const path of this.readers.keys()) this.validateField(path);
   }
 
   // Server 422 `detail`: each message goes next to the field it names; returns the messages no field took.
