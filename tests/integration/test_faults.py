@@ -108,7 +108,10 @@ def postgres_redis(tmp_path: Path) -> Iterator[StackConfig]:
 def test_a_killed_worker_run_is_requeued_within_90_s_and_finished_by_a_second_worker(
     postgres_redis: StackConfig,
 ) -> None:
-    config = postgres_redis  # the reaper runs with its defaults: 60 s heartbeat timeout, a pass every 10 s
+    # A shorter heartbeat timeout than the default keeps the suite quick; that the defaults (60 s, a pass
+    # every 10 s) also release a dead run within 90 s is checked in tests/backend/test_settings_defaults.py.
+    config = postgres_redis
+    config.extra = {"PRUNELAB_HEARTBEAT_TIMEOUT_S": "20", "PRUNELAB_REAPER_INTERVAL_S": "2"}
     with running_stack(config) as (_api, [first]):
         base = config.base_url
         long_id = submit(base, LONG, "killed mid-run")
@@ -234,7 +237,7 @@ def test_queued_runs_survive_a_redis_restart(tmp_path: Path, private_redis: tupl
 
 def test_a_run_past_its_time_limit_fails_with_the_reason_and_the_worker_goes_on(tmp_path: Path) -> None:
     config = sqlite_stack(tmp_path)  # the embedded deployment: SQLite and kombu's SQLAlchemy broker
-    config.extra = {"PRUNELAB_RUN_TIME_LIMIT_S": "45"}  # soft limit at 36 s
+    config.extra = {"PRUNELAB_RUN_TIME_LIMIT_S": "25"}  # soft limit at 20 s
     migrate(config)
     with running_stack(config) as (_api, [_worker]):
         base = config.base_url
@@ -244,7 +247,7 @@ def test_a_run_past_its_time_limit_fails_with_the_reason_and_the_worker_goes_on(
         slow = wait_for_run(base, slow_id, FINISHED, timeout=240)
         failed_after = time.monotonic() - started
         following = wait_for_run(base, next_id, FINISHED, timeout=240)
-    print(f"\ntime limit 45 s (soft 36 s): run {slow_id} {slow['status']} after {failed_after:.1f} s at step "
+    print(f"\ntime limit 25 s (soft 20 s): run {slow_id} {slow['status']} after {failed_after:.1f} s at step "
           f"{slow['step']}: {slow['error']!r}; next run {following['status']}")  # fmt: skip
     assert slow["status"] == "failed" and "time limit" in slow["error"]
     assert (slow["step"] or 0) > 0  # its metrics are kept
