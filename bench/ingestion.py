@@ -181,7 +181,7 @@ def run(size: Size) -> Result:
     }
     notes = [
         "`log()` only enqueues; a background thread writes each batch in one transaction (heartbeat, fenced on the "
-        "attempt, ON CONFLICT DO NOTHING inserts in chunks of 2,000 rows, latest values upserted).",
+        "attempt, ON CONFLICT DO NOTHING inserts as one executemany, latest values upserted).",
         "The callback's mean includes the pruning steps, where it reads weights and masks once (one "
         "`batch_get_value`) and hands their compression to a background thread.",
     ]
