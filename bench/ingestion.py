@@ -12,13 +12,11 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from backend.db import session_scope
-from backend.models import Run, RunStatus
 from backend.plans import resolve_plan
 from backend.specs import RunSpec
 from bench import schedules
 from bench.report import Result, Table, median
-from bench.stacks import database
+from bench.stacks import database, queued_run
 from tests.stack import shared_data_dir
 
 NAME = "ingestion"
@@ -45,16 +43,7 @@ SIZES = {
 def claimed_run(spec: RunSpec) -> tuple[int, int]:
     from worker.executor import claim_run
 
-    with session_scope() as session:
-        run = Run(
-            name="ingest",
-            status=RunStatus.QUEUED,
-            spec=spec.model_dump(mode="json"),
-            plan=resolve_plan(spec).model_dump(mode="json"),
-        )
-        session.add(run)
-        session.flush()
-        run_id = run.id
+    run_id = queued_run(spec, "ingest")
     claim = claim_run(run_id, "bench")
     assert claim is not None
     return run_id, claim.attempt

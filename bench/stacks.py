@@ -13,6 +13,7 @@ import httpx
 
 from backend.migrate import upgrade_to_head
 from backend.settings import get_settings
+from backend.specs import RunSpec
 from tests.stack import (
     REDIS_URL,
     Process,
@@ -109,3 +110,21 @@ def database(backend: str) -> Iterator[str]:
         else:
             with pointed_at(f"sqlite:///{home / 'bench.sqlite'}", home) as url:
                 yield url
+
+
+def queued_run(spec: RunSpec, name: str) -> int:
+    """A run row as POST /api/runs stores it (queued, with its resolved plan), without enqueueing it."""
+    from backend.db import session_scope
+    from backend.models import Run, RunStatus
+    from backend.plans import resolve_plan
+
+    with session_scope() as session:
+        run = Run(
+            name=name,
+            status=RunStatus.QUEUED,
+            spec=spec.model_dump(mode="json"),
+            plan=resolve_plan(spec).model_dump(mode="json"),
+        )
+        session.add(run)
+        session.flush()
+        return run.id

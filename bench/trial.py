@@ -85,19 +85,11 @@ def prunelab(spec: RunSpec) -> dict[str, float]:
     from sqlalchemy import func, select
 
     from backend.db import session_scope
-    from backend.models import Metric, Run, RunStatus
+    from backend.models import Metric, Run
+    from bench.stacks import queued_run
     from worker.executor import execute_run
 
-    with session_scope() as session:
-        run = Run(
-            name="overhead",
-            status=RunStatus.QUEUED,
-            spec=spec.model_dump(mode="json"),
-            plan=resolve_plan(spec).model_dump(mode="json"),
-        )
-        session.add(run)
-        session.flush()
-        run_id = run.id
+    run_id = queued_run(spec, "overhead")
     fit_seconds: list[float] = []
     timed_fit(fit_seconds)
     started = time.perf_counter()
