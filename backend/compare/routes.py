@@ -9,10 +9,11 @@ from fastapi.responses import HTMLResponse
 
 from backend.compare.service import MAX_RUNS, CompareOut, compare_runs
 from backend.db import SessionDep
+from backend.errors import NOT_FOUND
 from backend.params import MaxPoints, run_ids_param, split_keys
 from backend.report import build_report
 
-router = APIRouter(prefix="/api/compare", tags=["compare"])
+router = APIRouter(prefix="/api/compare", tags=["compare"], responses=NOT_FOUND)  # a run that does not exist
 
 RunIds = Annotated[list[int], Depends(run_ids_param("runs", MAX_RUNS, required=True))]
 Keys = Annotated[str | None, Query(description="Comma-separated metric keys; the dashboard's set when omitted.")]
