@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import Depends, Path
 
 from backend.artifacts.storage import ArtifactStore, get_store
+from backend.recipes import MAX_ID
 from backend.settings import get_settings
 
 
@@ -19,6 +20,5 @@ def artifact_store() -> ArtifactStore:
 StoreDep = Annotated[ArtifactStore, Depends(artifact_store)]
 
 # Ids are 32-bit integers in the database: a larger path id is a 422, never a failed query (500 on PostgreSQL).
-MAX_ID = 2**31 - 1
 RunId = Annotated[int, Path(ge=1, le=MAX_ID, description="A run's id.")]
 UploadId = Annotated[int, Path(ge=1, le=MAX_ID, description="An upload's id.")]

@@ -7,38 +7,26 @@ from fastapi import APIRouter, UploadFile, status
 from backend.db import SessionDep
 from backend.dependencies import StoreDep, UploadId
 from backend.errors import NOT_FOUND
-from backend.models import Upload, UploadKind
+from backend.models import UploadKind
 from backend.uploads import service
 from backend.uploads.schemas import UploadOut
 
 router = APIRouter(prefix="/api", tags=["uploads"], responses=NOT_FOUND)
 
 
-def upload_out(upload: Upload) -> UploadOut:
-    return UploadOut(
-        id=upload.id,
-        kind=upload.kind,
-        original_filename=upload.original_filename,
-        size_bytes=upload.size_bytes,
-        sha256=upload.sha256,
-        meta=upload.meta,
-        created_at=upload.created_at,
-    )
-
-
 @router.post("/models", status_code=status.HTTP_201_CREATED)
 def upload_model(file: UploadFile, session: SessionDep, store: StoreDep) -> UploadOut:
     """Upload a Keras v3 `.keras` model; it is checked without being loaded (.h5 is refused)."""
-    return upload_out(service.store_upload(session, store, UploadKind.MODEL, file.filename, file.file))
+    return UploadOut.model_validate(service.store_upload(session, store, UploadKind.MODEL, file.filename, file.file))
 
 
 @router.post("/datasets", status_code=status.HTTP_201_CREATED)
 def upload_dataset(file: UploadFile, session: SessionDep, store: StoreDep) -> UploadOut:
     """Upload an `.npz` data set with arrays x_train, y_train, x_test, y_test (no pickled objects)."""
-    return upload_out(service.store_upload(session, store, UploadKind.DATASET, file.filename, file.file))
+    return UploadOut.model_validate(service.store_upload(session, store, UploadKind.DATASET, file.filename, file.file))
 
 
 @router.get("/uploads/{upload_id}")
 def get_upload(upload_id: UploadId, session: SessionDep) -> UploadOut:
     """Metadata of an uploaded model or data set."""
-    return upload_out(service.get_upload(session, upload_id))
+    return UploadOut.model_validate(service.get_upload(session, upload_id))

@@ -106,9 +106,11 @@ class PruningReporter(keras.callbacks.Callback):
         metrics = self.batch_metrics.batch_values(batch, logs or {})
         metrics["target_sparsity"] = self.target_sparsity[self.step - 1]
         if self.step in self.pruning_steps:
-            # Masks change only here, so only here are they read.
-            values = self._snapshot(wall_time)
-            metrics.update(self._mask_sparsity(values[len(self._weights) :]))
+            # Masks change only here, so only here are they read; churn and pictures wait for the background.
+            values = export.read_variables(self._weights)
+            layer_masks = self._layer_masks(values[len(self._weights) :])
+            metrics.update(self._mask_sparsity(layer_masks))
+            self._in_background(values, wall_time, layer_masks)
         metrics["measured_sparsity"] = self.measured_sparsity
         self.reporter.log(self.step, metrics, wall_time)
         if self.reporter.stop_requested():
@@ -118,7 +120,7 @@ class PruningReporter(keras.callbacks.Callback):
     def on_epoch_end(self, epoch: int, logs: Mapping[str, float] | None = None) -> None:
         wall_time = self.wall_time()
         if self._last_size_step != self.step:
-            self._snapshot(wall_time)
+            self._in_background(export.read_variables(self._weights), wall_time)
         metrics: dict[str, float] = {"epoch": epoch + 1, **self.epoch_metrics}
         metrics.update({key: value for key, value in (logs or {}).items() if key.startswith("val_")})
         self.reporter.log(self.step, metrics, wall_time)
@@ -134,34 +136,40 @@ class PruningReporter(keras.callbacks.Callback):
         while self._pending:
             self._pending.popleft().result()
 
-    def _snapshot(self, wall_time: float) -> list[np.ndarray]:
-        """Read weights and masks at once; their compressed size is logged in the background."""
-        values = export.read_variables(self._weights)
+    def _in_background(
+        self, values: list[np.ndarray], wall_time: float, layer_masks: dict[str, list[np.ndarray]] | None = None
+    ) -> None:
+        """Hand a snapshot to the background thread: compressed size, and at pruning events churn and pictures."""
         while len(self._pending) >= MAX_PENDING_SNAPSHOTS or (self._pending and self._pending[0].done()):
             self._pending.popleft().result()
         assert self._executor is not None, "snapshot outside of training"
-        self._pending.append(self._executor.submit(self._log_compressed_size, self.step, values, wall_time))
+        self._pending.append(self._executor.submit(self._log_snapshot, self.step, values, wall_time, layer_masks))
         self._last_size_step = self.step
-        return values
 
-    def _log_compressed_size(self, step: int, values: list[np.ndarray], wall_time: float) -> None:
+    def _log_snapshot(
+        self, step: int, values: list[np.ndarray], wall_time: float, layer_masks: dict[str, list[np.ndarray]] | None
+    ) -> None:
+        # One worker thread runs these in submission order, so the mask history sees events in step order.
         size = export.compressed_weights_size(export.apply_masks(self._weights, values))
-        self.reporter.log(step, {"compressed_size_bytes": size}, wall_time)
+        metrics: dict[str, float] = {"compressed_size_bytes": size}
+        if layer_masks is not None:
+            metrics.update(
+                {f"mask_churn/{name}": churn for name, churn in self.masks.record(step, layer_masks).items()}
+            )
+        self.reporter.log(step, metrics, wall_time)
 
-    def _mask_sparsity(self, masks: list[np.ndarray]) -> dict[str, float]:
-        """Zero fraction of all masks together (kept as measured_sparsity), per layer, and mask churn."""
+    def _layer_masks(self, masks: list[np.ndarray]) -> dict[str, list[np.ndarray]]:
         pruned = [weight for weight in self._weights if weight.mask is not None]
-        zeros: dict[str, int] = {}
-        sizes: dict[str, int] = {}
         layer_masks: dict[str, list[np.ndarray]] = {}
         for weight, mask in zip(pruned, masks, strict=True):
-            zeros[weight.layer_name] = zeros.get(weight.layer_name, 0) + mask.size - int(np.count_nonzero(mask))
-            sizes[weight.layer_name] = sizes.get(weight.layer_name, 0) + mask.size
             layer_masks.setdefault(weight.layer_name, []).append(mask)
+        return layer_masks
+
+    def _mask_sparsity(self, layer_masks: dict[str, list[np.ndarray]]) -> dict[str, float]:
+        """Zero fraction of all masks together (kept as measured_sparsity) and per layer."""
+        zeros = {name: sum(m.size - int(np.count_nonzero(m)) for m in masks) for name, masks in layer_masks.items()}
+        sizes = {name: sum(m.size for m in masks) for name, masks in layer_masks.items()}
         total = sum(sizes.values())
         self.measured_sparsity = sum(zeros.values()) / total if total else 0.0
         self.layer_sparsity = {name: zeros[name] / sizes[name] for name in sizes}
-        metrics = {f"layer_sparsity/{name}": value for name, value in self.layer_sparsity.items()}
-        for name, churn in self.masks.record(self.step, layer_masks).items():
-            metrics[f"mask_churn/{name}"] = churn
-        return metrics
+        return {f"layer_sparsity/{name}": value for name, value in self.layer_sparsity.items()}
