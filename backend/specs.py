@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from backend.catalog import DATASETS, MODELS, choices
 from backend.recipes import FromScratchRecipe, Recipe
@@ -19,6 +19,17 @@ def _check_sparsity(value: float, name: str) -> float:
     if not 0.0 <= value < 1.0:
         raise ValueError(f"{name} must be in range [0,1)")
     return value
+
+
+def _plain_text(value: str) -> str:
+    # PostgreSQL text cannot hold NUL, and no name or note needs control characters.
+    if any(not character.isprintable() and character not in "\n\t" for character in value):
+        raise ValueError("must not contain control characters (such as NUL)")
+    return value
+
+
+# Free text a user stores on a run (its name, note, tags).
+PlainText = Annotated[str, AfterValidator(_plain_text)]
 
 
 class _ScheduleBase(BaseModel):
@@ -237,7 +248,7 @@ class RunSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(
+    name: PlainText = Field(
         "",
         max_length=200,
         description="Free text; defaults to a name built from the spec.",

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from backend.plans import RunPlan
-from backend.specs import RunSpec
+from backend.specs import PlainText, RunSpec
 
 
 class ArtifactOut(BaseModel):
@@ -40,7 +40,7 @@ class RunOut(BaseModel):
     note: str
 
 
-Tag = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=40, pattern=r"^[^,\s]+$")]
+Tag = Annotated[PlainText, StringConstraints(strip_whitespace=True, min_length=1, max_length=40, pattern=r"^[^,\s]+$")]
 
 
 class RunPatch(BaseModel):
@@ -49,7 +49,7 @@ class RunPatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     tags: list[Tag] | None = Field(None, max_length=20, description="Short labels without spaces or commas.")
-    note: str | None = Field(None, max_length=2000, description="Free text.")
+    note: PlainText | None = Field(None, max_length=2000, description="Free text.")
 
 
 class SeriesOut(BaseModel):
