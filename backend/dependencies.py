@@ -12,9 +12,7 @@ from backend.settings import get_settings
 
 
 def artifact_store() -> ArtifactStore:
-    root = get_settings().artifact_dir
-    assert root is not None
-    return get_store(root)
+    return get_store(get_settings())
 
 
 StoreDep = Annotated[ArtifactStore, Depends(artifact_store)]

@@ -30,6 +30,7 @@ UNION_TAGS = frozenset(SCHEDULE_KINDS + STRUCTURE_KINDS + RECIPE_KINDS)
 
 class PruneLabError(Exception):
     status_code = 400
+    headers: dict[str, str] | None = None
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -65,6 +66,22 @@ class ArtifactCorrupted(PruneLabError):
     """The stored file no longer matches the size and sha256 recorded when it was written."""
 
     status_code = 409
+
+
+class RangeNotSatisfiable(PruneLabError):
+    """A Range that starts past the end of the file."""
+
+    status_code = 416
+
+    def __init__(self, size_bytes: int) -> None:
+        super().__init__(f"the requested range starts past the end of the {size_bytes}-byte file")
+        self.headers = {"Content-Range": f"bytes */{size_bytes}"}
+
+
+class ArtifactStoreUnavailable(PruneLabError):
+    """The artifact store did not answer (after retries); the message names it."""
+
+    status_code = 503
 
 
 class InvalidUpload(PruneLabError):
@@ -112,7 +129,7 @@ def install_handlers(app: FastAPI) -> None:
             detail = [_error_item(("body", *exc.field), exc.message, "invalid_upload")]
         else:
             detail = exc.message
-        return JSONResponse(status_code=exc.status_code, content={"detail": detail})
+        return JSONResponse(status_code=exc.status_code, content={"detail": detail}, headers=exc.headers)
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:

@@ -130,10 +130,9 @@ def reap_once(settings: Settings) -> ReaperReport:
 
 def remove_stale_partials(settings: Settings) -> int:
     """Temporary files of artifact writes killed midway, once older than any run may last."""
-    assert settings.artifact_dir is not None
-    if not settings.artifact_dir.is_dir():
+    if settings.artifact_dir is not None and not settings.artifact_dir.is_dir():
         return 0
-    return get_store(settings.artifact_dir).remove_stale_partials(settings.run_time_limit_s + 3600)
+    return get_store(settings).remove_stale_partials(settings.run_time_limit_s + 3600)
 
 
 class ReaperThread:
