@@ -265,6 +265,10 @@ class S3ArtifactStore:
 
         return self._retrying(f"list {prefix}/", listing)
 
+    def delete(self, key: str) -> None:
+        check_key(key)
+        self._retrying(f"delete {key}", lambda: obstore.delete(self._store, key))
+
     def delete_prefix(self, prefix: str) -> None:
         keys = self.list_keys(prefix)
         if keys:

@@ -3,15 +3,27 @@
 from __future__ import annotations
 
 import io
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import BinaryIO
 
 from pydantic import BaseModel
 
-from backend.artifacts.storage import ArtifactStore, ObjectStream, Recorded, StoredFileMismatch, StoreUnavailable
+from backend.artifacts.storage import (
+    ArtifactStore,
+    ObjectStream,
+    Recorded,
+    StoredFileMismatch,
+    StoreUnavailable,
+    checkpoint_prefix,
+    get_store,
+)
 from backend.errors import ArtifactCorrupted, ArtifactNotFound, ArtifactStoreUnavailable
 from backend.models import Artifact, Run
+from backend.settings import get_settings
+
+log = logging.getLogger(__name__)
 
 
 def recorded(artifact: Artifact) -> Recorded:
@@ -87,3 +99,11 @@ def check_run_files(store: ArtifactStore, run: Run) -> IntegrityReport:
             )
         )
     return IntegrityReport(run_id=run.id, ok=all(check.ok for check in files), files=files)
+
+
+def discard_checkpoints(run_id: int, store: ArtifactStore | None = None) -> None:
+    """Delete every checkpoint of a run that ended; a store that cannot be reached is logged, not raised."""
+    try:
+        (store or get_store(get_settings())).delete_prefix(checkpoint_prefix(run_id))
+    except Exception:
+        log.warning("could not delete the checkpoints of run %s", run_id, exc_info=True)

@@ -174,6 +174,9 @@ class ArtifactStore(Protocol):
     def list_keys(self, prefix: str) -> list[str]:
         """Every key under `prefix/`, sorted."""
 
+    def delete(self, key: str) -> None:
+        """Remove one object; nothing happens if it is absent."""
+
     def delete_prefix(self, prefix: str) -> None:
         """Remove every object under `prefix` (a run's folder, its checkpoints)."""
 
@@ -346,6 +349,9 @@ class LocalArtifactStore:
             for path in folder.rglob("*")
             if path.is_file() and not path.name.startswith(PARTIAL_PREFIX)
         )
+
+    def delete(self, key: str) -> None:
+        self._path(key).unlink(missing_ok=True)
 
     def delete_prefix(self, prefix: str) -> None:
         shutil.rmtree(self._path(prefix), ignore_errors=True)
