@@ -59,9 +59,19 @@ class WorkerNetwork:
     prefix: list[str] = field(default_factory=list)
     relays: list[subprocess.Popen[bytes]] = field(default_factory=list)
     description: str = ""
+    namespace: str = ""
+    device: str = ""
 
     def wrap(self, command: list[str]) -> list[str]:
         return [*self.prefix, *command]
+
+    def limit_upload_rate(self, rate: str) -> None:
+        """Everything the worker sends leaves through a token bucket of `rate` (tc tbf): a slow uplink."""
+        subprocess.run(
+            ["ip", "netns", "exec", self.namespace, "tc", "qdisc", "add", "dev", self.device, "root",
+             "tbf", "rate", rate, "burst", "16kb", "latency", "5s"],
+            check=True, capture_output=True, timeout=30,
+        )  # fmt: skip
 
 
 @contextmanager
@@ -96,6 +106,8 @@ def worker_namespace(relayed_ports: list[int], hidden: Path) -> Iterator[WorkerN
             prefix=["ip", "netns", "exec", name, "sh", "-c", mask, "worker"],
             relays=relays,
             description=f"network namespace {name}: worker at {inner}, services at {host} ({host_end} <-> {inner_end})",
+            namespace=name,
+            device=inner_end,
         )
     finally:
         for relay in relays:

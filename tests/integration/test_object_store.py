@@ -164,13 +164,18 @@ def test_s3_killed_mid_upload_is_retried_then_fails_the_run_naming_the_store(
     object_store_stack: ObjectStoreStack,
 ) -> None:
     stack = object_store_stack
+    if not stack.network.namespace:
+        pytest.skip("needs the worker's own network namespace, whose uplink is slowed so S3 dies mid-upload")
+    # At 1 Mbit/s each of the run's files takes a second or more to upload: S3 is killed once moto has
+    # answered the first one's PUT, so the next upload is cut midway.
+    stack.network.limit_upload_rate("1mbit")
     api = start_api(stack.api_config, stack.logs)
     worker = stack.start_worker("remote")
     try:
         base = stack.api_config.base_url
         run_id = submit(base, {**SMALL, "epochs": 1}, "store dies")
         first_put = f"PUT /{BUCKET}/prunelab/runs/{run_id}/attempt-1/"
-        wait_until(lambda: first_put in stack.s3.requests_seen(), 300, "the first upload of the run's files")
+        wait_until(lambda: first_put in stack.s3.requests_seen(), 300, "the first upload of the run's files", 0.05)
         stack.s3.kill()  # mid-upload: the run's other files, and the read-back check, find no server
         run = wait_for_run(base, run_id, FINISHED, timeout=240)
         retries = [line for line in worker.log_tail(400_000).splitlines() if "retrying in" in line]
