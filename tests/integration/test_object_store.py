@@ -9,6 +9,7 @@ prints what it observed: files in the bucket and under each home, retries, resum
 from __future__ import annotations
 
 import hashlib
+import json
 import signal
 import time
 import uuid
@@ -19,7 +20,7 @@ from pathlib import Path
 import httpx
 import pytest
 from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import Engine, make_url
 
 from harness.netns import WorkerNetwork, loopback_worker, netns_unavailable, worker_namespace
 from harness.s3server import S3Server
@@ -192,16 +193,11 @@ def test_s3_killed_mid_upload_is_retried_then_fails_the_run_naming_the_store(
         api.stop()
 
 
-def _checkpoint_epoch(database_url: str, run_id: int) -> int:
-    engine = create_engine(database_url)
-    try:
-        with engine.connect() as connection:
-            record = connection.execute(text("SELECT checkpoint FROM runs WHERE id = :id"), {"id": run_id}).scalar()
-    finally:
-        engine.dispose()
+def _checkpoint_epoch(engine: Engine, run_id: int) -> int:
+    """The epoch of the checkpoint recorded on the run (0: none)."""
+    with engine.connect() as connection:
+        record = connection.execute(text("SELECT checkpoint FROM runs WHERE id = :id"), {"id": run_id}).scalar()
     if isinstance(record, str):
-        import json
-
         record = json.loads(record)
     return int(record["epoch"]) if record else 0
 
@@ -223,8 +219,9 @@ def test_a_worker_killed_after_epoch_2_of_4_resumes_at_epoch_3_and_ends_as_an_un
     import numpy as np
 
     stack = object_store_stack
-    # 4 epochs of ceil(1293 / 4) = 324 steps, pruning until the last step: epochs 3 and 4 still move the masks.
-    spec = {**SMALL, "epochs": 4, "batch_size": 4, "seed": 11,
+    # 4 epochs of ceil(1293 / 3) = 431 steps (about a second each), pruning until the last step: epochs 3 and 4
+    # still move the masks.
+    spec = {**SMALL, "epochs": 4, "batch_size": 3, "seed": 11,
             "schedule": {"kind": "polynomial", "final_sparsity": 0.8, "frequency": 50}}  # fmt: skip
     api = start_api(stack.api_config, stack.logs)
     first = stack.start_worker("first")
@@ -235,11 +232,14 @@ def test_a_worker_killed_after_epoch_2_of_4_resumes_at_epoch_3_and_ends_as_an_un
         killed_id = submit(base, spec, "killed after epoch 2")
         straight = wait_for_run(base, straight_id, FINISHED, timeout=600)
         assert straight["status"] == "succeeded"
-        database = stack.api_config.database_url
-        wait_until(lambda: _checkpoint_epoch(database, killed_id) >= 2, 600, "the checkpoint after epoch 2", 0.05)
-        first.kill(signal.SIGKILL)  # the whole process group: Celery's main process and its pool
+        engine = create_engine(stack.api_config.database_url)
+        try:
+            wait_until(lambda: _checkpoint_epoch(engine, killed_id) >= 2, 600, "the checkpoint after epoch 2", 0.02)
+            first.kill(signal.SIGKILL)  # the whole process group: Celery's main process and its pool
+            checkpoint_epoch = _checkpoint_epoch(engine, killed_id)
+        finally:
+            engine.dispose()
         at_kill = run_of(base, killed_id)
-        checkpoint_epoch = _checkpoint_epoch(database, killed_id)
         second = stack.start_worker("second")
         resumed = wait_for_run(base, killed_id, FINISHED, timeout=600)
         log_lines = [line for line in second.log_tail(400_000).splitlines() if "resuming at" in line]
@@ -260,7 +260,7 @@ def test_a_worker_killed_after_epoch_2_of_4_resumes_at_epoch_3_and_ends_as_an_un
           f"run {killed_id}: {resumed['status']} at attempt {resumed['attempt']}; loss stored at {len(steps)} steps "
           f"{steps[0]}..{steps[-1]} of {total}, {len(set(steps))} distinct")  # fmt: skip
     assert checkpoint_epoch == 2
-    assert len(log_lines) == 1 and "resuming at epoch 3 (step 649)" in log_lines[0]
+    assert len(log_lines) == 1 and "resuming at epoch 3 (step 863)" in log_lines[0]
     assert resumed["status"] == "succeeded" and resumed["attempt"] == 2
     assert steps == list(range(1, total + 1))  # every step once
     assert resumed["summary"]["measured_sparsity"] == straight["summary"]["measured_sparsity"]
