@@ -28,8 +28,8 @@ test: $(STAMP) browser
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)
-	$(BIN)/ruff check backend worker tests migrations bench
-	$(BIN)/ruff format --check backend worker tests migrations bench
+	$(BIN)/ruff check backend worker tests migrations bench harness
+	$(BIN)/ruff format --check backend worker tests migrations bench harness
 	$(BIN)/mypy
 
 # MLflow, the read-back benchmark's peer, in its own virtualenv: its pins would move PruneLab's packages.

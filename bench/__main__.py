@@ -83,8 +83,9 @@ def closing_note(results: dict[str, Result]) -> list[str]:
         lines.append(
             "Downloads through the API, S3 (moto_server) / local folder throughput: whole file "
             f"{fmt(figure(downloads.NAME, 's3_over_local'))}, resumed half with Range "
-            f"{fmt(figure(downloads.NAME, 's3_over_local_ranged'))} ({fmt(figure(downloads.NAME, 's3_mb_per_s'), '{:.0f}')}"
-            f" against {fmt(figure(downloads.NAME, 'local_mb_per_s'), '{:.0f}')} MB/s; {results[downloads.NAME].size})."
+            f"{fmt(figure(downloads.NAME, 's3_over_local_ranged'))} "
+            f"({fmt(figure(downloads.NAME, 's3_mb_per_s'), '{:.0f}')} against "
+            f"{fmt(figure(downloads.NAME, 'local_mb_per_s'), '{:.0f}')} MB/s; {results[downloads.NAME].size})."
         )
     return lines
 

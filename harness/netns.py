@@ -45,7 +45,9 @@ def netns_unavailable() -> str | None:
 def _free_subnet() -> ipaddress.IPv4Network:
     used = _ip("-4", "-o", "addr", "show").stdout
     for _ in range(100):
-        subnet = ipaddress.IPv4Network(f"10.{random.randint(200, 250)}.{random.randint(0, 255)}.{4 * random.randint(0, 63)}/30")
+        subnet = ipaddress.IPv4Network(
+            f"10.{random.randint(200, 250)}.{random.randint(0, 255)}.{4 * random.randint(0, 63)}/30"
+        )
         if f"inet {subnet[1]}/" not in used and f"inet {subnet[2]}/" not in used:
             return subnet
     raise RuntimeError("no free /30 in 10.200.0.0/13")
@@ -100,7 +102,7 @@ def worker_namespace(relayed_ports: list[int], hidden: Path) -> Iterator[WorkerN
                 )
             )
         # `ip netns exec` gives the command its own mount namespace too: the tmpfs stays inside it.
-        mask = f"mount -t tmpfs -o size=1m prunelab-hidden {shlex.quote(str(hidden))} && exec \"$@\""
+        mask = f'mount -t tmpfs -o size=1m prunelab-hidden {shlex.quote(str(hidden))} && exec "$@"'
         yield WorkerNetwork(
             host=host,
             prefix=["ip", "netns", "exec", name, "sh", "-c", mask, "worker"],

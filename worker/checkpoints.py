@@ -16,7 +16,7 @@ from typing import Any
 
 from sqlalchemy import update
 
-from backend.artifacts.storage import ArtifactStore, Recorded, StoredFileMismatch, checkpoint_key, checkpoint_prefix
+from backend.artifacts.storage import ArtifactStore, Recorded, StoredFileMismatch, checkpoint_key
 from backend.db import session_scope
 from backend.models import Run, RunStatus
 
@@ -25,7 +25,13 @@ log = logging.getLogger(__name__)
 
 class RunCheckpoints:
     def __init__(
-        self, store: ArtifactStore, run_id: int, attempt: int, recorded: dict[str, Any] | None, reporter: Any, scratch: Path
+        self,
+        store: ArtifactStore,
+        run_id: int,
+        attempt: int,
+        recorded: dict[str, Any] | None,
+        reporter: Any,
+        scratch: Path,
     ) -> None:
         self.store = store
         self.run_id = run_id

@@ -19,7 +19,14 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from backend.artifacts.service import discard_checkpoints
-from backend.artifacts.storage import ArtifactStore, Recorded, artifact_key, attempt_prefix, get_store
+from backend.artifacts.storage import (
+    ArtifactStore,
+    Recorded,
+    StoreUnavailable,
+    artifact_key,
+    attempt_prefix,
+    get_store,
+)
 from backend.db import session_scope
 from backend.models import Artifact, Run, RunStatus, Upload, utcnow
 from backend.plans import RunPlan
@@ -207,6 +214,6 @@ def _ended(claim: Claim, store: ArtifactStore, recorded: bool, outcome: str, par
     if partial_files:
         try:  # files stored before the failure: never listed, never offered, so removed
             store.delete_prefix(attempt_prefix(claim.run_id, claim.attempt))
-        except Exception:
+        except (StoreUnavailable, OSError):
             log.warning("could not delete the files of failed run %s attempt %s", claim.run_id, claim.attempt)
     return outcome

@@ -27,9 +27,7 @@ DOWNLOAD_ANSWERS: dict[int | str, dict[str, object]] = {
     416: {"model": ErrorMessage, "description": "The range starts past the end of the file."},
     503: {"model": ErrorMessage, "description": "The artifact store cannot be reached; try again."},
 }
-router = APIRouter(
-    prefix="/api/runs", tags=["artifacts"], responses={**NOT_FOUND, **CONFLICT, **DOWNLOAD_ANSWERS}
-)
+router = APIRouter(prefix="/api/runs", tags=["artifacts"], responses={**NOT_FOUND, **CONFLICT, **DOWNLOAD_ANSWERS})
 
 
 @dataclass(frozen=True)

@@ -43,7 +43,9 @@ def store_errors(what: str) -> Iterator[None]:
         raise ArtifactStoreUnavailable(f"{what} cannot be read now: {error}") from None
 
 
-def open_stream(store: ArtifactStore, artifact: Artifact, what: str, start: int = 0, end: int | None = None) -> ObjectStream:
+def open_stream(
+    store: ArtifactStore, artifact: Artifact, what: str, start: int = 0, end: int | None = None
+) -> ObjectStream:
     """Bytes [start, end) of the artifact, once the store shows it is still the object verified at write."""
     with store_errors(what):
         return store.stream(recorded(artifact), start, end)

@@ -77,7 +77,10 @@ def store_model(settings, tmp_path: Path, size: int = 300_000) -> tuple[int, byt
 
 
 def test_s3_downloads_answer_ranges_and_etags_with_one_request_and_no_rehash(
-    s3_client: TestClient, s3_settings, s3_server: S3Server, tmp_path: Path  # type: ignore[no-untyped-def]
+    s3_client: TestClient,
+    s3_settings,
+    s3_server: S3Server,
+    tmp_path: Path,  # type: ignore[no-untyped-def]
 ) -> None:
     run_id, payload, stored = store_model(s3_settings, tmp_path)
     url = f"/api/runs/{run_id}/model"
@@ -113,7 +116,10 @@ def test_s3_downloads_answer_ranges_and_etags_with_one_request_and_no_rehash(
 
 
 def test_an_s3_object_replaced_behind_the_apis_back_is_refused_and_reported(
-    s3_client: TestClient, s3_settings, s3_server: S3Server, tmp_path: Path  # type: ignore[no-untyped-def]
+    s3_client: TestClient,
+    s3_settings,
+    s3_server: S3Server,
+    tmp_path: Path,  # type: ignore[no-untyped-def]
 ) -> None:
     run_id, payload, stored = store_model(s3_settings, tmp_path)
     other = tmp_path / "other.keras"
@@ -134,7 +140,10 @@ def test_an_s3_object_replaced_behind_the_apis_back_is_refused_and_reported(
 
 
 def test_an_upload_to_an_s3_server_paused_midway_is_retried_until_it_answers(
-    s3_settings, s3_server: S3Server, tmp_path: Path, caplog: pytest.LogCaptureFixture  # type: ignore[no-untyped-def]
+    s3_settings,
+    s3_server: S3Server,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,  # type: ignore[no-untyped-def]
 ) -> None:
     source = tmp_path / "big.keras"
     source.write_bytes(os.urandom(24 << 20))  # three multipart parts
@@ -144,7 +153,7 @@ def test_an_upload_to_an_s3_server_paused_midway_is_retried_until_it_answers(
     def upload() -> None:
         try:
             outcome["stored"] = get_store(s3_settings).put_file(key, source)
-        except Exception as error:
+        except Exception as error:  # noqa: BLE001 - handed to the test's thread, which asserts on it
             outcome["error"] = error
 
     part_uploads = s3_server.requests_seen().count("partNumber=")
@@ -168,7 +177,10 @@ def test_an_upload_to_an_s3_server_paused_midway_is_retried_until_it_answers(
 
 
 def test_local_downloads_do_not_rehash_an_unchanged_file(
-    client: TestClient, settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch  # type: ignore[no-untyped-def]
+    client: TestClient,
+    settings,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,  # type: ignore[no-untyped-def]
 ) -> None:
     run_id, payload, stored = store_model(settings, tmp_path)
     assert stored.version is not None

@@ -79,9 +79,11 @@ def test_run_restarts_a_killed_worker_with_backoff_and_the_api_stays_up(tmp_path
         spec = {"epochs": 1, "batch_size": 64, "schedule": {"kind": "constant", "frequency": 7}}
         run_id = httpx.post(f"{config.base_url}/api/runs", json=spec, timeout=10).json()["id"]
         run = wait_until(
-            lambda: (r := httpx.get(f"{config.base_url}/api/runs/{run_id}", timeout=10).json())["status"]
-            in ("succeeded", "failed")
-            and r,
+            lambda: (
+                (r := httpx.get(f"{config.base_url}/api/runs/{run_id}", timeout=10).json())["status"]
+                in ("succeeded", "failed")
+                and r
+            ),
             timeout=240,
             what="a run on the restarted worker",
         )

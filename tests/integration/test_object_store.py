@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import signal
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -141,13 +140,20 @@ def test_a_worker_without_the_apis_filesystem_trains_a_model_the_api_serves_and_
         head, etag = cut_download(model_url, 10_000)
         rest = httpx.get(model_url, headers={"Range": f"bytes={len(head)}-", "If-Range": etag}, timeout=30)
         assert rest.status_code == 206
-        assert rest.headers["content-range"] == f"bytes {len(head)}-{recorded['size_bytes'] - 1}/{recorded['size_bytes']}"
+        assert (
+            rest.headers["content-range"] == f"bytes {len(head)}-{recorded['size_bytes'] - 1}/{recorded['size_bytes']}"
+        )
         assert head + rest.content == whole.content
         assert httpx.get(model_url, headers={"If-None-Match": etag}, timeout=30).status_code == 304
         stale = httpx.get(model_url, headers={"Range": "bytes=10-", "If-Range": '"other"'}, timeout=30)
         assert stale.status_code == 200 and stale.content == whole.content  # another version: the whole file
         verified = httpx.post(f"{base}/api/runs/{run_id}/verify", timeout=60).json()
-        assert verified["ok"] and {check["format"] for check in verified["files"]} == {"keras", "h5", "masks", "manifest"}
+        assert verified["ok"] and {check["format"] for check in verified["files"]} == {
+            "keras",
+            "h5",
+            "masks",
+            "manifest",
+        }
     finally:
         worker.stop()
         api.stop()

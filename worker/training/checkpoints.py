@@ -71,7 +71,7 @@ def write_checkpoint(
     snapshot = rewind.snapshot if rewind is not None else None
     for index, value in enumerate((snapshot or {}).values()):
         arrays[f"rewind/{index}"] = value
-    legacy_state = np.random.get_state()
+    legacy_state: tuple[Any, ...] = np.random.get_state(legacy=True)  # type: ignore[assignment]
     arrays["numpy_rng"] = np.asarray(legacy_state[1])
     python_state = random.getstate()
     arrays["python_rng"] = np.asarray(python_state[1], dtype=np.uint64)
@@ -139,7 +139,9 @@ class EpochCheckpoint(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch: int, logs: dict[str, float] | None = None) -> None:
         self.scratch.mkdir(parents=True, exist_ok=True)
-        path = write_checkpoint(self.scratch / f"epoch-{epoch + 1}.npz", self.model, self.progress, epoch + 1, self.rewind)
+        path = write_checkpoint(
+            self.scratch / f"epoch-{epoch + 1}.npz", self.model, self.progress, epoch + 1, self.rewind
+        )
         try:
             self.checkpointer.save(epoch + 1, self.progress.step, path)
         finally:
