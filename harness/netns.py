@@ -31,7 +31,7 @@ def netns_unavailable() -> str | None:
     """Why a network namespace cannot be made on this machine, or None when it can."""
     if os.geteuid() != 0:
         return "not root: ip netns needs CAP_SYS_ADMIN and CAP_NET_ADMIN"
-    for tool in ("ip", "socat"):
+    for tool in ("ip", "socat", "tc"):
         if shutil.which(tool) is None:
             return f"{tool} is not installed"
     probe = f"pl-probe-{uuid.uuid4().hex[:6]}"

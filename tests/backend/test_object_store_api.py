@@ -18,6 +18,7 @@ from backend.artifacts.storage import StoredFile, artifact_key, get_store
 from backend.db import session_scope
 from backend.models import Artifact, Run, RunStatus
 from harness.s3server import S3Server
+from tests.backend import hostile_files as hostile
 
 
 @pytest.fixture(scope="session")
@@ -192,3 +193,18 @@ def test_local_downloads_do_not_rehash_an_unchanged_file(
     for _ in range(3):
         answer = client.get(f"/api/runs/{run_id}/model", headers={"Range": "bytes=10-"})
         assert answer.status_code == 206 and answer.content == payload[10:]
+
+
+def test_uploads_go_to_the_same_s3_store(
+    s3_client: TestClient,
+    s3_settings,
+    s3_server: S3Server,  # type: ignore[no-untyped-def]
+) -> None:
+    data = hostile.valid_npz()
+    response = s3_client.post("/api/datasets", files={"file": ("mine.npz", data, "application/octet-stream")})
+    assert response.status_code == 201, response.text
+    upload = response.json()
+    bucket, prefix = s3_settings.artifact_url.removeprefix("s3://").split("/", 1)
+    assert s3_server.keys(bucket) == [f"{prefix}/uploads/{upload['id']}/dataset.npz"]
+    stored = get_store(s3_settings).get_bytes(f"uploads/{upload['id']}/dataset.npz")
+    assert hashlib.sha256(stored).hexdigest() == upload["sha256"] == hashlib.sha256(data).hexdigest()
