@@ -12,13 +12,16 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import update
 
 from backend.artifacts.storage import ArtifactStore, Recorded, StoredFileMismatch, checkpoint_key
 from backend.db import session_scope
 from backend.models import Run, RunStatus
+
+if TYPE_CHECKING:
+    from worker.db_reporter import DatabaseReporter
 
 log = logging.getLogger(__name__)
 
@@ -30,14 +33,14 @@ class RunCheckpoints:
         run_id: int,
         attempt: int,
         recorded: dict[str, Any] | None,
-        reporter: Any,
+        reporter: DatabaseReporter,
         scratch: Path,
     ) -> None:
         self.store = store
         self.run_id = run_id
         self.attempt = attempt
         self.recorded = recorded
-        self.reporter = reporter  # DatabaseReporter: flush() and lost
+        self.reporter = reporter
         self.scratch = scratch
 
     def latest(self) -> Path | None:

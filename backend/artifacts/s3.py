@@ -15,9 +15,11 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 from urllib.parse import urlsplit
@@ -171,8 +173,6 @@ class S3ArtifactStore:
         return StoredFile(key, size, zip_size, sha256, version=version)
 
     def put_bytes(self, key: str, data: bytes) -> StoredFile:
-        import tempfile
-
         with tempfile.TemporaryDirectory(prefix="prunelab-put-") as scratch:
             source = Path(scratch) / key.rsplit("/", 1)[-1]
             source.write_bytes(data)
@@ -276,3 +276,9 @@ class S3ArtifactStore:
 
     def remove_stale_partials(self, older_than_s: float) -> int:
         return 0  # nothing half-written is ever visible in S3; see the module's docstring
+
+
+@lru_cache(maxsize=16)
+def s3_store(options: S3Options) -> S3ArtifactStore:
+    """One client per process and address: obstore pools its connections inside it."""
+    return S3ArtifactStore(options)

@@ -21,7 +21,7 @@ import tempfile
 import threading
 import time
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -139,10 +139,10 @@ class ObjectStream:
     chunks: Iterator[bytes]
     start: int
     end: int
-    close: object = None  # a callable releasing the handle, if any
+    close: Callable[[], None] | None = None  # releases the handle the chunks are read from, if any
 
     def release(self) -> None:
-        if callable(self.close):
+        if self.close is not None:
             self.close()
 
 
@@ -376,16 +376,11 @@ def get_store(where: Settings | Path) -> ArtifactStore:
         return _local_store(where.resolve())
     if where.artifact_dir is not None:
         return _local_store(where.artifact_dir.resolve())
-    from backend.artifacts.s3 import S3ArtifactStore, S3Options
+    from backend.artifacts.s3 import S3Options, s3_store  # obstore loads only where S3 is used
 
-    return _s3_store(S3Options.from_settings(where), S3ArtifactStore)
+    return s3_store(S3Options.from_settings(where))
 
 
 @lru_cache(maxsize=16)
 def _local_store(root: Path) -> LocalArtifactStore:
     return LocalArtifactStore(root)
-
-
-@lru_cache(maxsize=16)
-def _s3_store(options: object, factory: type) -> ArtifactStore:
-    return factory(options)  # type: ignore[no-any-return]
