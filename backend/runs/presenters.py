@@ -4,16 +4,19 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
-from backend.artifacts.routes import artifact_out
 from backend.metrics import service as metrics
 from backend.models import Run
-from backend.plans import RunPlan
+from backend.runs.downloads import artifact_out
 from backend.runs.schemas import RunOut
-from backend.specs import RunSpec
+from core.plans import RunPlan
+from core.specs import RunSpec
 
 
 def run_out(session: Session, run: Run) -> RunOut:
-    latest = metrics.latest_values(session, run.id)
+    return _shown(run, metrics.latest_values(session, run.id))
+
+
+def _shown(run: Run, latest: dict[str, tuple[int, float | None]]) -> RunOut:
     return RunOut(
         id=run.id,
         name=run.name,
