@@ -16,7 +16,7 @@ from backend.metrics.reduced import read_reduced_series
 from backend.metrics.schemas import SeriesOut
 from backend.models import Run
 from backend.previews.service import PlannedSparsity, planned_sparsity
-from backend.runs.presenters import run_out
+from backend.runs.presenters import run_outs
 from backend.runs.schemas import RunOut
 from core.errors import RunNotFound
 from core.plans import RunPlan
@@ -113,7 +113,7 @@ def compare_runs(
     for run_id in wanted:
         if run_id not in by_id:
             raise RunNotFound(run_id)
-    shown = [run_out(session, by_id[run_id]) for run_id in wanted]
+    shown = run_outs(session, [by_id[run_id] for run_id in wanted])
     keys = list(keys or DEFAULT_KEYS)
     if max_points is None:
         series = metrics.read_series_of_runs(session, wanted, keys)

@@ -18,7 +18,7 @@ from backend.metrics.presenters import series_out
 from backend.metrics.schemas import MaxPoints, MetricsOut
 from backend.runs import masks, service
 from backend.runs.events import RunCursor, RunsCursor, poll_run, poll_runs, stream
-from backend.runs.presenters import run_out
+from backend.runs.presenters import run_out, run_outs
 from backend.runs.schemas import MasksOut, RunOut, RunPatch
 from backend.runs.sensitivity import ProposalOut, sensitivity_proposal
 from core.recipes import MAX_ID
@@ -40,7 +40,7 @@ def list_runs(
     offset: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,
 ) -> list[RunOut]:
     """List runs, newest first."""
-    return [run_out(session, run) for run in service.list_runs(session, limit, offset)]
+    return run_outs(session, service.list_runs(session, limit, offset))
 
 
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
