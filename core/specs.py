@@ -84,8 +84,10 @@ class _ScheduleBase(BaseModel):
 
     @model_validator(mode="after")
     def _window(self) -> _ScheduleBase:
-        for unit in ("begin", "end"):
-            if f"{unit}_step" in self.model_fields_set and getattr(self, f"{unit}_fraction") is not None:
+        # By value, not by which fields were sent: a stored spec carries the step's default beside the fraction
+        # and must validate again to the same spec.
+        for unit, default in (("begin", 0), ("end", -1)):
+            if getattr(self, f"{unit}_step") != default and getattr(self, f"{unit}_fraction") is not None:
                 raise ValueError(f"give {unit}_step or {unit}_fraction, not both")
         fractions = (self.begin_fraction, self.end_fraction)
         if None not in fractions and fractions[0] >= fractions[1]:  # type: ignore[operator]
