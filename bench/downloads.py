@@ -23,7 +23,7 @@ from backend.models import Artifact, Run, RunStatus
 from backend.settings import Settings
 from bench.report import Result, Table, median
 from harness.s3server import S3Server
-from tests.stack import StackConfig, migrate, sqlite_stack, start_api
+from harness.stack import StackConfig, migrate, sqlite_stack, start_api
 
 NAME = "downloads"
 BUCKET = "prunelab-bench"

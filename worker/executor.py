@@ -29,11 +29,11 @@ from backend.artifacts.storage import (
 )
 from backend.db import session_scope
 from backend.models import Artifact, Run, RunStatus, Upload, utcnow
-from backend.plans import RunPlan
-from backend.recipes import upload_id
 from backend.runs import links, sources
 from backend.settings import Settings, get_settings
-from backend.specs import RunSpec
+from core.plans import RunPlan
+from core.recipes import upload_id
+from core.specs import RunSpec
 from worker.checkpoints import RunCheckpoints
 from worker.db_reporter import DatabaseReporter
 from worker.lifecycle import listen_for_shutdown, shutdown_requested

@@ -40,9 +40,8 @@ from backend.artifacts.storage import (
     byte_range,
     check_digest,
     check_key,
-    file_digest,
-    zipped_size,
 )
+from core.exports import file_digest, zipped_size
 
 if TYPE_CHECKING:
     from backend.settings import Settings

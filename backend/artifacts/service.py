@@ -1,4 +1,4 @@
-"""Reading stored artifacts for the API: only objects that still hold the bytes recorded in their row."""
+"""The artifact store as the API uses it: one per process, and only objects that still hold their recorded bytes."""
 
 from __future__ import annotations
 
@@ -6,8 +6,9 @@ import io
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import BinaryIO
+from typing import Annotated, BinaryIO
 
+from fastapi import Depends
 from pydantic import BaseModel
 
 from backend.artifacts.storage import (
@@ -19,11 +20,18 @@ from backend.artifacts.storage import (
     checkpoint_prefix,
     get_store,
 )
-from backend.errors import ArtifactCorrupted, ArtifactNotFound, ArtifactStoreUnavailable
 from backend.models import Artifact, Run
 from backend.settings import get_settings
+from core.errors import ArtifactCorrupted, ArtifactNotFound, ArtifactStoreUnavailable
 
 log = logging.getLogger(__name__)
+
+
+def artifact_store() -> ArtifactStore:
+    return get_store(get_settings())
+
+
+StoreDep = Annotated[ArtifactStore, Depends(artifact_store)]
 
 
 def recorded(artifact: Artifact) -> Recorded:

@@ -7,7 +7,7 @@ import re
 import yaml
 
 from backend.settings import Settings
-from tests.stack import REPO
+from harness.stack import REPO
 
 
 def test_compose_keeps_artifacts_in_a_minio_bucket_created_at_start_and_shares_no_volume() -> None:

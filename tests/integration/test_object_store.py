@@ -23,8 +23,7 @@ from sqlalchemy.engine import Engine, make_url
 
 from harness.netns import WorkerNetwork, loopback_worker, netns_unavailable, worker_namespace
 from harness.s3server import S3Server
-from tests.integration.test_faults import assert_every_step_once, run_of, submit
-from tests.stack import (
+from harness.stack import (
     REDIS_URL,
     Process,
     StackConfig,
@@ -35,6 +34,7 @@ from tests.stack import (
     wait_for_run,
     wait_until,
 )
+from tests.integration.test_faults import assert_every_step_once, run_of, submit
 
 pytestmark = pytest.mark.integration
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from backend.plans import resolve_plan
-from backend.specs import PolynomialSchedule, RunSpec
+from core.plans import resolve_plan
+from core.specs import PolynomialSchedule, RunSpec
 from tests.worker.conftest import DATA_DIR
 from worker.training.epochs import epoch_order
 from worker.training.reporting import MemoryReporter
