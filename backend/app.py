@@ -11,18 +11,21 @@ from sqlalchemy import text
 
 from backend import __version__
 from backend.artifacts.routes import router as artifacts_router
-from backend.auth import TokenAuth
 from backend.catalog_routes import router as catalog_router
 from backend.compare.routes import router as compare_router
 from backend.db import SessionDep
 from backend.errors import install_handlers
 from backend.frontend import install_frontend
+from backend.kit.access import AccessControl
+from backend.kit.route_table import api_methods
 from backend.limits import BodySizeLimit
 from backend.reaper import ReaperThread
 from backend.runs.routes import router as runs_router
 from backend.schedules_routes import router as schedules_router
 from backend.settings import Settings, get_settings
 from backend.uploads.routes import router as uploads_router
+from backend.users.routes import router as users_router
+from backend.users.throttle import LoginThrottle
 
 
 @asynccontextmanager
@@ -36,16 +39,15 @@ async def lifespan(_: FastAPI) -> AsyncIterator[None]:
 
 
 def install_middleware(app: FastAPI, settings: Settings) -> None:
-    # Added innermost first: CORS (answers preflights) -> token -> body size -> the app.
+    # Added innermost first: CORS (answers preflights) -> access (who, CSRF, owner) -> body size -> the app.
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_upload_bytes)
-    if settings.api_token:
-        app.add_middleware(TokenAuth, token=settings.api_token)
+    app.add_middleware(AccessControl, settings=settings)
     if settings.cors_origin_list:
         app.add_middleware(
             CORSMiddleware,
             allow_origins=settings.cors_origin_list,
             allow_credentials=settings.cors_allow_credentials,
-            allow_methods=["GET", "POST", "DELETE"],
+            allow_methods=api_methods(app.routes),  # exactly the API's: read once every route is in
             allow_headers=["Authorization", "Content-Type"],
         )
 
@@ -58,13 +60,14 @@ def create_app() -> FastAPI:
         lifespan=lifespan,
     )
     install_handlers(app)
-    install_middleware(app, get_settings())
+    app.state.login_throttle = LoginThrottle()  # per app, so one app's failed sign-ins never slow another's
     app.include_router(runs_router)
     app.include_router(artifacts_router)
     app.include_router(catalog_router)
     app.include_router(uploads_router)
     app.include_router(schedules_router)
     app.include_router(compare_router)
+    app.include_router(users_router)
 
     @app.get("/api/health", tags=["health"])
     def health(session: SessionDep) -> dict[str, str]:
@@ -73,6 +76,7 @@ def create_app() -> FastAPI:
         return {"status": "ok", "version": __version__}
 
     install_frontend(app)
+    install_middleware(app, get_settings())
     return app
 
 

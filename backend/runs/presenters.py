@@ -33,4 +33,5 @@ def run_out(session: Session, run: Run) -> RunOut:
         artifacts=[artifact_out(artifact) for artifact in run.artifacts],
         tags=run.tags or [],
         note=run.note or "",
+        owner=run.owner_name,
     )
