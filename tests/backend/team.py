@@ -1,0 +1,90 @@
+"""A team in the database for access tests: users, their tokens, signed session cookies, owned runs and uploads."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from backend.db import session_scope
+from backend.kit.cookies import COOKIE_NAME, session_cookie
+from backend.models import Run, RunStatus, Upload
+from backend.plans import resolve_plan
+from backend.settings import get_settings
+from backend.specs import RunSpec
+from backend.users import service
+from tests.backend.seed import SPEC
+
+PASSWORD = "correct horse battery"
+SERVICE_TOKEN = "service-token-for-scripts"
+ORIGIN = "http://testserver"  # TestClient's base URL: the dashboard's own origin
+
+
+@dataclass
+class Member:
+    name: str
+    user_id: int
+    token: str
+    is_admin: bool = False
+
+    def cookie(self) -> str:
+        """A fresh signed session cookie (each request may end its session: logout)."""
+        settings = get_settings()
+        with session_scope() as session:
+            user = service.get_user(session, self.name)
+            value = service.start_session(session, user, settings.session_max_age_s)
+        return session_cookie(settings).signer.sign(value).decode()
+
+    def cookie_headers(self) -> dict[str, str]:
+        return {"Cookie": f"{COOKIE_NAME}={self.cookie()}", "Origin": ORIGIN}
+
+    def token_headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+
+@dataclass
+class Team:
+    members: dict[str, Member] = field(default_factory=dict)
+
+    def __getitem__(self, name: str) -> Member:
+        return self.members[name]
+
+
+def make_team(*names: str, admins: tuple[str, ...] = ()) -> Team:
+    team = Team()
+    with session_scope() as session:
+        for name in names:
+            user = service.add_user(session, name, PASSWORD, is_admin=name in admins)
+            _, token = service.create_token(session, user, "tests")
+            team.members[name] = Member(name, user.id, token, user.is_admin)
+    return team
+
+
+def owned_run(owner_id: int | None, status: RunStatus = RunStatus.SUCCEEDED) -> int:
+    """A run row owned by `owner_id`, written straight into the database (no queue)."""
+    spec = RunSpec.model_validate(SPEC)
+    with session_scope() as session:
+        run = Run(
+            name="owned",
+            status=status,
+            spec=spec.model_dump(mode="json"),
+            plan=resolve_plan(spec).model_dump(mode="json"),
+            owner_id=owner_id,
+        )
+        session.add(run)
+        session.flush()
+        return run.id
+
+
+def owned_upload(owner_id: int | None) -> int:
+    with session_scope() as session:
+        upload = Upload(
+            kind="model",
+            original_filename="model.keras",
+            storage_key="uploads/none",
+            size_bytes=1,
+            sha256="0" * 64,
+            meta={},
+            owner_id=owner_id,
+        )
+        session.add(upload)
+        session.flush()
+        return upload.id
