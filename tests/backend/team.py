@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import cache
+
+import pytest
+from fastapi.testclient import TestClient
 
 from backend.db import session_scope
 from backend.kit.cookies import COOKIE_NAME, session_cookie
-from backend.models import Run, RunStatus, Upload
+from backend.models import Run, RunStatus, Upload, User
 from backend.plans import resolve_plan
 from backend.settings import get_settings
 from backend.specs import RunSpec
 from backend.users import service
+from backend.users.passwords import hash_password
 from tests.backend.seed import SPEC
 
 PASSWORD = "correct horse battery"
@@ -48,11 +55,19 @@ class Team:
         return self.members[name]
 
 
+@cache
+def password_hash() -> str:
+    """One real argon2id hash of PASSWORD for every member: hashing costs most of a second by design."""
+    return hash_password(PASSWORD)
+
+
 def make_team(*names: str, admins: tuple[str, ...] = ()) -> Team:
     team = Team()
     with session_scope() as session:
         for name in names:
-            user = service.add_user(session, name, PASSWORD, is_admin=name in admins)
+            user = User(name=service.check_name(name), password_hash=password_hash(), is_admin=name in admins)
+            session.add(user)
+            session.flush()
             _, token = service.create_token(session, user, "tests")
             team.members[name] = Member(name, user.id, token, user.is_admin)
     return team
@@ -88,3 +103,20 @@ def owned_upload(owner_id: int | None) -> int:
         session.add(upload)
         session.flush()
         return upload.id
+
+
+@contextmanager
+def team_app(
+    monkeypatch: pytest.MonkeyPatch, base_url: str = ORIGIN, **environment: str
+) -> Iterator[tuple[TestClient, Team]]:
+    """An app with users ana, bob and carol (admin), and the service token; PRUNELAB_<KEY> from `environment`."""
+    from backend.app import create_app
+
+    monkeypatch.setenv("PRUNELAB_API_TOKEN", SERVICE_TOKEN)
+    for key, value in environment.items():
+        monkeypatch.setenv(f"PRUNELAB_{key.upper()}", value)
+    get_settings.cache_clear()
+    team = make_team("ana", "bob", "carol", admins=("carol",))
+    with TestClient(create_app(), base_url=base_url) as client:
+        yield client, team
+    get_settings.cache_clear()
