@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import getpass
 import sys
-from typing import TextIO
 
 from sqlalchemy.orm import Session
 
@@ -36,9 +35,9 @@ def add_commands(commands: argparse._SubParsersAction) -> None:  # type: ignore[
     revoke.add_argument("token_id", type=int, metavar="ID", help="the token's id (`tokens list`)")
 
 
-def read_password(from_stdin: bool, stdin: TextIO = sys.stdin) -> str:
+def read_password(from_stdin: bool) -> str:
     if from_stdin:
-        return stdin.readline().rstrip("\r\n")
+        return sys.stdin.readline().rstrip("\r\n")
     password = getpass.getpass("Password: ")
     if getpass.getpass("Password (again): ") != password:
         raise service.UserError("the two passwords differ")
