@@ -16,7 +16,7 @@ from backend.compare.routes import router as compare_router
 from backend.db import SessionDep
 from backend.errors import install_handlers
 from backend.frontend import install_frontend
-from backend.kit.access import AccessControl
+from backend.kit.auth import AccessControl
 from backend.kit.route_table import api_methods
 from backend.limits import BodySizeLimit
 from backend.reaper import ReaperThread
