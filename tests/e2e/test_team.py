@@ -14,9 +14,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Page, expect
 
-from tests.browser import SCREENSHOTS, launch_chromium
+from tests.browser import screenshot
 from tests.stack import REDIS_URL, REPO, StackConfig, migrate, postgres_database, prunelab, start_api, start_worker
 
 pytestmark = pytest.mark.integration
@@ -53,30 +53,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackConfig]:
             api.stop()
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as playwright:
-        browser = launch_chromium(playwright)
-        yield browser
-        browser.close()
-
-
-@pytest.fixture
-def page(browser: Browser) -> Iterator[Page]:
-    context = browser.new_context(viewport={"width": 1280, "height": 900}, accept_downloads=True)
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda error: errors.append(str(error)))
-    yield page
-    context.close()
-    assert errors == [], errors
-
-
 def shot(page: Page, name: str) -> Path:
-    path = SCREENSHOTS / f"team-{name}.png"
-    page.screenshot(path=str(path), full_page=True)
-    return path
+    return screenshot(page, f"team-{name}")
 
 
 def submit(page: Page, base: str, name: str, kind: str, field: str, value: str) -> int:
@@ -143,8 +121,9 @@ def test_a_team_member_signs_in_works_and_signs_out(stack: StackConfig, page: Pa
     expect(bobs_row.locator('[data-col="owner"]')).to_have_text("bob")
     expect(bobs_row.get_by_role("button")).to_have_count(0)
     assert bobs_row.locator("td.tags input").get_attribute("readonly") is not None
-    page.set_viewport_size({"width": 1800, "height": 900})  # the whole row, actions included
     shot(page, "03-runs-table-everyones-runs")
+    page.locator(".table-wrap").evaluate("(wrap) => { wrap.scrollLeft = wrap.scrollWidth; }")
+    shot(page, "03-runs-table-actions-only-on-own-runs")  # tags, note and buttons: bob's row is read-only
     page.get_by_label("Filter").fill("owner:ana")
     expect(page.locator("#runs tbody tr")).to_have_count(2)
     page.get_by_label(f"tags of run {run_ids[0]}").fill("mine")
@@ -153,7 +132,6 @@ def test_a_team_member_signs_in_works_and_signs_out(stack: StackConfig, page: Pa
     for run_id in run_ids:
         page.get_by_label(f"select run {run_id}", exact=False).check()
     shot(page, "04-runs-table-owner-filter")
-    page.set_viewport_size({"width": 1280, "height": 900})
     page.get_by_role("button", name="Compare selected").click()
     page.wait_for_url(re.compile(rf"/compare\.html\?runs={run_ids[0]},{run_ids[1]}"))
     page.wait_for_function("document.getElementById('chart-sparsity')?.data?.length >= 4")
