@@ -10,20 +10,19 @@ from fastapi.middleware.cors import CORSMiddleware
 from sqlalchemy import text
 
 from backend import __version__
-from backend.artifacts.routes import router as artifacts_router
-from backend.catalog_routes import router as catalog_router
 from backend.compare.routes import router as compare_router
 from backend.db import SessionDep
 from backend.errors import install_handlers
-from backend.frontend import install_frontend
-from backend.kit.auth import AccessControl
+from backend.kit.limits import BodySizeLimit
 from backend.kit.route_table import api_methods
-from backend.limits import BodySizeLimit
-from backend.reaper import ReaperThread
+from backend.kit.static import install_frontend
+from backend.previews.routes import router as previews_router
+from backend.runs.downloads import router as downloads_router
+from backend.runs.reaper import ReaperThread
 from backend.runs.routes import router as runs_router
-from backend.schedules_routes import router as schedules_router
 from backend.settings import Settings, get_settings
 from backend.uploads.routes import router as uploads_router
+from backend.users.access import AccessControl
 from backend.users.routes import router as users_router
 from backend.users.throttle import LoginThrottle
 
@@ -61,13 +60,8 @@ def create_app() -> FastAPI:
     )
     install_handlers(app)
     app.state.login_throttle = LoginThrottle()  # per app, so one app's failed sign-ins never slow another's
-    app.include_router(runs_router)
-    app.include_router(artifacts_router)
-    app.include_router(catalog_router)
-    app.include_router(uploads_router)
-    app.include_router(schedules_router)
-    app.include_router(compare_router)
-    app.include_router(users_router)
+    for router in (runs_router, downloads_router, uploads_router, previews_router, compare_router, users_router):
+        app.include_router(router)
 
     @app.get("/api/health", tags=["health"])
     def health(session: SessionDep) -> dict[str, str]:

@@ -7,11 +7,12 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import HTMLResponse
 
+from backend.compare.report import build_report
 from backend.compare.service import MAX_RUNS, CompareOut, compare_runs
 from backend.db import SessionDep
 from backend.errors import NOT_FOUND
-from backend.params import MaxPoints, run_ids_param, split_keys
-from backend.report import build_report
+from backend.kit.params import run_ids_param, split_keys
+from backend.metrics.schemas import MaxPoints
 
 router = APIRouter(prefix="/api/compare", tags=["compare"], responses=NOT_FOUND)  # a run that does not exist
 

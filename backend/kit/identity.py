@@ -1,4 +1,4 @@
-"""Who is asking: the principal the access middleware (backend/kit/auth.py) found for a request."""
+"""Who is asking: the principal the access middleware (backend/users/access.py) found for a request."""
 
 from __future__ import annotations
 

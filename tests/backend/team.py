@@ -13,11 +13,11 @@ from fastapi.testclient import TestClient
 from backend.db import session_scope
 from backend.kit.cookies import COOKIE_NAME, session_cookie
 from backend.models import Run, RunStatus, Upload, User
-from backend.plans import resolve_plan
 from backend.settings import get_settings
-from backend.specs import RunSpec
 from backend.users import service
 from backend.users.passwords import hash_password
+from core.plans import resolve_plan
+from core.specs import RunSpec
 from tests.backend.seed import SPEC
 
 PASSWORD = "correct horse battery"

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
-from tests.browser import SCREENSHOTS, launch_chromium
+from harness.browser import SCREENSHOTS, launch_chromium
 
 
 @pytest.fixture(scope="module")

@@ -16,8 +16,8 @@ import httpx
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.browser import screenshot
-from tests.stack import REDIS_URL, REPO, StackConfig, migrate, postgres_database, prunelab, start_api, start_worker
+from harness.browser import screenshot
+from harness.stack import REDIS_URL, REPO, StackConfig, migrate, postgres_database, prunelab, start_api, start_worker
 
 pytestmark = pytest.mark.integration
 
