@@ -133,6 +133,10 @@ class Run(Base):
     parent_run_id: Mapped[int | None] = mapped_column(
         ForeignKey("runs.id", ondelete="SET NULL"), index=True, default=None
     )
+    # The latest epoch-end checkpoint in the artifact store ({"key", "epoch", "step", "size_bytes", "sha256",
+    # "attempt"}): recorded, fenced on the attempt, only once it is completely written and verified; a requeued
+    # attempt resumes from it. Cleared, and the checkpoint objects removed, when the run ends.
+    checkpoint: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
     # Who submitted it; NULL for runs submitted while PruneLab had no users, or with the service token.
     owner_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), index=True, default=None)
     owner: Mapped[User | None] = relationship(lazy="joined")
@@ -182,6 +186,9 @@ class Artifact(Base):
     size_bytes: Mapped[int] = mapped_column(BigInteger)
     zip_size_bytes: Mapped[int] = mapped_column(BigInteger)
     sha256: Mapped[str] = mapped_column(String(64))
+    # The store's version of the object whose sha256 was checked at write (S3 ETag, a local file's identity):
+    # while the store reports the same, a download need not re-hash it.
+    storage_version: Mapped[str | None] = mapped_column(String(200), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
     run: Mapped[Run] = relationship(back_populates="artifacts")

@@ -1,7 +1,7 @@
 """users, API tokens, sessions; run and upload owners
 
 Revision ID: i13_users_tokens
-Revises: 0004
+Revises: i12_object_store
 Create Date: 2026-11-30 07:27:16.977800
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "i13_users_tokens"
-down_revision: str | None = "0004"
+down_revision: str | None = "i12_object_store"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
