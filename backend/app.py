@@ -13,8 +13,8 @@ from backend import __version__
 from backend.compare.routes import router as compare_router
 from backend.db import SessionDep
 from backend.errors import install_handlers
-from backend.kit.auth import TokenAuth
 from backend.kit.limits import BodySizeLimit
+from backend.kit.route_table import api_methods
 from backend.kit.static import install_frontend
 from backend.previews.routes import router as previews_router
 from backend.runs.downloads import router as downloads_router
@@ -22,6 +22,9 @@ from backend.runs.reaper import ReaperThread
 from backend.runs.routes import router as runs_router
 from backend.settings import Settings, get_settings
 from backend.uploads.routes import router as uploads_router
+from backend.users.access import AccessControl
+from backend.users.routes import router as users_router
+from backend.users.throttle import LoginThrottle
 
 
 @asynccontextmanager
@@ -35,16 +38,15 @@ async def lifespan(_: FastAPI) -> AsyncIterator[None]:
 
 
 def install_middleware(app: FastAPI, settings: Settings) -> None:
-    # Added innermost first: CORS (answers preflights) -> token -> body size -> the app.
+    # Added innermost first: CORS (answers preflights) -> access (who, CSRF, owner) -> body size -> the app.
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_upload_bytes)
-    if settings.api_token:
-        app.add_middleware(TokenAuth, token=settings.api_token)
+    app.add_middleware(AccessControl, settings=settings)
     if settings.cors_origin_list:
         app.add_middleware(
             CORSMiddleware,
             allow_origins=settings.cors_origin_list,
             allow_credentials=settings.cors_allow_credentials,
-            allow_methods=["GET", "POST", "DELETE"],
+            allow_methods=api_methods(app.routes),  # exactly the API's: read once every route is in
             allow_headers=["Authorization", "Content-Type"],
         )
 
@@ -57,8 +59,8 @@ def create_app() -> FastAPI:
         lifespan=lifespan,
     )
     install_handlers(app)
-    install_middleware(app, get_settings())
-    for router in (runs_router, downloads_router, uploads_router, previews_router, compare_router):
+    app.state.login_throttle = LoginThrottle()  # per app, so one app's failed sign-ins never slow another's
+    for router in (runs_router, downloads_router, uploads_router, previews_router, compare_router, users_router):
         app.include_router(router)
 
     @app.get("/api/health", tags=["health"])
@@ -68,6 +70,7 @@ def create_app() -> FastAPI:
         return {"status": "ok", "version": __version__}
 
     install_frontend(app)
+    install_middleware(app, get_settings())
     return app
 
 

@@ -12,6 +12,8 @@ import time
 from collections.abc import Sequence
 
 from backend.settings import Settings, get_settings
+from backend.users.cli import add_commands as add_user_commands
+from backend.users.cli import run_command as run_user_command
 
 
 def worker_command(settings: Settings, name: str | None = None) -> list[str]:
@@ -95,6 +97,16 @@ def write_report(run_ids: Sequence[int], output: str, baseline: int | None) -> i
     return 0
 
 
+def refuse_open_exposure(settings: Settings) -> bool:
+    """True (with the reason on stderr) when PruneLab would listen beyond loopback with nobody to sign in."""
+    from backend.users.exposure import open_exposure
+
+    reason = open_exposure(settings)
+    if reason is not None:
+        print(f"prunelab: {reason}", file=sys.stderr)
+    return reason is not None
+
+
 def missing_worker_extra(command: str) -> bool:
     """A training worker needs TensorFlow, which the API alone does not install; say how to get it."""
     if importlib.util.find_spec("tensorflow") is not None:
@@ -159,6 +171,8 @@ class SupervisedWorker:
 def run_all(settings: Settings) -> int:
     """Migrate, then run the API and one worker until Ctrl-C or until the API exits; a dead worker is restarted."""
     migrate(settings)
+    if refuse_open_exposure(settings):
+        return 2
     worker = SupervisedWorker(worker_command(settings))
     api = subprocess.Popen(api_command(settings), start_new_session=True)
     print(f"PruneLab is starting on http://{settings.host}:{settings.port}  (Ctrl-C stops it)", flush=True)
@@ -194,6 +208,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     report.add_argument("run_ids", metavar="RUN_ID", type=int, nargs="+", help="runs to compare (at most 20)")
     report.add_argument("-o", "--output", default="report.html", help="file to write (default: report.html)")
     report.add_argument("--baseline", type=int, help="a run drawn dashed as the dense baseline")
+    add_user_commands(commands)
     args = parser.parse_args(argv)
     settings = get_settings()
 
@@ -212,7 +227,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if args.command == "report":
         return write_report(args.run_ids, args.output, args.baseline)
+    if args.command in ("users", "tokens"):
+        return run_user_command(args)
     if args.command == "api":
+        if refuse_open_exposure(settings):
+            return 2
         os.execv(sys.executable, api_command(settings))
     if args.command == "worker":
         settings.ensure_dirs()

@@ -57,6 +57,47 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 
+class User(Base):
+    """A person who signs in. `password_hash` is an argon2id hash (backend/users/passwords.py)."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class ApiToken(Base):
+    """A user's token for scripts: `plt_<id>_<secret>`; only the secret's SHA-256 is stored."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    label: Mapped[str] = mapped_column(String(100), default="")
+    secret_sha256: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+
+    user: Mapped[User] = relationship(lazy="joined")
+
+
+class UserSession(Base):
+    """A dashboard sign-in; the cookie holds `<id>_<secret>` signed, the row the secret's SHA-256."""
+
+    __tablename__ = "user_sessions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    secret_sha256: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    user: Mapped[User] = relationship(lazy="joined")
+
+
 class RunStatus(enum.StrEnum):
     QUEUED = "queued"
     RUNNING = "running"
@@ -96,10 +137,17 @@ class Run(Base):
     # "attempt"}): recorded, fenced on the attempt, only once it is completely written and verified; a requeued
     # attempt resumes from it. Cleared, and the checkpoint objects removed, when the run ends.
     checkpoint: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    # Who submitted it; NULL for runs submitted while PruneLab had no users, or with the service token.
+    owner_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), index=True, default=None)
+    owner: Mapped[User | None] = relationship(lazy="joined")
 
     artifacts: Mapped[list[Artifact]] = relationship(
         back_populates="run", cascade="all, delete-orphan", passive_deletes=True, order_by="Artifact.format"
     )
+
+    @property
+    def owner_name(self) -> str | None:
+        return self.owner.name if self.owner else None
 
 
 class Metric(Base):
@@ -164,3 +212,9 @@ class Upload(Base):
     sha256: Mapped[str] = mapped_column(String(64))
     meta: Mapped[dict[str, Any]] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    owner_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), index=True, default=None)
+    owner: Mapped[User | None] = relationship(lazy="joined")
+
+    @property
+    def owner_name(self) -> str | None:
+        return self.owner.name if self.owner else None

@@ -52,7 +52,17 @@ class Settings(BaseSettings):
     reconcile_after_s: float = Field(
         60, ge=0, description="A run queued this long in the database but missing from the broker is sent again."
     )
-    api_token: str = Field("", description="When set, every route but /api/health and static files needs it.")
+    api_token: str = Field(
+        "", description="A service token for scripts; when set, every route but /api/health and static files needs it."
+    )
+    secret_key: str = Field(
+        "", description="Signs session cookies; default: a random key kept in `home`/secret_key (mode 600)."
+    )
+    session_max_age_s: int = Field(7 * 24 * 3600, ge=60, description="How long a dashboard sign-in lasts.")
+    allow_open_access: bool = Field(
+        False,
+        description="Serve without users on an address other than loopback (a container published on loopback only).",
+    )
     cors_origins: str = Field("", description="Comma-separated origins allowed by CORS; CORS is off when empty.")
     cors_allow_credentials: bool = Field(False, description="Let CORS requests carry cookies (never with `*`).")
     max_upload_bytes: int = Field(

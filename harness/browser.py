@@ -6,7 +6,7 @@ import os
 import shutil
 from pathlib import Path
 
-from playwright.sync_api import Browser, Playwright
+from playwright.sync_api import Browser, Page, Playwright
 
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -29,3 +29,10 @@ def chromium_path() -> str:
 
 def launch_chromium(playwright: Playwright) -> Browser:
     return playwright.chromium.launch(executable_path=chromium_path(), headless=True, args=CHROMIUM_ARGS)
+
+
+def screenshot(page: Page, name: str) -> Path:
+    """The whole page as test-output/screenshots/<name>.png, for review."""
+    path = SCREENSHOTS / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    return path

@@ -15,7 +15,8 @@ from harness.stack import REDIS_URL, postgres_database, shared_data_dir
 os.environ.setdefault("PRUNELAB_DATA_DIR", str(shared_data_dir()))
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
-TABLES = ("metrics", "latest_metrics", "artifacts", "runs", "uploads")
+# Users last: runs and uploads point at them. A user left behind would close PruneLab for the next test.
+TABLES = ("metrics", "latest_metrics", "artifacts", "runs", "uploads", "api_tokens", "user_sessions", "users")
 
 
 def _clear_caches() -> None:

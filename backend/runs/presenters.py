@@ -44,4 +44,5 @@ def _shown(run: Run, latest: dict[str, tuple[int, float | None]]) -> RunOut:
         artifacts=[artifact_out(artifact) for artifact in run.artifacts],
         tags=run.tags or [],
         note=run.note or "",
+        owner=run.owner_name,
     )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Response, status
 from fastapi import Path as FastApiPath
@@ -10,8 +10,9 @@ from fastapi.responses import StreamingResponse
 
 from backend.artifacts.service import StoreDep
 from backend.db import SessionDep
-from backend.errors import CONFLICT, NOT_FOUND
+from backend.errors import CONFLICT, NOT_FOUND, ErrorMessage
 from backend.kit.dependencies import RunId
+from backend.kit.identity import PrincipalDep
 from backend.kit.params import run_ids_param, split_keys
 from backend.metrics import service as metrics
 from backend.metrics.presenters import series_out
@@ -28,9 +29,9 @@ router = APIRouter(prefix="/api/runs", tags=["runs"], responses={**NOT_FOUND, **
 
 
 @router.post("", status_code=status.HTTP_201_CREATED)
-def create_run(spec: RunSpec, session: SessionDep) -> RunOut:
-    """Submit a pruning run; it is queued for a worker."""
-    return run_out(session, service.create_run(session, spec))
+def create_run(spec: RunSpec, session: SessionDep, principal: PrincipalDep) -> RunOut:
+    """Submit a pruning run; it is queued for a worker and owned by whoever submitted it."""
+    return run_out(session, service.create_run(session, spec, owner_id=principal.user_id))
 
 
 @router.get("")
@@ -107,19 +108,24 @@ def get_mask_picture(
     return Response(picture, media_type="image/png", headers={"Cache-Control": "max-age=3600"})
 
 
-@router.patch("/{run_id}")
+OWNER_ONLY: dict[int | str, dict[str, Any]] = {
+    403: {"model": ErrorMessage, "description": "Only the run's owner or an admin may change it."}
+}
+
+
+@router.patch("/{run_id}", responses=OWNER_ONLY)
 def update_run(run_id: RunId, patch: RunPatch, session: SessionDep) -> RunOut:
     """Set a run's tags and/or note."""
     return run_out(session, service.update_run(session, run_id, patch.tags, patch.note))
 
 
-@router.post("/{run_id}/cancel")
+@router.post("/{run_id}/cancel", responses=OWNER_ONLY)
 def cancel_run(run_id: RunId, session: SessionDep) -> RunOut:
     """Cancel a run: a queued run never starts, a running one stops within a few steps."""
     return run_out(session, service.cancel_run(session, run_id))
 
 
-@router.delete("/{run_id}", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete("/{run_id}", status_code=status.HTTP_204_NO_CONTENT, responses=OWNER_ONLY)
 def delete_run(run_id: RunId, session: SessionDep, store: StoreDep) -> Response:
     """Delete a finished or queued run with its metrics and files."""
     service.delete_run(session, store, run_id)

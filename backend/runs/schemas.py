@@ -38,6 +38,7 @@ class RunOut(BaseModel):
     artifacts: list[ArtifactOut]
     tags: list[str]
     note: str
+    owner: str | None = Field(None, description="Who submitted the run; null before PruneLab had users.")
 
 
 Tag = Annotated[PlainText, StringConstraints(strip_whitespace=True, min_length=1, max_length=40, pattern=r"^[^,\s]+$")]

@@ -20,7 +20,7 @@ from core.specs import RunSpec
 log = logging.getLogger(__name__)
 
 
-def create_run(session: Session, spec: RunSpec) -> Run:
+def create_run(session: Session, spec: RunSpec, owner_id: int | None = None) -> Run:
     """Validate and store a run, then queue it once the row is committed.
 
     A pretrained run with `dense_epochs` also stores its dense baseline run; only that one is
@@ -33,10 +33,10 @@ def create_run(session: Session, spec: RunSpec) -> Run:
         sources.check_base_run(session, spec, parent_run_id)
     dense = None
     if isinstance(spec.recipe, PretrainedRecipe) and spec.recipe.dense_epochs is not None:
-        dense = _store_run(session, _dense_baseline_spec(spec, spec.recipe.dense_epochs))
+        dense = _store_run(session, _dense_baseline_spec(spec, spec.recipe.dense_epochs), owner_id=owner_id)
         parent_run_id = dense.id
         plan = plan.model_copy(update={"base_run_id": dense.id})
-    run = _store_run(session, spec, plan, parent_run_id=parent_run_id)
+    run = _store_run(session, spec, plan, parent_run_id=parent_run_id, owner_id=owner_id)
     queued_id = dense.id if dense else run.id  # a run waiting on its dense run is queued when that succeeds
     after_commit(session, lambda: enqueue_run(queued_id))
     return run
@@ -49,13 +49,20 @@ def _dense_baseline_spec(spec: RunSpec, dense_epochs: int) -> RunSpec:
     return RunSpec.model_validate({**spec.model_dump(), **dense})
 
 
-def _store_run(session: Session, spec: RunSpec, plan: RunPlan | None = None, parent_run_id: int | None = None) -> Run:
+def _store_run(
+    session: Session,
+    spec: RunSpec,
+    plan: RunPlan | None = None,
+    parent_run_id: int | None = None,
+    owner_id: int | None = None,
+) -> Run:
     run = Run(
         name=spec.display_name(),
         status=RunStatus.QUEUED,
         spec=spec.model_dump(mode="json"),
         plan=(plan or resolve_plan(spec)).model_dump(mode="json"),
         parent_run_id=parent_run_id,
+        owner_id=owner_id,
     )
     session.add(run)
     session.flush()

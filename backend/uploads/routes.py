@@ -9,6 +9,7 @@ from backend.artifacts.service import StoreDep
 from backend.db import SessionDep
 from backend.errors import NOT_FOUND
 from backend.kit.dependencies import UploadId
+from backend.kit.identity import PrincipalDep
 from backend.models import UploadKind
 from backend.settings import get_settings
 from backend.uploads import service
@@ -56,15 +57,17 @@ def list_models() -> list[dict[str, object]]:
 
 
 @router.post("/models", status_code=status.HTTP_201_CREATED, tags=["uploads"])
-def upload_model(file: UploadFile, session: SessionDep, store: StoreDep) -> UploadOut:
+def upload_model(file: UploadFile, session: SessionDep, store: StoreDep, principal: PrincipalDep) -> UploadOut:
     """Upload a Keras v3 `.keras` model; it is checked without being loaded (.h5 is refused)."""
-    return UploadOut.model_validate(service.store_upload(session, store, UploadKind.MODEL, file.filename, file.file))
+    upload = service.store_upload(session, store, UploadKind.MODEL, file.filename, file.file, principal.user_id)
+    return UploadOut.model_validate(upload)
 
 
 @router.post("/datasets", status_code=status.HTTP_201_CREATED, tags=["uploads"])
-def upload_dataset(file: UploadFile, session: SessionDep, store: StoreDep) -> UploadOut:
+def upload_dataset(file: UploadFile, session: SessionDep, store: StoreDep, principal: PrincipalDep) -> UploadOut:
     """Upload an `.npz` data set with arrays x_train, y_train, x_test, y_test (no pickled objects)."""
-    return UploadOut.model_validate(service.store_upload(session, store, UploadKind.DATASET, file.filename, file.file))
+    upload = service.store_upload(session, store, UploadKind.DATASET, file.filename, file.file, principal.user_id)
+    return UploadOut.model_validate(upload)
 
 
 @router.get("/uploads/{upload_id}", tags=["uploads"], responses=NOT_FOUND)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class UploadOut(BaseModel):
@@ -18,3 +18,4 @@ class UploadOut(BaseModel):
     sha256: str
     meta: dict[str, Any]
     created_at: datetime
+    owner: str | None = Field(None, validation_alias="owner_name", description="Who uploaded it.")

@@ -56,7 +56,12 @@ def _spool(source: BinaryIO, scratch: Path) -> tuple[Path, int, str]:
 
 
 def store_upload(
-    session: Session, store: ArtifactStore, kind: UploadKind, filename: str | None, source: BinaryIO
+    session: Session,
+    store: ArtifactStore,
+    kind: UploadKind,
+    filename: str | None,
+    source: BinaryIO,
+    owner_id: int | None = None,
 ) -> Upload:
     """Inspect an uploaded file (never loading a model), then store it under a key built from its id."""
     name = display_name(filename)
@@ -70,7 +75,15 @@ def store_upload(
             meta = INSPECTORS[kind](path)
         except UploadRejected as rejected:
             raise InvalidUpload(str(rejected)) from None
-        upload = Upload(kind=kind, original_filename=name, storage_key="", size_bytes=size, sha256=sha256, meta=meta)
+        upload = Upload(
+            kind=kind,
+            original_filename=name,
+            storage_key="",
+            size_bytes=size,
+            sha256=sha256,
+            meta=meta,
+            owner_id=owner_id,
+        )
         session.add(upload)
         session.flush()
         upload.storage_key = upload_key(upload.id, kind)

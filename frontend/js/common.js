@@ -8,14 +8,37 @@ export class ApiError extends Error {
   }
 }
 
+// Where a page goes when the API says nobody is signed in; it comes back to `next` afterwards.
+export function signInUrl() {
+  return `login.html?next=${encodeURIComponent(location.pathname + location.search)}`;
+}
+
+// Same-origin fetches send the session cookie (HttpOnly: scripts never see it), and the browser adds
+// the Origin header the server checks on changes; nothing here handles credentials.
 export async function api(path, options = {}) {
   const init = { ...options, headers: { "content-type": "application/json", ...(options.headers || {}) } };
   if (init.body && typeof init.body !== "string") init.body = JSON.stringify(init.body);
   const response = await fetch(path, init);
+  if (response.status === 401 && !location.pathname.endsWith("/login.html")) {
+    location.assign(signInUrl());
+    return new Promise(() => {}); // the page is leaving: nothing after this should run
+  }
   if (response.status === 204) return null;
   const body = await response.json().catch(() => null);
   if (!response.ok) throw new ApiError(response.status, body?.detail ?? response.statusText);
   return body;
+}
+
+// Who is signed in: {name, is_admin, via}; name is null while PruneLab is open (no users).
+let mePromise = null;
+export function whoAmI() {
+  mePromise ??= api("/api/auth/me");
+  return mePromise;
+}
+
+// Whether `me` may cancel, delete, tag or annotate `thing` (a run or an upload): the server decides, this hides buttons.
+export function mayChange(me, thing) {
+  return me.via === "open" || me.via === "service" || me.is_admin || (me.name !== null && thing.owner === me.name);
 }
 
 export const el = (tag, attrs = {}, ...children) => {
@@ -35,10 +58,23 @@ const PAGES = [["index.html", "Runs"], ["new.html", "New run"], ["compare.html",
 export function renderHeader(current) {
   const nav = el("nav", { "aria-label": "main" }, ...PAGES.map(([href, label]) =>
     el("a", { href, "aria-current": href === current ? "page" : null, text: label })));
+  const account = el("div", { class: "account", id: "account" });
   document.body.prepend(
     el("a", { class: "skip", href: "#main", text: "Skip to content" }),
-    el("header", { class: "top" }, el("a", { href: "index.html", class: "brand", text: "PruneLab" }), nav),
+    el("header", { class: "top" }, el("a", { href: "index.html", class: "brand", text: "PruneLab" }), nav, account),
   );
+  whoAmI().then((me) => {
+    if (me.name === null) return; // open on loopback: nobody signs in
+    account.replaceChildren(
+      el("span", { text: `Signed in as ${me.name}${me.is_admin ? " (admin)" : ""}` }),
+      el("button", { type: "button", class: "secondary", text: "Sign out", onclick: signOut }),
+    );
+  }).catch(() => {}); // a page that cannot load says so itself
+}
+
+async function signOut() {
+  await fetch("/api/auth/logout", { method: "POST" });
+  location.assign("login.html?signed_out=1");
 }
 
 export const fmt = {

@@ -1,6 +1,6 @@
 // One run: live curves (SSE), layers, coverage, mask, downloads, spec.
 
-import { api, el, FINISHED, fmt, renderHeader, runFacts, statusBadge, subscribe } from "./common.js";
+import { api, el, FINISHED, fmt, mayChange, renderHeader, runFacts, statusBadge, subscribe, whoAmI } from "./common.js";
 import { draw, pointBudget, smooth, X_AXES, xValues } from "./charts.js";
 
 renderHeader("");
@@ -11,6 +11,7 @@ const LAYER_PREFIX = "layer_sparsity/";
 let run = null;
 let series = {}; // key -> {steps, values, wall_times}
 let budget = 1500;
+let me = { name: null, is_admin: false, via: "open" };
 
 const controls = {
   smoothing: document.getElementById("smoothing"),
@@ -75,12 +76,12 @@ function drawFacts() {
   const items = [["status", statusBadge(run)], ["dataset / model", `${run.spec.dataset} / ${run.spec.model}`],
     ["schedule", `${facts.kind} → ${fmt.pct(facts.target)}`], ["final sparsity", fmt.pct(facts.finalSparsity)],
     ["test accuracy", fmt.num(facts.accuracy)], ["zipped .keras", fmt.bytes(facts.zipped)], ["duration", fmt.duration(facts.duration)],
-    ["tags", run.tags.join(", ") || "—"], ["note", run.note || "—"]];
+    ["owner", run.owner ?? "—"], ["tags", run.tags.join(", ") || "—"], ["note", run.note || "—"]];
   document.getElementById("facts").replaceChildren(...items.map(([label, value]) =>
     el("div", {}, el("div", { class: "muted", text: label }), typeof value === "string" ? el("strong", { text: value }) : value)));
   document.getElementById("error").textContent = run.error ? `This run failed:\n${run.error}` : "";
   const actions = [el("a", { class: "button secondary", href: `new.html?clone=${run.id}`, text: "Clone into a new run" })];
-  if (!FINISHED.has(run.status)) {
+  if (!FINISHED.has(run.status) && mayChange(me, run)) {
     actions.push(el("button", { type: "button", class: "danger", text: "Cancel run", onclick: async () => { run = await api(`/api/runs/${run.id}/cancel`, { method: "POST" }); drawFacts(); } }));
   }
   document.getElementById("actions").replaceChildren(...actions);
@@ -177,7 +178,7 @@ async function loadSeries() {
 
 async function start() {
   if (!Number.isInteger(runId) || runId < 1) throw new Error("no run id in the address (run.html?id=N)");
-  run = await api(`/api/runs/${runId}`);
+  [me, run] = await Promise.all([whoAmI(), api(`/api/runs/${runId}`)]);
   drawFacts();
   await loadSeries();
   drawCurves();

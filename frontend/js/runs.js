@@ -1,18 +1,20 @@
 // The runs table: live status, sort, filter, tags and notes, compare, cancel, delete, CSV export.
 
-import { api, denseBaseline, downloadText, el, fmt, renderHeader, runFacts, statusBadge, subscribe } from "./common.js";
+import { api, denseBaseline, downloadText, el, fmt, mayChange, renderHeader, runFacts, statusBadge, subscribe, whoAmI } from "./common.js";
 
 renderHeader("index.html");
 
 const runs = new Map(); // id -> run
 const selected = new Set();
 let sortKey = "id", sortDescending = true, baseline = null;
+let me = { name: null, is_admin: false, via: "open" };
 
 // [key, header, value(run, facts), text(value), numeric]
 const COLUMNS = [
   ["id", "#", (r) => r.id, String, true],
   ["name", "name", (r) => r.name, String, false],
   ["status", "status", (r) => r.status, String, false],
+  ["owner", "owner", (r) => r.owner, (v) => v ?? "—", false],
   ["dataset", "dataset", (r) => r.spec.dataset, String, false],
   ["model", "model", (r) => r.spec.model, String, false],
   ["kind", "schedule", (r, f) => f.kind, String, false],
@@ -25,6 +27,8 @@ const COLUMNS = [
   ["created", "created", (r) => r.created_at, fmt.date, false],
 ];
 const FIELDS = { status: (r) => r.status, dataset: (r) => r.spec.dataset, model: (r) => r.spec.model, kind: (r) => r.spec.schedule.kind };
+// Exact matches: owner:ana is ana's runs, not anabel's.
+const EXACT_FIELDS = { owner: (r) => r.owner ?? "" };
 
 function ratio(facts) {
   const base = baseline && runFacts(baseline).zipped;
@@ -50,6 +54,7 @@ export function parseFilter(text) {
     }
     const field = token.match(/^([a-z]+):(.+)$/i);
     if (field && field[1] === "tag") return (run) => run.tags.some((tag) => tag.toLowerCase() === field[2].toLowerCase());
+    if (field && EXACT_FIELDS[field[1]]) return (run) => EXACT_FIELDS[field[1]](run).toLowerCase() === field[2].toLowerCase();
     if (field && FIELDS[field[1]]) return (run) => FIELDS[field[1]](run).toLowerCase().startsWith(field[2].toLowerCase());
     return (run) => `${run.name} ${run.note} ${run.tags.join(" ")}`.toLowerCase().includes(token.toLowerCase());
   });
@@ -84,6 +89,11 @@ function renderHeaderRow() {
 }
 
 function saveOnChange(run, field, input) {
+  if (!mayChange(me, run)) {
+    input.readOnly = true;
+    input.title = `only ${run.owner ?? "an admin"} or an admin may change this`;
+    return input;
+  }
   input.addEventListener("change", async () => {
     const body = field === "tags" ? { tags: input.value.split(/[\s,]+/).filter(Boolean) } : { note: input.value };
     try {
@@ -116,12 +126,13 @@ function row(run) {
   cells.push(
     el("td", { class: "tags" }, saveOnChange(run, "tags", el("input", { value: run.tags.join(", "), "aria-label": `tags of run ${run.id}` }))),
     el("td", { class: "note" }, saveOnChange(run, "note", el("input", { value: run.note, maxlength: "2000", "aria-label": `note of run ${run.id}` }))),
-    el("td", {},
+    el("td", {}, ...(mayChange(me, run) ? [
       run.status === "queued" || run.status === "running"
         ? el("button", { type: "button", class: "secondary", text: "Cancel", onclick: () => act(run, "cancel") }) : null,
       " ",
       run.status !== "running"
-        ? el("button", { type: "button", class: "danger", text: "Delete", onclick: () => act(run, "delete") }) : null),
+        ? el("button", { type: "button", class: "danger", text: "Delete", onclick: () => act(run, "delete") }) : null,
+    ] : [])),
   );
   return el("tr", { "data-run": run.id }, ...cells);
 }
@@ -176,6 +187,7 @@ let pending = null;
 function scheduleRender() { if (!pending) pending = setTimeout(() => { pending = null; render(); }, 300); }
 
 async function start() {
+  me = await whoAmI();
   for (const run of await api("/api/runs?limit=1000")) runs.set(run.id, run);
   render();
   document.getElementById("filter").addEventListener("input", render);

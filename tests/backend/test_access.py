@@ -1,4 +1,7 @@
-"""Who gets in: the API token on every route, CORS off unless configured, bodies over the limit refused early."""
+"""Who gets in: the API token on every route, CORS off unless configured, bodies over the limit refused early.
+
+Users, sessions and owners are walked route by route in test_access_walk.py.
+"""
 
 from __future__ import annotations
 
@@ -47,6 +50,10 @@ def walk_routes(routes: list[object]) -> Iterator[tuple[str, set[str]]]:
         yield route.path, set(route.methods or {"GET"})
 
 
+# Signing in and out needs no credentials; an empty body is a 422, a sign-out without a session a 204.
+SIGN_IN_ROUTES = {("POST", "/api/auth/login"): 422, ("POST", "/api/auth/logout"): 204}
+
+
 def test_every_route_but_health_and_static_files_needs_the_token(guarded_client: TestClient) -> None:
     checked = []
     for route_path, methods in walk_routes(guarded_client.app.routes):  # type: ignore[attr-defined]
@@ -55,6 +62,9 @@ def test_every_route_but_health_and_static_files_needs_the_token(guarded_client:
             answer = guarded_client.request(method, path)
             if route_path in ("/api/health", "/vendor/plotly.min.js"):
                 assert answer.status_code == 200, (method, path)
+                continue
+            if (method, route_path) in SIGN_IN_ROUTES:
+                assert answer.status_code == SIGN_IN_ROUTES[method, route_path], (method, path)
                 continue
             checked.append((method, route_path))
             assert answer.status_code == 401, (method, path, answer.status_code)
@@ -65,7 +75,7 @@ def test_every_route_but_health_and_static_files_needs_the_token(guarded_client:
     assert ("GET", "/openapi.json") in checked
     schema = guarded_client.get("/openapi.json", headers={"Authorization": f"Bearer {TOKEN}"}).json()
     documented = {(method.upper(), path) for path, item in schema["paths"].items() for method in item}
-    assert documented - {("GET", "/api/health")} <= set(checked)  # the walk saw every documented operation
+    assert documented - {("GET", "/api/health"), *SIGN_IN_ROUTES} <= set(checked)  # every documented operation
 
 
 def test_the_token_lets_requests_in(guarded_client: TestClient) -> None:
@@ -104,6 +114,25 @@ def test_configured_cors_allows_only_those_origins(settings, monkeypatch: pytest
     assert good.headers["access-control-allow-origin"] == "https://lab.example"
     assert "access-control-allow-credentials" not in good.headers
     assert "access-control-allow-origin" not in bad.headers
+
+
+def test_cors_allows_exactly_the_methods_the_api_has(settings, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    from backend.app import create_app
+    from backend.settings import get_settings
+
+    monkeypatch.setenv("PRUNELAB_CORS_ORIGINS", "https://lab.example")
+    get_settings.cache_clear()
+    with TestClient(create_app()) as client:
+        used = {method for _, methods in walk_routes(client.app.routes) for method in methods} - {"HEAD"}  # type: ignore[attr-defined]
+
+        def preflight(method: str) -> int:
+            headers = {"Origin": "https://lab.example", "Access-Control-Request-Method": method}
+            return client.options("/api/runs/1", headers=headers).status_code
+
+        assert {"GET", "POST", "PATCH", "DELETE"} <= used  # PATCH sets tags and notes
+        assert {method: preflight(method) for method in sorted(used)} == dict.fromkeys(sorted(used), 200)
+        unused = sorted({"PUT", "TRACE", "CONNECT"} - used)
+        assert unused and {method: preflight(method) for method in unused} == dict.fromkeys(unused, 400)
 
 
 def test_wildcard_cors_with_credentials_is_refused() -> None:

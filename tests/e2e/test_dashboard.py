@@ -17,9 +17,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Page, expect
 
-from harness.browser import SCREENSHOTS, launch_chromium
+from harness.browser import screenshot as shot
 from harness.stack import REDIS_URL, StackConfig, migrate, postgres_database, start_api, start_worker
 from tests.integration.test_pipeline import assert_stripped_and_sparse
 
@@ -45,32 +45,6 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackConfig]:
         finally:
             worker.stop()
             api.stop()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as playwright:
-        browser = launch_chromium(playwright)  # fails, never skips, when Chromium is missing
-        yield browser
-        browser.close()
-
-
-@pytest.fixture
-def page(browser: Browser) -> Iterator[Page]:
-    context = browser.new_context(viewport={"width": 1280, "height": 900}, accept_downloads=True)
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda error: errors.append(str(error)))
-    yield page
-    context.close()
-    assert errors == [], errors
-
-
-def shot(page: Page, name: str) -> Path:
-    path = SCREENSHOTS / f"{name}.png"
-    page.screenshot(path=str(path), full_page=True)
-    return path
 
 
 def submit_run(page: Page, base: str, run: dict, screenshot: str | None = None) -> int:
