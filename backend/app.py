@@ -18,6 +18,7 @@ from backend.db import SessionDep
 from backend.errors import install_handlers
 from backend.frontend import install_frontend
 from backend.limits import BodySizeLimit
+from backend.metrics.routes import router as metrics_router
 from backend.reaper import ReaperThread
 from backend.runs.routes import router as runs_router
 from backend.schedules_routes import router as schedules_router
@@ -60,6 +61,7 @@ def create_app() -> FastAPI:
     install_handlers(app)
     install_middleware(app, get_settings())
     app.include_router(runs_router)
+    app.include_router(metrics_router)
     app.include_router(artifacts_router)
     app.include_router(catalog_router)
     app.include_router(uploads_router)

@@ -15,7 +15,7 @@ from tests.stack import REDIS_URL, postgres_database, shared_data_dir
 os.environ.setdefault("PRUNELAB_DATA_DIR", str(shared_data_dir()))
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
-TABLES = ("metrics", "latest_metrics", "artifacts", "runs", "uploads")
+TABLES = ("metrics", "latest_metrics", "metric_chunks", "metric_series", "artifacts", "runs", "uploads")
 
 
 def _clear_caches() -> None:
