@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from backend.artifacts.storage import ArtifactStore, artifact_key, get_store
 from backend.db import session_scope
+from backend.metrics.compaction import compact_run
 from backend.models import Artifact, Run, RunStatus, utcnow
 from backend.plans import RunPlan
 from backend.recipes import upload_id
@@ -180,3 +181,12 @@ def execute_run(run_id: int, worker_name: str, settings: Settings | None = None)
         return "failed"
     finally:
         reporter.close()
+        compact_quietly(run_id)
+
+
+def compact_quietly(run_id: int) -> None:
+    """Compact a finished run's history now; on failure the reaper's next pass does it (nothing is lost)."""
+    try:
+        compact_run(run_id)
+    except Exception:
+        log.exception("compacting the metrics of run %s failed; the reaper's pass will retry", run_id)

@@ -42,7 +42,8 @@ def _delta(bits: np.ndarray) -> np.ndarray:
 def encode(points: Points) -> bytes:
     """Compressed bytes of `points` (see the module docstring)."""
     count = len(points)
-    as_float32 = points.values.astype(np.float32)
+    with np.errstate(over="ignore"):  # a value beyond float32's range simply stays float64
+        as_float32 = points.values.astype(np.float32)
     narrow = bool(np.array_equal(as_float32.astype(np.float64), points.values, equal_nan=True))
     values = as_float32 if narrow else points.values.astype(np.float64)
     body = b"".join(
