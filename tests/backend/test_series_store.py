@@ -66,7 +66,9 @@ def test_compaction_moves_every_point_into_chunks_and_reads_are_unchanged(settin
     assert compact_run(run_id) == 0  # again: nothing left to do
     with session_scope() as session:
         after = read_series(session, run_id, None)
-        series_rows = session.scalar(select(func.count()).select_from(MetricSeries).where(MetricSeries.run_id == run_id))
+        series_rows = session.scalar(
+            select(func.count()).select_from(MetricSeries).where(MetricSeries.run_id == run_id)
+        )
         levels = set(session.scalars(select(MetricChunk.level).where(MetricChunk.run_id == run_id)))
     assert after == before
     assert series_rows == len(KEYS) and {0, 1, 2} <= levels
@@ -104,7 +106,8 @@ def test_a_zoomed_window_returns_every_raw_point_and_a_wide_one_is_reduced(clien
     log_steps(run_id, range(1, 50_001), ("noisy_loss",))
     compact_run(run_id)
     url = f"/api/runs/{run_id}/metrics"
-    zoom = client.get(url, params={"keys": "noisy_loss", "max_points": 1200, "start_step": 20_000, "end_step": 20_999}).json()
+    window = {"keys": "noisy_loss", "max_points": 1200, "start_step": 20_000, "end_step": 20_999}
+    zoom = client.get(url, params=window).json()
     loss = zoom["series"]["noisy_loss"]
     assert loss["steps"] == list(range(20_000, 21_000))
     assert loss["values"] == [expected_value("noisy_loss", step) for step in range(20_000, 21_000)]
