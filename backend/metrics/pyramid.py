@@ -18,7 +18,11 @@ import numpy as np
 
 from backend.metrics.points import Points
 
-LEVEL_FACTOR = 16  # each level reduces buckets 16x wider than the level below
+# Level 1 buckets span 16 logged points; each further level doubles the width. Doubling bounds what
+# a read fetches to twice what it draws (it takes the coarsest level no wider than a pixel) at the
+# price of storing about half as many points again as level 0 (4/16 + 4/32 + ... = 1/2).
+LEVEL1_POINTS = 16
+LEVEL_FACTOR = 2
 MIN_LEVEL_POINTS = 512  # no level is built once the level below holds this few points
 POINTS_PER_BUCKET = 4  # first, last, minimum, maximum (a gap adds a fifth)
 
@@ -57,7 +61,9 @@ def bucket_extremes(points: Points, width: int) -> Points:
             _first_true_per_bucket(gap, bucket_of),
         )
     )
-    return points.take(np.unique(kept))
+    keep = np.zeros(count, dtype=bool)
+    keep[kept] = True  # a mask, not np.unique: no sort, and the points stay in step order
+    return points.take(np.flatnonzero(keep))
 
 
 @dataclass(frozen=True)
@@ -71,13 +77,14 @@ class PyramidShape:
 
 
 def shape_for(points: Points) -> PyramidShape:
-    """Level 1 buckets span `factor` logged points (a per-layer key logged every 100 steps gets 1,600-step buckets)."""
+    """Level 1 buckets span 16 logged points (a per-layer key logged every 100 steps gets 1,600-step buckets)."""
     spacing = int(np.median(np.diff(points.steps))) if len(points) > 1 else 1
-    base = max(1, spacing) * LEVEL_FACTOR
+    base = max(1, spacing) * LEVEL1_POINTS
     levels = 1
     remaining = len(points)
     while remaining > MIN_LEVEL_POINTS:
-        remaining = remaining * POINTS_PER_BUCKET // LEVEL_FACTOR
+        # Level 1 keeps at most 4 of every 16 points; each level above at most half of the one below.
+        remaining = remaining * POINTS_PER_BUCKET // LEVEL1_POINTS if levels == 1 else remaining // LEVEL_FACTOR
         levels += 1
     return PyramidShape(base, LEVEL_FACTOR, levels)
 
