@@ -15,6 +15,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query
 from sqlalchemy import case, func, select, tuple_
 from sqlalchemy.orm import Session
+from starlette.routing import Mount
 
 from backend.app import create_app
 from backend.compare.service import CompareOut, compare_data
@@ -154,3 +155,5 @@ def legacy_compare(
 
 app = create_app()
 app.include_router(router)
+# Ahead of the frontend's catch-all mount at "/", which would otherwise answer /legacy/... with a 404.
+app.router.routes[:] = sorted(app.router.routes, key=lambda route: isinstance(route, Mount))
