@@ -97,29 +97,30 @@ def build_levels(points: Points, shape: PyramidShape) -> list[Points]:
     return levels
 
 
-def pixel_width(span_steps: int, max_points: int, level_width: int) -> int:
-    """The widest multiple of `level_width` giving at most max_points // 4 columns over `span_steps` (+1 for edges)."""
+def pixel_width(span_steps: int, max_points: int) -> int:
+    """Steps per pixel column: at most max_points // 4 columns over `span_steps` (one spare for the edges)."""
     columns = max(1, max_points // POINTS_PER_BUCKET - 1)
-    wanted = -(-max(1, span_steps) // columns)
-    return -(-wanted // level_width) * level_width
+    return -(-max(1, span_steps) // columns)
 
 
 def choose_level(shape: PyramidShape, span_steps: int, max_points: int) -> int:
-    """The coarsest level whose buckets are no wider than one pixel column."""
-    target = -(-max(1, span_steps) // max(1, max_points // POINTS_PER_BUCKET - 1))
+    """The coarsest level whose buckets are no wider than one pixel column (so a read fetches at most twice what
+    it draws). A level bucket may straddle two columns: every point drawn is still a real point, and an extreme
+    is off by less than one level bucket, under a pixel."""
+    target = pixel_width(span_steps, max_points)
     level = 0
     while level + 1 < shape.level_count and shape.width(level + 1) <= target:
         level += 1
     return level
 
 
-def reduce_to_budget(points: Points, span_steps: int, max_points: int, level_width: int = 1) -> Points:
+def reduce_to_budget(points: Points, span_steps: int, max_points: int) -> Points:
     """At most `max_points` points, about four per pixel column; unchanged when they already fit."""
     if len(points) <= max_points:
         return points
     budget = max_points
     while True:
-        reduced = bucket_extremes(points, pixel_width(span_steps, budget, level_width))
+        reduced = bucket_extremes(points, pixel_width(span_steps, budget))
         if len(reduced) <= max_points or budget <= POINTS_PER_BUCKET * 2:
             break
         budget = budget * 4 // 5  # gaps add a fifth point per column: narrow the columns and retry

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from backend.metrics import chunks, hot
 from backend.metrics.points import Points
-from backend.metrics.pyramid import PyramidShape, choose_level, pixel_width, reduce_to_budget
+from backend.metrics.pyramid import PyramidShape, choose_level, reduce_to_budget
 from backend.models import MetricChunk, MetricSeries
 
 SeriesKey = tuple[int, str]
@@ -48,7 +48,6 @@ class _Plan:
     first: int  # steps to fetch, widened to whole pixel columns on a reduced level
     last: int
     span: int  # steps the chart spans (the window clipped to the series)
-    level_width: int
 
 
 def _plan(row: MetricSeries, window: Window, max_points: int | None) -> _Plan | None:
@@ -59,11 +58,11 @@ def _plan(row: MetricSeries, window: Window, max_points: int | None) -> _Plan | 
     shape = PyramidShape(row.base_width, row.level_factor, row.level_count)
     expected = row.point_count * span / max(1, row.last_step - row.first_step + 1)
     if max_points is None or expected <= RAW_READ_FACTOR * max_points:
-        return _Plan(0, first, last, span, 1)
+        return _Plan(0, first, last, span)
     level = choose_level(shape, span, max_points)
-    width = pixel_width(span, max_points, shape.width(level))
-    # Whole columns at both edges: a column cut by the window would lose the extremes of its other part.
-    return _Plan(level, first // width * width, (last // width + 1) * width - 1, span, shape.width(level))
+    width = shape.width(level)
+    # Whole level buckets at both edges: a bucket cut by the window would lose the extremes of its other part.
+    return _Plan(level, first // width * width, (last // width + 1) * width - 1, span)
 
 
 def _read_compacted(
@@ -144,9 +143,9 @@ def read_points(
         if max_points is not None and len(points) > max_points:
             if plan is None:
                 first, last = window.clip(int(points.steps[0]), int(points.steps[-1]))
-                span, level_width = last - first + 1, 1
+                span = last - first + 1
             else:
-                span, level_width = plan.span, plan.level_width
-            points = reduce_to_budget(points, span, max_points, level_width)
+                span = plan.span
+            points = reduce_to_budget(points, span, max_points)
         result[series[0]][series[1]] = points
     return result

@@ -58,7 +58,7 @@ def test_every_level_keeps_each_buckets_ends_extremes_and_first_gap(points: Poin
 def test_a_read_reduction_fits_the_budget_and_keeps_both_ends(points: Points, budget: int, width: int) -> None:
     span = int(points.steps[-1] - points.steps[0] + 1)
     start = bucket_extremes(points, width)
-    reduced = reduce_to_budget(start, span, budget, width)
+    reduced = reduce_to_budget(start, span, budget)
     assert len(reduced) <= budget
     assert reduced.steps[0] == points.steps[0] and reduced.steps[-1] == points.steps[-1]
     assert np.all(np.diff(reduced.steps) > 0)
@@ -75,7 +75,7 @@ def test_a_staircase_keeps_the_exact_step_of_every_jump() -> None:
     points = Points(steps, values, steps * 0.1)
     shape = shape_for(points)
     level = build_levels(points, shape)[2]
-    reduced = reduce_to_budget(level, 100_000, 1600, shape.width(2))
+    reduced = reduce_to_budget(level, 100_000, 1600)
     jumps = steps[1:][np.diff(values) != 0]
     assert set(jumps.tolist()) <= set(reduced.steps.tolist())
 
