@@ -15,7 +15,7 @@ import logging
 from collections.abc import Sequence
 
 import numpy as np
-from sqlalchemy import delete, exists, select, update
+from sqlalchemy import CursorResult, delete, exists, insert, select, update
 from sqlalchemy.orm import Session
 
 from backend.db import session_scope
@@ -59,7 +59,7 @@ def write_series(session: Session, run_id: int, key: str, points: Points) -> int
                     "payload": chunks.encode(piece),
                 }
             )
-    session.execute(MetricChunk.__table__.insert(), rows)
+    session.execute(insert(MetricChunk), rows)
     session.add(
         MetricSeries(
             run_id=run_id,
@@ -103,9 +103,10 @@ def _hold_finished_run(session: Session, run_id: int) -> bool:
 
 def delete_hot_rows(session: Session, run_id: int, key: str, hot: Points) -> None:
     """Delete exactly the hot rows that were compacted; anything else means a concurrent writer: roll back."""
-    deleted = session.execute(
+    result = session.execute(
         delete(Metric).where(Metric.run_id == run_id, Metric.key == key, Metric.step <= int(hot.steps[-1]))
-    ).rowcount
+    )
+    deleted = result.rowcount if isinstance(result, CursorResult) else -1
     if deleted != len(hot):
         raise CompactionMismatch(f"run {run_id} {key!r}: {deleted} hot rows to delete, {len(hot)} compacted")
 
