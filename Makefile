@@ -4,7 +4,6 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3.12 || command -v p
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
-export PRUNELAB_DATA_DIR ?= $(abspath ../shared/datasets)
 
 MLFLOW_VENV := .venv-mlflow
 MLFLOW_VERSION ?= 3.17.2
@@ -14,7 +13,7 @@ MLFLOW_VERSION ?= 3.17.2
 $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e '.[worker,dev]'
 	touch $(STAMP)
 
 run: $(STAMP)
@@ -27,10 +26,13 @@ browser:
 test: $(STAMP) browser
 	$(BIN)/python -m pytest
 
+LINTED := core backend worker harness tests migrations bench
+
 lint: $(STAMP)
-	$(BIN)/ruff check backend worker tests migrations bench
-	$(BIN)/ruff format --check backend worker tests migrations bench
+	$(BIN)/ruff check $(LINTED)
+	$(BIN)/ruff format --check $(LINTED)
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 # MLflow, the read-back benchmark's peer, in its own virtualenv: its pins would move PruneLab's packages.
 $(MLFLOW_VENV)/bin/mlflow:
@@ -41,11 +43,11 @@ mlflow-venv: $(MLFLOW_VENV)/bin/mlflow
 
 # Regenerate docs/benchmarks.md (charts go to docs/benchmarks/, not committed).
 bench: $(STAMP) mlflow-venv
-	$(BIN)/python -m pip install --quiet -e '.[bench]'
+	$(BIN)/python -m pip install --quiet -e '.[worker,bench]'
 	$(BIN)/python -m bench
 
 bench-quick: $(STAMP) mlflow-venv
-	$(BIN)/python -m pip install --quiet -e '.[bench]'
+	$(BIN)/python -m pip install --quiet -e '.[worker,bench]'
 	$(BIN)/python -m bench --quick
 
 clean:

@@ -10,18 +10,17 @@ from fastapi.middleware.cors import CORSMiddleware
 from sqlalchemy import text
 
 from backend import __version__
-from backend.artifacts.routes import router as artifacts_router
-from backend.auth import TokenAuth
-from backend.catalog_routes import router as catalog_router
 from backend.compare.routes import router as compare_router
 from backend.db import SessionDep
 from backend.errors import install_handlers
-from backend.frontend import install_frontend
-from backend.limits import BodySizeLimit
-from backend.metrics.routes import router as metrics_router
-from backend.reaper import ReaperThread
+from backend.kit.auth import TokenAuth
+from backend.kit.limits import BodySizeLimit
+from backend.kit.static import install_frontend
+from backend.previews.routes import router as previews_router
+from backend.runs.downloads import router as downloads_router
+from backend.runs.history import router as history_router
+from backend.runs.reaper import ReaperThread
 from backend.runs.routes import router as runs_router
-from backend.schedules_routes import router as schedules_router
 from backend.settings import Settings, get_settings
 from backend.uploads.routes import router as uploads_router
 
@@ -60,13 +59,8 @@ def create_app() -> FastAPI:
     )
     install_handlers(app)
     install_middleware(app, get_settings())
-    app.include_router(runs_router)
-    app.include_router(metrics_router)
-    app.include_router(artifacts_router)
-    app.include_router(catalog_router)
-    app.include_router(uploads_router)
-    app.include_router(schedules_router)
-    app.include_router(compare_router)
+    for router in (runs_router, history_router, downloads_router, uploads_router, previews_router, compare_router):
+        app.include_router(router)
 
     @app.get("/api/health", tags=["health"])
     def health(session: SessionDep) -> dict[str, str]:

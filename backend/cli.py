@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import signal
 import subprocess
@@ -74,10 +75,10 @@ def write_report(run_ids: Sequence[int], output: str, baseline: int | None) -> i
     """Read the runs from the configured database and write the report; 2 when a run is missing."""
     from pathlib import Path
 
+    from backend.compare.report import build_report
     from backend.compare.service import MAX_RUNS, compare_runs
     from backend.db import session_scope
-    from backend.errors import RunNotFound
-    from backend.report import build_report
+    from core.errors import RunNotFound
 
     unique = list(dict.fromkeys(run_ids))
     if len(unique) > MAX_RUNS - 1:
@@ -92,6 +93,18 @@ def write_report(run_ids: Sequence[int], output: str, baseline: int | None) -> i
     Path(output).write_text(html, encoding="utf-8")
     print(f"wrote {output} ({len(unique)} runs)")
     return 0
+
+
+def missing_worker_extra(command: str) -> bool:
+    """A training worker needs TensorFlow, which the API alone does not install; say how to get it."""
+    if importlib.util.find_spec("tensorflow") is not None:
+        return False
+    print(
+        f"prunelab {command}: the training worker needs TensorFlow, which is not installed here. "
+        "Install the worker extra: pip install 'prunelab[worker]' (or start only the API: prunelab api).",
+        file=sys.stderr,
+    )
+    return True
 
 
 def run_all(settings: Settings) -> int:
@@ -136,13 +149,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     settings = get_settings()
 
+    if args.command in ("run", "worker") and missing_worker_extra(args.command):
+        return 2
     if args.command == "run":
         return run_all(settings)
     if args.command == "migrate":
         migrate(settings)
         return 0
     if args.command == "reap":
-        from backend.reaper import reap_once
+        from backend.runs.reaper import reap_once
 
         reaped = reap_once(settings)
         print(f"requeued {reaped.requeued}, failed {reaped.failed}, re-sent {reaped.resent}", flush=True)

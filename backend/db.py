@@ -43,10 +43,6 @@ def one_off_engine(url: str) -> Engine:
     return engine
 
 
-def get_engine() -> Engine:
-    return engine_for(get_settings().database_url)
-
-
 @lru_cache
 def _session_factory(url: str) -> sessionmaker[Session]:
     return sessionmaker(bind=engine_for(url), expire_on_commit=False)

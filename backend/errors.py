@@ -1,4 +1,4 @@
-"""Domain exceptions raised by services; `install_handlers` turns them into HTTP answers."""
+"""The one place domain errors (`core.errors`) become HTTP answers, and request validation errors get their shape."""
 
 from __future__ import annotations
 
@@ -9,8 +9,18 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
-from backend.recipes import RECIPE_KINDS
-from backend.specs import SCHEDULE_KINDS, STRUCTURE_KINDS
+from core.errors import (
+    ArtifactCorrupted,
+    ArtifactNotFound,
+    InvalidSpec,
+    InvalidUpload,
+    PruneLabError,
+    RunNotFound,
+    RunStateConflict,
+    UploadNotFound,
+)
+from core.recipes import RECIPE_KINDS
+from core.specs import SCHEDULE_KINDS, STRUCTURE_KINDS
 
 
 class ErrorMessage(BaseModel):
@@ -25,66 +35,22 @@ CONFLICT: dict[int | str, dict[str, Any]] = {
     409: {"model": ErrorMessage, "description": "The run's state or stored file does not allow it."}
 }
 
+# Most specific first: InvalidParameter is an InvalidSpec.
+STATUS_CODES: tuple[tuple[type[PruneLabError], int], ...] = (
+    (InvalidSpec, 422),
+    (InvalidUpload, 422),
+    (RunNotFound, 404),
+    (UploadNotFound, 404),
+    (ArtifactNotFound, 404),
+    (ArtifactCorrupted, 409),
+    (RunStateConflict, 409),
+)
+
 UNION_TAGS = frozenset(SCHEDULE_KINDS + STRUCTURE_KINDS + RECIPE_KINDS)
 
 
-class PruneLabError(Exception):
-    status_code = 400
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
-
-
-class InvalidSpec(PruneLabError):
-    """A spec that passes field validation but cannot run (its steps do not fit, say)."""
-
-    status_code = 422
-
-    def __init__(self, field: tuple[str, ...], message: str) -> None:
-        super().__init__(message)
-        self.field = field
-
-
-class InvalidParameter(InvalidSpec):
-    """A query parameter that cannot be used (a malformed list of run ids, say)."""
-
-
-class RunNotFound(PruneLabError):
-    status_code = 404
-
-    def __init__(self, run_id: int) -> None:
-        super().__init__(f"run {run_id} does not exist")
-
-
-class ArtifactNotFound(PruneLabError):
-    status_code = 404
-
-
-class ArtifactCorrupted(PruneLabError):
-    """The stored file no longer matches the size and sha256 recorded when it was written."""
-
-    status_code = 409
-
-
-class InvalidUpload(PruneLabError):
-    """An uploaded file that is refused: wrong kind, unsafe content, or not what it claims to be."""
-
-    status_code = 422
-    field = ("file",)
-
-
-class UploadNotFound(PruneLabError):
-    status_code = 404
-
-    def __init__(self, upload_id: int) -> None:
-        super().__init__(f"upload {upload_id} does not exist")
-
-
-class RunStateConflict(PruneLabError):
-    """The run is not in a state that allows the action (deleting a running run, say)."""
-
-    status_code = 409
+def status_code(error: PruneLabError) -> int:
+    return next((code for kind, code in STATUS_CODES if isinstance(error, kind)), 400)
 
 
 def _error_item(loc: tuple[str | int, ...], message: str, error_type: str = "value_error") -> dict[str, object]:
@@ -112,7 +78,7 @@ def install_handlers(app: FastAPI) -> None:
             detail = [_error_item(("body", *exc.field), exc.message, "invalid_upload")]
         else:
             detail = exc.message
-        return JSONResponse(status_code=exc.status_code, content={"detail": detail})
+        return JSONResponse(status_code=status_code(exc), content={"detail": detail})
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:

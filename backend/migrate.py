@@ -1,18 +1,25 @@
-"""Apply Alembic migrations from code (the CLI, `make run` and the tests use this)."""
+"""Apply Alembic migrations from code (the CLI, `make run` and the tests use this).
+
+The migrations and their alembic.ini are the `migrations` package, found through importlib.resources, so an
+installed wheel migrates exactly as a checkout does.
+"""
 
 from __future__ import annotations
 
+from importlib import resources
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+def migrations_dir() -> Path:
+    return Path(str(resources.files("migrations")))
 
 
 def alembic_config(database_url: str | None = None) -> Config:
-    config = Config(str(PROJECT_ROOT / "alembic.ini"))
-    config.set_main_option("script_location", str(PROJECT_ROOT / "migrations"))
+    config = Config(str(migrations_dir() / "alembic.ini"))
+    config.set_main_option("script_location", str(migrations_dir()))
     config.attributes["configure_logger"] = False
     if database_url:
         config.attributes["database_url"] = database_url

@@ -13,7 +13,7 @@ from pathlib import Path
 from bench import ingestion, published_results, queue_throughput, readback, series_store, training_overhead
 from bench.machine import describe
 from bench.report import Result, render, write_charts
-from tests.stack import REPO, shared_data_dir
+from harness.stack import REPO, shared_data_dir
 
 BENCHMARKS = {
     module.NAME: module

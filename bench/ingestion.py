@@ -12,12 +12,12 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from backend.plans import resolve_plan
-from backend.specs import RunSpec
-from bench import schedules
+from bench import workloads
 from bench.report import Result, Table, median
 from bench.stacks import database, queued_run
-from tests.stack import shared_data_dir
+from core.plans import resolve_plan
+from core.specs import RunSpec
+from harness.stack import shared_data_dir
 
 NAME = "ingestion"
 METRICS = ("loss", "accuracy", "target_sparsity", "measured_sparsity", "val_loss", "val_accuracy")
@@ -52,7 +52,7 @@ def claimed_run(spec: RunSpec) -> tuple[int, int]:
 def reporter_throughput(steps: int) -> dict[str, float]:
     from worker.db_reporter import DatabaseReporter
 
-    run_id, attempt = claimed_run(RunSpec(epochs=1, schedule=schedules.constant(41, 0.5)))
+    run_id, attempt = claimed_run(RunSpec(epochs=1, schedule=workloads.constant(41, 0.5)))
     reporter = DatabaseReporter(run_id, attempt).start()
     log_seconds = []
     started = time.perf_counter()
@@ -79,13 +79,13 @@ def callback_cost(size: Size) -> dict[str, float]:
     from worker.training.tf import keras, tfmot
     from worker.training.train import build_pruned_model
 
-    total = schedules.total_steps(size.dataset, 1, size.batch_size, 0.1)
+    total = workloads.total_steps(size.dataset, 1, size.batch_size, 0.1)
     spec = RunSpec(
         dataset=size.dataset,
         model=size.model,
         epochs=1,
         batch_size=size.batch_size,
-        schedule=schedules.constant(total, 0.875),
+        schedule=workloads.constant(total, 0.875),
     )
     plan = resolve_plan(spec)
     dataset = load_dataset(spec.dataset, shared_data_dir())

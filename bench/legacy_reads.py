@@ -20,12 +20,13 @@ from starlette.routing import Mount
 from backend.app import create_app
 from backend.compare.service import CompareOut, compare_data
 from backend.db import SessionDep
-from backend.dependencies import RunId
+from backend.kit.dependencies import RunId
+from backend.kit.params import run_ids_param, split_keys
+from backend.metrics.presenters import series_out
+from backend.metrics.schemas import MaxPoints, MetricsOut
 from backend.metrics.service import Series
 from backend.models import LatestMetric, Metric, Run
-from backend.params import MaxPoints, run_ids_param, series_out, split_keys
 from backend.runs import service
-from backend.runs.schemas import MetricsOut
 
 router = APIRouter(prefix="/legacy")
 

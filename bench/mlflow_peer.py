@@ -17,7 +17,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.stack import REPO, Process, free_port, wait_until
+from harness.stack import REPO, Process, free_port, wait_until
 
 API = "/api/2.0/mlflow"
 MAX_METRICS_PER_BATCH = 1000  # the server's limit for one log-batch request

@@ -18,10 +18,10 @@ from pathlib import Path
 import httpx
 import plotly.graph_objects as go
 
-from backend.artifacts.storage import zipped_size
-from bench import schedules
+from bench import workloads
 from bench.report import Result, Table, ratio
 from bench.stacks import deployment
+from core.exports import zipped_size
 
 NAME = "published_results"
 PUBLISHED_DENSE_ZIP = 1_601_609
@@ -64,7 +64,7 @@ SIZES = {
 
 
 def run_specs(size: Size) -> dict[str, dict]:  # type: ignore[type-arg]
-    total = schedules.total_steps(size.dataset, size.epochs, size.batch_size, size.validation_split)
+    total = workloads.total_steps(size.dataset, size.epochs, size.batch_size, size.validation_split)
     base = {
         "dataset": size.dataset,
         "model": size.model,
@@ -76,10 +76,10 @@ def run_specs(size: Size) -> dict[str, dict]:  # type: ignore[type-arg]
     }
     # A 0% ConstantSparsity keeps every weight: the dense baseline trains through the same code path.
     schedule_for = {
-        "dense": schedules.constant(total, 0.0),
-        "constant-87.5": schedules.constant(total, 0.875),
-        "polynomial-87.5": schedules.polynomial(total, 0.875),
-        "polynomial-90": schedules.polynomial(total, 0.90),
+        "dense": workloads.constant(total, 0.0),
+        "constant-87.5": workloads.constant(total, 0.875),
+        "polynomial-87.5": workloads.polynomial(total, 0.875),
+        "polynomial-90": workloads.polynomial(total, 0.90),
     }
     return {
         key: {**base, "name": f"bench {key}", "schedule": schedule.model_dump(mode="json")}

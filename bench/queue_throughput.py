@@ -13,7 +13,7 @@ import httpx
 
 from bench.report import Result, Table, median, percentile
 from bench.stacks import Deployment, deployment
-from tests.stack import wait_until
+from harness.stack import wait_until
 
 NAME = "queue_throughput"
 # A tiny run: 1 epoch of ceil(1293 / 64) = 21 steps of the MLP on the bundled digits.

@@ -21,11 +21,11 @@ import plotly.graph_objects as go
 from backend.db import session_scope
 from backend.metrics.service import MetricPoint, record_points
 from backend.models import Run, RunStatus
-from backend.plans import resolve_plan
-from backend.specs import RunSpec
-from bench import mlflow_peer, schedules
+from bench import mlflow_peer, workloads
 from bench.report import NOT_AVAILABLE, Result, Table, percentile, ratio
 from bench.stacks import deployment, pointed_at
+from core.plans import resolve_plan
+from core.specs import RunSpec
 
 NAME = "readback"
 METRICS = ("loss", "accuracy", "target_sparsity", "measured_sparsity", "compressed_size_bytes", "val_accuracy")
@@ -60,7 +60,7 @@ def series_points(run_index: int, steps: int) -> list[tuple[str, int, float, flo
 
 
 def load_prunelab(database_url: str, home: Path, runs: int, steps: int) -> tuple[list[int], float]:
-    spec = RunSpec(name="readback", epochs=1, schedule=schedules.constant(41, 0.5))
+    spec = RunSpec(name="readback", epochs=1, schedule=workloads.constant(41, 0.5))
     plan = resolve_plan(spec).model_dump(mode="json")
     ids = []
     seconds = 0.0

@@ -27,16 +27,17 @@ import httpx
 import numpy as np
 from sqlalchemy import text
 
-from backend.db import get_engine, session_scope
+from backend.db import engine_for, session_scope
 from backend.metrics.compaction import compact_run, store_compacted
 from backend.metrics.points import Points
 from backend.metrics.service import MetricPoint, record_points
 from backend.models import Run, RunStatus, utcnow
-from backend.specs import RunSpec
-from bench import mlflow_peer, schedules
+from backend.settings import get_settings
+from bench import mlflow_peer, workloads
 from bench.report import Result, Table, percentile
 from bench.stacks import pointed_at, queued_run
-from tests.stack import REDIS_URL, Process, StackConfig, healthy, migrate, postgres_database, sqlite_stack, wait_until
+from core.specs import RunSpec
+from harness.stack import REDIS_URL, Process, StackConfig, healthy, migrate, postgres_database, sqlite_stack, wait_until
 
 NAME = "series"
 CURVE_KEYS = ("loss", "accuracy", "target_sparsity", "measured_sparsity", "compressed_size_bytes", "val_accuracy")
@@ -92,7 +93,7 @@ def point_count(series: dict[str, Points]) -> int:
 
 
 def new_run(name: str, status: RunStatus = RunStatus.SUCCEEDED) -> int:
-    run_id = queued_run(RunSpec(epochs=1, schedule=schedules.constant(41, 0.5)), name)
+    run_id = queued_run(RunSpec(epochs=1, schedule=workloads.constant(41, 0.5)), name)
     with session_scope() as session:
         run = session.get(Run, run_id)
         assert run is not None
@@ -116,7 +117,7 @@ def load_hot(series: dict[str, Points]) -> tuple[int, float]:
 
 
 def table_bytes(tables: tuple[str, ...]) -> int:
-    with get_engine().connect() as connection:
+    with engine_for(get_settings().database_url).connect() as connection:
         if connection.dialect.name == "postgresql":
             return sum(
                 connection.execute(text(f"SELECT pg_total_relation_size('{table}')")).scalar_one() for table in tables

@@ -1,4 +1,4 @@
-"""PruneLab deployments for benchmarks, built from the test suite's process helpers (tests/stack.py)."""
+"""PruneLab deployments for benchmarks, built from the process helpers the tests use too (harness/stack.py)."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ import httpx
 
 from backend.migrate import upgrade_to_head
 from backend.settings import get_settings
-from backend.specs import RunSpec
-from tests.stack import (
+from core.specs import RunSpec
+from harness.stack import (
     REDIS_URL,
     Process,
     StackConfig,
@@ -116,7 +116,7 @@ def queued_run(spec: RunSpec, name: str) -> int:
     """A run row as POST /api/runs stores it (queued, with its resolved plan), without enqueueing it."""
     from backend.db import session_scope
     from backend.models import Run, RunStatus
-    from backend.plans import resolve_plan
+    from core.plans import resolve_plan
 
     with session_scope() as session:
         run = Run(

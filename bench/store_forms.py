@@ -20,14 +20,15 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from sqlalchemy import text
 
-from backend.db import get_engine, session_scope
+from backend.db import engine_for, session_scope
 from backend.metrics.compaction import store_compacted
 from backend.metrics.points import Points
 from backend.metrics.pyramid import build_levels, choose_level, shape_for
 from backend.metrics.store import Window, read_points
-from backend.specs import RunSpec
-from bench import schedules
+from backend.settings import get_settings
+from bench import workloads
 from bench.stacks import database, queued_run
+from core.specs import RunSpec
 
 RUNS, KEYS, STEPS, BUDGET = 20, 8, 20_000, 1680
 
@@ -56,7 +57,7 @@ def measure_database(backend: str) -> dict[str, float]:
         run_ids = []
         started = time.perf_counter()
         for run_index in range(RUNS):
-            run_id = queued_run(RunSpec(epochs=1, schedule=schedules.constant(41, 0.5)), f"forms {run_index}")
+            run_id = queued_run(RunSpec(epochs=1, schedule=workloads.constant(41, 0.5)), f"forms {run_index}")
             with session_scope() as session:
                 store_compacted(session, run_id, {f"key{k}": synthetic(run_index, k, STEPS) for k in range(KEYS)})
             run_ids.append(run_id)
@@ -71,7 +72,7 @@ def measure_database(backend: str) -> dict[str, float]:
             with session_scope() as session:
                 read_points(session, run_ids[:1], keys, Window(10_000, 10_999), BUDGET)
 
-        with get_engine().connect() as connection:
+        with engine_for(get_settings().database_url).connect() as connection:
             if backend == "postgresql":
                 size = connection.execute(text("SELECT pg_total_relation_size('metric_chunks')")).scalar_one()
             else:

@@ -18,10 +18,10 @@ from pathlib import Path
 import plotly.graph_objects as go
 
 from backend.migrate import upgrade_to_head
-from backend.specs import RunSpec
-from bench import schedules
+from bench import workloads
 from bench.report import Result, Table, median, ratio
-from tests.stack import REDIS_URL, REPO, StackConfig, postgres_database
+from core.specs import RunSpec
+from harness.stack import REDIS_URL, REPO, StackConfig, postgres_database
 
 NAME = "training_overhead"
 GOAL = 1.03
@@ -36,7 +36,7 @@ class Size:
 
 
 def _spec(dataset: str, model: str, epochs: int, batch_size: int, validation_split: float) -> RunSpec:
-    total = schedules.total_steps(dataset, epochs, batch_size, validation_split)
+    total = workloads.total_steps(dataset, epochs, batch_size, validation_split)
     return RunSpec(
         name="overhead",
         dataset=dataset,
@@ -45,7 +45,7 @@ def _spec(dataset: str, model: str, epochs: int, batch_size: int, validation_spl
         batch_size=batch_size,
         validation_split=validation_split,
         seed=0,
-        schedule=schedules.constant(total, 0.875),
+        schedule=workloads.constant(total, 0.875),
     )
 
 

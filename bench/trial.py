@@ -15,8 +15,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from backend.plans import resolve_plan
-from backend.specs import RunSpec
+from core.plans import resolve_plan
+from core.specs import RunSpec
 
 
 def timed_fit(timings: list[float]):  # type: ignore[no-untyped-def]

@@ -10,7 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 
-from tests.stack import REDIS_URL, postgres_database, shared_data_dir
+from harness.stack import REDIS_URL, postgres_database, shared_data_dir
 
 os.environ.setdefault("PRUNELAB_DATA_DIR", str(shared_data_dir()))
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
@@ -19,7 +19,7 @@ TABLES = ("metrics", "latest_metrics", "metric_chunks", "metric_series", "artifa
 
 
 def _clear_caches() -> None:
-    from backend.queue import get_celery
+    from backend.queue.client import get_celery
     from backend.settings import get_settings
 
     get_settings.cache_clear()

@@ -22,11 +22,11 @@ from backend.artifacts.storage import ArtifactStore, artifact_key, get_store
 from backend.db import session_scope
 from backend.metrics.compaction import compact_run
 from backend.models import Artifact, Run, RunStatus, utcnow
-from backend.plans import RunPlan
-from backend.recipes import upload_id
 from backend.runs import links, sources
 from backend.settings import Settings, get_settings
-from backend.specs import RunSpec
+from core.plans import RunPlan
+from core.recipes import upload_id
+from core.specs import RunSpec
 from worker.db_reporter import DatabaseReporter
 from worker.lifecycle import listen_for_shutdown, shutdown_requested
 

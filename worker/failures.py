@@ -23,8 +23,8 @@ from sqlalchemy import select
 
 from backend.db import one_off_engine, session_scope
 from backend.models import Run, RunStatus
-from backend.queue import TRAIN_TASK
-from backend.reaper import release_run
+from backend.queue.client import TRAIN_TASK
+from backend.runs.reaper import release_run
 from backend.settings import get_settings
 
 log = logging.getLogger(__name__)

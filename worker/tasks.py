@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from backend.queue import TRAIN_TASK
+from backend.queue.client import TRAIN_TASK
 from worker.celery_app import app
 from worker.executor import execute_run
 

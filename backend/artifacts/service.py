@@ -1,12 +1,24 @@
-"""Reading stored artifacts for the API: only files that still match their recorded hash."""
+"""The artifact store as the API uses it: one per request, and only files that still match their recorded hash."""
 
 from __future__ import annotations
 
-from typing import BinaryIO
+from typing import Annotated, BinaryIO
 
-from backend.artifacts.storage import ArtifactStore, StoredFileMismatch
-from backend.errors import ArtifactCorrupted, ArtifactNotFound
+from fastapi import Depends
+
+from backend.artifacts.storage import ArtifactStore, StoredFileMismatch, get_store
 from backend.models import Artifact
+from backend.settings import get_settings
+from core.errors import ArtifactCorrupted, ArtifactNotFound
+
+
+def artifact_store() -> ArtifactStore:
+    root = get_settings().artifact_dir
+    assert root is not None
+    return get_store(root)
+
+
+StoreDep = Annotated[ArtifactStore, Depends(artifact_store)]
 
 
 def open_checked(store: ArtifactStore, artifact: Artifact, what: str) -> BinaryIO:

@@ -16,32 +16,12 @@ import re
 import shutil
 import tempfile
 import time
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
-# Model downloads (GET /api/runs/{id}/model?format=...): format -> file extension.
-EXPORT_FORMATS: dict[str, str] = {
-    "keras": ".keras",
-    "h5": ".h5",
-    "saved_model": ".zip",
-    "tflite": ".tflite",
-    "tflite_int8": ".tflite",
-}
-# Files that describe a run's model but are not one: the mask pictures and the export manifest.
-RUN_FILE_FORMATS: dict[str, str] = {"masks": ".npz", "manifest": ".json", "rewind": ".npz"}
-# The file name of every artifact format inside its attempt's folder.
-ARTIFACT_FILE_NAMES: dict[str, str] = {
-    "keras": "model.keras",
-    "h5": "model.h5",
-    "saved_model": "saved_model.zip",
-    "tflite": "model.tflite",
-    "tflite_int8": "model_int8.tflite",
-    "masks": "masks.npz",
-    "manifest": "manifest.json",
-    "rewind": "rewind.npz",  # lottery_ticket: the weights rewound to, and the final masks
-}
+from core.exports import ARTIFACT_FILE_NAMES, file_digest, zipped_size
+
 UPLOAD_FILES: dict[str, str] = {"model": "model.keras", "dataset": "dataset.npz"}
 PARTIAL_PREFIX = ".partial-"
 # A key segment starts with a letter or digit (so never '.', '..' or a partial) and holds no separator,
@@ -107,22 +87,6 @@ class ArtifactStore(Protocol):
 
     def remove_stale_partials(self, older_than_s: float) -> int:
         """Delete temporary files of writes that never completed."""
-
-
-def file_digest(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def zipped_size(path: Path, arcname: str | None = None) -> int:
-    """Size of the file alone in a ZIP_DEFLATED archive, as the tfmot tutorials measure it."""
-    with tempfile.TemporaryFile() as buffer:
-        with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-            archive.write(path, arcname=arcname or path.name)
-        return buffer.tell()
 
 
 class LocalArtifactStore:

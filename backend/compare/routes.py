@@ -7,13 +7,13 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Response
 from fastapi.responses import HTMLResponse
 
+from backend.compare.report import build_report
 from backend.compare.service import MAX_RUNS, CompareOut, compare_data, compare_runs
 from backend.db import SessionDep
 from backend.errors import NOT_FOUND
+from backend.kit.params import run_ids_param, split_keys
 from backend.metrics.replies import json_response, series_json
-from backend.metrics.routes import EndStep, StartStep, step_window
-from backend.params import MaxPoints, run_ids_param, split_keys
-from backend.report import build_report
+from backend.metrics.schemas import EndStep, MaxPoints, StartStep, step_window
 
 router = APIRouter(prefix="/api/compare", tags=["compare"], responses=NOT_FOUND)  # a run that does not exist
 

@@ -9,17 +9,18 @@ from pydantic import BaseModel
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
-from backend.errors import RunNotFound
 from backend.metrics.downsample import MAX_POINTS
 from backend.metrics.points import Points
+from backend.metrics.presenters import series_out
+from backend.metrics.schemas import SeriesOut
 from backend.metrics.service import Series
 from backend.metrics.store import EVERYTHING, Window, read_points
-from backend.models import Run, RunStatus
-from backend.params import series_out
-from backend.plans import RunPlan
-from backend.runs.presenters import run_out
-from backend.runs.schemas import RunOut, SeriesOut
-from backend.schedule_preview import PlannedSparsity, planned_sparsity
+from backend.models import Run
+from backend.previews.service import PlannedSparsity, planned_sparsity
+from backend.runs.presenters import run_outs
+from backend.runs.schemas import RunOut
+from core.errors import RunNotFound
+from core.plans import RunPlan
 
 DEFAULT_KEYS = (
     "measured_sparsity",
@@ -30,7 +31,6 @@ DEFAULT_KEYS = (
     "compressed_size_bytes",
 )
 MAX_RUNS = 21  # 20 compared runs and a pinned baseline
-DENSE_TAG = "dense"
 # Plotly's Dark24: one fixed colour per position in the comparison, the same on the page and in the report.
 PALETTE = (
     "#2E91E5", "#E15F99", "#1CA71C", "#FB0D0D", "#DA16FF", "#B68100", "#750D86", "#EB663B", "#511CFB", "#00A08B",
@@ -100,15 +100,6 @@ def size_and_accuracy(run: RunOut) -> tuple[float, float] | None:
     return None if size is None or accuracy is None else (float(size), float(accuracy))
 
 
-def default_baseline(session: Session) -> int | None:
-    """The newest succeeded run tagged `dense`, else the newest succeeded run whose schedule targets 0 sparsity."""
-    runs = session.scalars(select(Run).where(Run.status == RunStatus.SUCCEEDED).order_by(Run.id.desc())).all()
-    tagged = next((run.id for run in runs if DENSE_TAG in (run.tags or [])), None)
-    if tagged is not None:
-        return tagged
-    return next((run.id for run in runs if run.plan.get("target_sparsity") == 0), None)
-
-
 def compare_data(
     session: Session,
     run_ids: Sequence[int],
@@ -124,7 +115,7 @@ def compare_data(
     for run_id in wanted:
         if run_id not in by_id:
             raise RunNotFound(run_id)
-    shown = [run_out(session, by_id[run_id]) for run_id in wanted]
+    shown = run_outs(session, [by_id[run_id] for run_id in wanted])
     keys = list(keys or DEFAULT_KEYS)
     series = read_points(session, wanted, keys, window, max_points)
     points = {run.id: point for run in shown if (point := size_and_accuracy(run)) is not None}

@@ -106,7 +106,20 @@ def read_series_of_runs(
 
 
 def latest_values(session: Session, run_id: int) -> dict[str, tuple[int, float | None]]:
+    """The newest (step, value) of each key of one run."""
+    return latest_values_of_runs(session, [run_id])[run_id]
+
+
+def latest_values_of_runs(session: Session, run_ids: Sequence[int]) -> dict[int, dict[str, tuple[int, float | None]]]:
+    """The newest (step, value) of each key of every run, in one query; runs without metrics map to {}."""
+    result: dict[int, dict[str, tuple[int, float | None]]] = {run_id: {} for run_id in run_ids}
+    if not run_ids:
+        return result
     rows = session.execute(
-        select(LatestMetric.key, LatestMetric.step, LatestMetric.value).where(LatestMetric.run_id == run_id)
+        select(LatestMetric.run_id, LatestMetric.key, LatestMetric.step, LatestMetric.value).where(
+            LatestMetric.run_id.in_(run_ids)
+        )
     )
-    return {key: (step, value) for key, step, value in rows}
+    for run_id, key, step, value in rows:
+        result[run_id][key] = (step, value)
+    return result

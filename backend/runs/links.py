@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session, aliased
 
 from backend.db import after_commit
 from backend.models import Run, RunStatus, utcnow
-from backend.queue import enqueue_run
+from backend.queue.client import enqueue_run
 
 
 def base_run_ready() -> ColumnElement[bool]:

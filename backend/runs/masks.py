@@ -14,10 +14,10 @@ import numpy as np
 
 from backend.artifacts.service import open_checked
 from backend.artifacts.storage import ArtifactStore
-from backend.errors import ArtifactNotFound
 from backend.models import Run
-from backend.png import grayscale_png
+from backend.runs.mask_png import grayscale_png
 from backend.runs.schemas import MaskEventOut, MaskLayerOut, MasksOut
+from core.errors import ArtifactNotFound
 
 
 @contextmanager

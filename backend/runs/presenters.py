@@ -2,18 +2,29 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from sqlalchemy.orm import Session
 
-from backend.artifacts.routes import artifact_out
 from backend.metrics import service as metrics
 from backend.models import Run
-from backend.plans import RunPlan
+from backend.runs.downloads import artifact_out
 from backend.runs.schemas import RunOut
-from backend.specs import RunSpec
+from core.plans import RunPlan
+from core.specs import RunSpec
 
 
 def run_out(session: Session, run: Run) -> RunOut:
-    latest = metrics.latest_values(session, run.id)
+    return run_outs(session, [run])[0]
+
+
+def run_outs(session: Session, runs: Sequence[Run]) -> list[RunOut]:
+    """Runs as shown, with the latest values of all of them read in one query (artifacts come loaded)."""
+    latest_of = metrics.latest_values_of_runs(session, [run.id for run in runs])
+    return [_shown(run, latest_of[run.id]) for run in runs]
+
+
+def _shown(run: Run, latest: dict[str, tuple[int, float | None]]) -> RunOut:
     return RunOut(
         id=run.id,
         name=run.name,

@@ -1,4 +1,4 @@
-"""HTTP routes for runs (their metric history: backend/metrics/routes.py)."""
+"""HTTP routes for runs (their metric history: backend/runs/history.py)."""
 
 from __future__ import annotations
 
@@ -8,16 +8,18 @@ from fastapi import APIRouter, Depends, Query, Response, status
 from fastapi import Path as FastApiPath
 from fastapi.responses import StreamingResponse
 
+from backend.artifacts.service import StoreDep
 from backend.db import SessionDep
-from backend.dependencies import MAX_ID, RunId, StoreDep
 from backend.errors import CONFLICT, NOT_FOUND
-from backend.params import run_ids_param
+from backend.kit.dependencies import RunId
+from backend.kit.params import run_ids_param
 from backend.runs import masks, service
 from backend.runs.events import RunCursor, RunsCursor, poll_run, poll_runs, stream
-from backend.runs.presenters import run_out
+from backend.runs.presenters import run_out, run_outs
 from backend.runs.schemas import MasksOut, RunOut, RunPatch
 from backend.runs.sensitivity import ProposalOut, sensitivity_proposal
-from backend.specs import RunSpec
+from core.recipes import MAX_ID
+from core.specs import RunSpec
 
 router = APIRouter(prefix="/api/runs", tags=["runs"], responses={**NOT_FOUND, **CONFLICT})
 
@@ -35,7 +37,7 @@ def list_runs(
     offset: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,
 ) -> list[RunOut]:
     """List runs, newest first."""
-    return [run_out(session, run) for run in service.list_runs(session, limit, offset)]
+    return run_outs(session, service.list_runs(session, limit, offset))
 
 
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}

@@ -7,8 +7,8 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from backend.plans import RunPlan
-from backend.specs import PlainText, RunSpec
+from core.plans import RunPlan
+from core.specs import PlainText, RunSpec
 
 
 class ArtifactOut(BaseModel):
@@ -50,17 +50,6 @@ class RunPatch(BaseModel):
 
     tags: list[Tag] | None = Field(None, max_length=20, description="Short labels without spaces or commas.")
     note: PlainText | None = Field(None, max_length=2000, description="Free text.")
-
-
-class SeriesOut(BaseModel):
-    steps: list[int]
-    values: list[float | None]
-    wall_times: list[float]
-
-
-class MetricsOut(BaseModel):
-    run_id: int
-    series: dict[str, SeriesOut]
 
 
 class MaskEventOut(BaseModel):

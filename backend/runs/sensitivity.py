@@ -7,14 +7,14 @@ from typing import Any
 from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
-from backend.errors import InvalidSpec, RunStateConflict
 from backend.models import RunStatus
-from backend.plans import resolve_plan
-from backend.proposals import ProposalError, propose
-from backend.recipes import PretrainedRecipe, SensitivityRecipe, UploadedModelRecipe
 from backend.runs.service import get_run
-from backend.schedules import with_final_sparsity
-from backend.specs import MByNSparsity, RunSpec, UnstructuredSparsity
+from core.errors import InvalidSpec, RunStateConflict
+from core.plans import resolve_plan
+from core.proposals import ProposalError, propose
+from core.recipes import PretrainedRecipe, SensitivityRecipe, UploadedModelRecipe
+from core.schedule_math import with_final_sparsity
+from core.specs import MByNSparsity, RunSpec, UnstructuredSparsity
 
 
 class ProposalOut(BaseModel):

@@ -7,13 +7,13 @@ from sqlalchemy.orm import Session, selectinload
 
 from backend.artifacts.storage import ArtifactStore, run_prefix
 from backend.db import after_commit
-from backend.errors import RunNotFound, RunStateConflict
 from backend.models import Run, RunStatus, utcnow
-from backend.plans import RunPlan, resolve_plan
-from backend.queue import enqueue_run
-from backend.recipes import DenseRecipe, PretrainedRecipe, base_run_id, upload_id
+from backend.queue.client import enqueue_run
 from backend.runs import links, sources
-from backend.specs import RunSpec
+from core.errors import RunNotFound, RunStateConflict
+from core.plans import RunPlan, resolve_plan
+from core.recipes import DenseRecipe, PretrainedRecipe, base_run_id, upload_id
+from core.specs import RunSpec
 
 
 def create_run(session: Session, spec: RunSpec) -> Run:

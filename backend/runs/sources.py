@@ -12,10 +12,10 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from backend.catalog import DATASETS
-from backend.errors import InvalidSpec
 from backend.models import Artifact, Run, RunStatus, Upload, UploadKind
-from backend.specs import RunSpec
+from core.catalog import DATASETS
+from core.errors import InvalidSpec
+from core.specs import RunSpec
 
 BASE_FIELD = ("recipe", "base_run_id")
 UPLOAD_FIELD = ("recipe", "upload_id")

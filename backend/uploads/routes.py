@@ -1,32 +1,73 @@
-"""HTTP routes for uploaded models (.keras) and data sets (.npz)."""
+"""What runs can train on: the built-in catalog (GET) and uploaded models and data sets (POST) of /api/models
+and /api/datasets."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, UploadFile, status
 
+from backend.artifacts.service import StoreDep
 from backend.db import SessionDep
-from backend.dependencies import StoreDep, UploadId
 from backend.errors import NOT_FOUND
+from backend.kit.dependencies import UploadId
 from backend.models import UploadKind
+from backend.settings import get_settings
 from backend.uploads import service
 from backend.uploads.schemas import UploadOut
+from core.architectures import param_counts
+from core.catalog import DATASETS, MODELS
 
-router = APIRouter(prefix="/api", tags=["uploads"], responses=NOT_FOUND)
+router = APIRouter(prefix="/api")
 
 
-@router.post("/models", status_code=status.HTTP_201_CREATED)
+@router.get("/datasets", tags=["catalog"])
+def list_datasets() -> list[dict[str, object]]:
+    """Datasets a run can use, and whether each is available without a download."""
+    data_dir = get_settings().data_dir
+    assert data_dir is not None
+    return [
+        {
+            "name": info.name,
+            "description": info.description,
+            "train_examples": info.train_examples,
+            "test_examples": info.test_examples,
+            "input_shape": list(info.input_shape),
+            "num_classes": info.num_classes,
+            "cached": info.file_name is None or (data_dir / info.file_name).is_file(),
+        }
+        for info in DATASETS.values()
+    ]
+
+
+@router.get("/models", tags=["catalog"])
+def list_models() -> list[dict[str, object]]:
+    """Models of the built-in zoo, with parameter counts for each dataset's input shape."""
+    return [
+        {
+            "name": info.name,
+            "description": info.description,
+            "source": "zoo",
+            "param_counts": {
+                dataset.name: param_counts(info.name, dataset.input_shape, dataset.num_classes)
+                for dataset in DATASETS.values()
+            },
+        }
+        for info in MODELS.values()
+    ]
+
+
+@router.post("/models", status_code=status.HTTP_201_CREATED, tags=["uploads"])
 def upload_model(file: UploadFile, session: SessionDep, store: StoreDep) -> UploadOut:
     """Upload a Keras v3 `.keras` model; it is checked without being loaded (.h5 is refused)."""
     return UploadOut.model_validate(service.store_upload(session, store, UploadKind.MODEL, file.filename, file.file))
 
 
-@router.post("/datasets", status_code=status.HTTP_201_CREATED)
+@router.post("/datasets", status_code=status.HTTP_201_CREATED, tags=["uploads"])
 def upload_dataset(file: UploadFile, session: SessionDep, store: StoreDep) -> UploadOut:
     """Upload an `.npz` data set with arrays x_train, y_train, x_test, y_test (no pickled objects)."""
     return UploadOut.model_validate(service.store_upload(session, store, UploadKind.DATASET, file.filename, file.file))
 
 
-@router.get("/uploads/{upload_id}")
+@router.get("/uploads/{upload_id}", tags=["uploads"], responses=NOT_FOUND)
 def get_upload(upload_id: UploadId, session: SessionDep) -> UploadOut:
     """Metadata of an uploaded model or data set."""
     return UploadOut.model_validate(service.get_upload(session, upload_id))

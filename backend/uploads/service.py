@@ -11,11 +11,11 @@ from typing import Any, BinaryIO
 from sqlalchemy.orm import Session
 
 from backend.artifacts.storage import ArtifactStore, upload_key
-from backend.errors import InvalidUpload, UploadNotFound
 from backend.models import Upload, UploadKind
 from backend.uploads.archives import UploadRejected
 from backend.uploads.inspect_keras import inspect_keras
 from backend.uploads.inspect_npz import inspect_npz
+from core.errors import InvalidUpload, UploadNotFound
 
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 EXPECTED_SUFFIX = {UploadKind.MODEL: ".keras", UploadKind.DATASET: ".npz"}

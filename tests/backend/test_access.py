@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 from pydantic import ValidationError
 from starlette.routing import Mount, Route
 
-from backend.limits import BodySizeLimit
+from backend.kit.limits import BodySizeLimit
 from backend.settings import Settings
 
 TOKEN = "s3cret-token"

@@ -16,7 +16,7 @@ from fastapi.testclient import TestClient
 from backend.artifacts.storage import LocalArtifactStore, UnsafeKey, artifact_key
 from backend.db import session_scope
 from backend.models import Artifact, Run, RunStatus
-from tests.stack import REPO
+from harness.stack import REPO
 
 TRAVERSAL_KEYS = [
     "../secret.txt",

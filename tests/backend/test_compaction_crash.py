@@ -15,8 +15,8 @@ from backend.db import session_scope
 from backend.metrics.compaction import compact_run
 from backend.metrics.service import read_series
 from backend.models import Metric, MetricSeries, RunStatus
+from harness.stack import REPO
 from tests.backend.test_series_store import finish, log_steps
-from tests.stack import REPO
 from tests.worker.test_db_reporter import queued_run
 
 KEYS = tuple(f"key_{index}" for index in range(6))

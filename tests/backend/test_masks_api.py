@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 from backend.artifacts.storage import artifact_key, get_store
 from backend.db import session_scope
 from backend.models import Artifact, Run, RunStatus
-from backend.png import grayscale_png
+from backend.runs.mask_png import grayscale_png
 
 
 def decode_png(data: bytes) -> np.ndarray:
@@ -62,8 +62,8 @@ def store_masks(settings, run_id: int, pictures: dict[str, np.ndarray]) -> None:
 
 
 def succeeded_run() -> int:
-    from backend.plans import resolve_plan
-    from backend.specs import ConstantSchedule, RunSpec
+    from core.plans import resolve_plan
+    from core.specs import ConstantSchedule, RunSpec
 
     spec = RunSpec(epochs=1, schedule=ConstantSchedule(frequency=10))
     with session_scope() as session:

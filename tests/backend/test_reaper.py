@@ -8,11 +8,11 @@ import pytest
 from billiard.exceptions import WorkerLostError
 from celery.exceptions import TimeLimitExceeded
 
-import backend.reaper as reaper
-from backend.broker_inspect import run_id_of, run_ids_in_broker
+import backend.runs.reaper as reaper
 from backend.db import session_scope
 from backend.models import Run, RunStatus, utcnow
-from backend.queue import enqueue_run
+from backend.queue.broker import run_id_of, run_ids_in_broker
+from backend.queue.client import enqueue_run
 from tests.worker.test_db_reporter import metric_count, queued_run
 from worker.db_reporter import DatabaseReporter
 from worker.executor import claim_run

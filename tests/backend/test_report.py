@@ -8,8 +8,8 @@ from fastapi.testclient import TestClient
 from playwright.sync_api import sync_playwright
 
 from backend.cli import main
+from harness.browser import launch_chromium
 from tests.backend.seed import SPEC, seeded_run
-from tests.browser import launch_chromium
 
 
 def traces_drawn_offline(path: Path) -> list[dict[str, object]]:

@@ -19,9 +19,9 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
-from tests.browser import SCREENSHOTS, launch_chromium
+from harness.browser import SCREENSHOTS, launch_chromium
+from harness.stack import REDIS_URL, StackConfig, migrate, postgres_database, start_api, start_worker
 from tests.integration.test_pipeline import assert_stripped_and_sparse
-from tests.stack import REDIS_URL, StackConfig, migrate, postgres_database, start_api, start_worker
 
 pytestmark = pytest.mark.integration
 

@@ -19,10 +19,10 @@ from backend.db import engine_for, session_scope
 from backend.metrics.compaction import store_compacted
 from backend.metrics.points import Points
 from backend.models import Run, RunStatus, utcnow
-from backend.plans import resolve_plan
-from backend.specs import RunSpec
-from tests.browser import launch_chromium
-from tests.stack import REDIS_URL, StackConfig, migrate, postgres_database, start_api
+from core.plans import resolve_plan
+from core.specs import RunSpec
+from harness.browser import launch_chromium
+from harness.stack import REDIS_URL, StackConfig, migrate, postgres_database, start_api
 
 pytestmark = pytest.mark.integration
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.stack import REPO, StackConfig, healthy, prunelab, wait_until
+from harness.stack import REPO, StackConfig, healthy, prunelab, wait_until
 
 pytestmark = pytest.mark.integration
 

@@ -16,9 +16,9 @@ import httpx
 import pytest
 from sqlalchemy import create_engine, text
 
-from backend.queue import TRAIN_TASK, make_celery
+from backend.queue.client import TRAIN_TASK, make_celery
 from backend.settings import Settings
-from tests.stack import (
+from harness.stack import (
     REDIS_URL,
     Process,
     StackConfig,

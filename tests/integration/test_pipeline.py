@@ -13,7 +13,7 @@ import httpx
 import numpy as np
 import pytest
 
-from tests.stack import (
+from harness.stack import (
     REDIS_URL,
     StackConfig,
     migrate,
@@ -131,7 +131,7 @@ def test_cancel_stops_a_running_run_and_keeps_its_metrics(running: StackConfig) 
     def has_steps() -> bool:
         return (httpx.get(f"{base}/api/runs/{run_id}", timeout=10).json()["step"] or 0) > 5
 
-    from tests.stack import wait_until
+    from harness.stack import wait_until
 
     wait_until(has_steps, timeout=180, what=f"run {run_id} to log steps")
     assert httpx.post(f"{base}/api/runs/{run_id}/cancel", timeout=10).json()["cancel_requested"] is True

@@ -9,7 +9,7 @@ import httpx
 import numpy as np
 import pytest
 
-from tests.stack import StackConfig, migrate, sqlite_stack, start_api, start_worker, wait_for_run
+from harness.stack import StackConfig, migrate, sqlite_stack, start_api, start_worker, wait_for_run
 
 pytestmark = pytest.mark.integration
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from backend.plans import RunPlan, resolve_plan
-from backend.specs import ConstantSchedule, PolynomialSchedule, RunSpec
+from core.plans import RunPlan, resolve_plan
+from core.specs import ConstantSchedule, PolynomialSchedule, RunSpec
 from worker.training.reporting import MemoryReporter
 from worker.training.train import TrainingResult, train
 

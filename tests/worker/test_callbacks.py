@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from backend.plans import resolve_plan
+from core.plans import resolve_plan
 from tests.worker.conftest import DATA_DIR, POLYNOMIAL_SPEC
 from worker.training.callbacks import BatchMetricRecovery, PruningReporter
 from worker.training.datasets import load_dataset

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from backend.catalog import DATASETS
+from core.catalog import DATASETS
 from tests.worker.conftest import DATA_DIR
 from worker.training import datasets
 from worker.training.datasets import load_dataset

@@ -6,8 +6,8 @@ from sqlalchemy import func, select
 
 from backend.db import session_scope
 from backend.models import Metric, Run, RunStatus
-from backend.plans import resolve_plan
-from backend.specs import ConstantSchedule, RunSpec
+from core.plans import resolve_plan
+from core.specs import ConstantSchedule, RunSpec
 from worker.db_reporter import DatabaseReporter
 from worker.executor import claim_run, finish_run
 

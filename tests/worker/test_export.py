@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from backend.artifacts.storage import zipped_size
+from core.exports import zipped_size
 from tests.worker.conftest import DATA_DIR
 from worker.training import export
 from worker.training.datasets import load_dataset

@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from backend import schedules
-from backend.specs import (
+from core import schedule_math
+from core.specs import (
     BlockSparsity,
     ConstantSchedule,
     MByNSparsity,
@@ -64,7 +64,7 @@ def matrix_run(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPath
 def _expected_zeros(run: Run, shape: tuple[int, ...], step: int) -> int | None:
     """Zeros tfmot leaves in a kernel after the mask update at `step`; None where block edges make it inexact."""
     structure, size = run.spec.structure, math.prod(shape)
-    sparsity = schedules.pruning_sparsity(run.plan.schedule, step, structure)
+    sparsity = schedule_math.pruning_sparsity(run.plan.schedule, step, structure)
     if isinstance(structure, MByNSparsity):
         return size * structure.m // structure.n
     if isinstance(structure, BlockSparsity):
@@ -72,8 +72,8 @@ def _expected_zeros(run: Run, shape: tuple[int, ...], step: int) -> int | None:
         if shape[0] % height or shape[1] % width:
             return None
         blocks = (shape[0] // height) * (shape[1] // width)
-        return (blocks - schedules.kept_count(blocks, sparsity)) * height * width
-    return size - schedules.kept_count(size, sparsity)
+        return (blocks - schedule_math.kept_count(blocks, sparsity)) * height * width
+    return size - schedule_math.kept_count(size, sparsity)
 
 
 def _kernels(path: Path) -> dict[str, np.ndarray]:
@@ -138,13 +138,13 @@ def test_exported_kernels_keep_the_final_sparsity_and_structure(matrix_run: Run)
             assert blocks_are_whole(kernel, structure.block_size), layer
             height, width = structure.block_size
             blocks = math.ceil(kernel.shape[0] / height) * math.ceil(kernel.shape[1] / width)
-            sparsity = schedules.pruning_sparsity(matrix_run.plan.schedule, last)
+            sparsity = schedule_math.pruning_sparsity(matrix_run.plan.schedule, last)
             zero_blocks = sum(
                 not np.any(kernel[row : row + height, col : col + width])
                 for row in range(0, kernel.shape[0], height)
                 for col in range(0, kernel.shape[1], width)
             )
-            assert zero_blocks == blocks - schedules.kept_count(blocks, sparsity), layer
+            assert zero_blocks == blocks - schedule_math.kept_count(blocks, sparsity), layer
 
 
 def test_exported_model_loads_and_predicts(matrix_run: Run) -> None:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from backend.architectures import model_layers, param_counts
-from backend.catalog import DATASETS, MODELS
-from backend.plans import resolve_plan
-from backend.scope import EXCLUDED_BY_SCOPE, FIRST_KEPT_DENSE, LAST_KEPT_DENSE, NOT_IN_REGISTRY, decide_layers
-from backend.specs import RunSpec
+from core.architectures import model_layers, param_counts
+from core.catalog import DATASETS, MODELS
+from core.plans import resolve_plan
+from core.scope import EXCLUDED_BY_SCOPE, FIRST_KEPT_DENSE, LAST_KEPT_DENSE, NOT_IN_REGISTRY, decide_layers
+from core.specs import RunSpec
 from worker.training.pruning import layer_facts, preflight_model, prune_model
 from worker.training.tf import PruneLowMagnitude, keras
 from worker.training.zoo import build_model

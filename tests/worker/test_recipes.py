@@ -14,10 +14,10 @@ from typing import Any
 import numpy as np
 import pytest
 
-from backend import schedules
-from backend.plans import resolve_plan
-from backend.proposals import propose
-from backend.specs import MByNSparsity, RunSpec
+from core import schedule_math
+from core.plans import resolve_plan
+from core.proposals import propose
+from core.specs import MByNSparsity, RunSpec
 from tests.worker.conftest import DATA_DIR, Run, run_training
 from worker.training import export
 from worker.training.datasets import load_dataset
@@ -110,8 +110,8 @@ def test_final_per_tensor_sparsity_is_tfmots_exact_count(recipe_run: Run) -> Non
             assert m_by_n_holds(kernel, 2, 4)
             assert np.all(np.count_nonzero(kernel.T.reshape(-1, 4), axis=1) == 2), layer  # 2 of every 4 inputs
         else:
-            sparsity = schedules.pruning_sparsity(layer_schedule(recipe_run, layer), last)
-            assert zeros == kernel.size - schedules.kept_count(kernel.size, sparsity), layer
+            sparsity = schedule_math.pruning_sparsity(layer_schedule(recipe_run, layer), last)
+            assert zeros == kernel.size - schedule_math.kept_count(kernel.size, sparsity), layer
         assert zeros / kernel.size == recipe_run.reporter.series(f"layer_sparsity/{layer}")[last]
 
 

@@ -1,4 +1,4 @@
-"""backend.schedules against tfmot's own schedules, step by step, bit for bit.
+"""core.schedule_math against tfmot's own schedules, step by step, bit for bit.
 
 Compared with the schedule as `fit` runs it: inside a tf.function, where Grappler
 rewrites `x / c` into `x * (1 / c)` and `pow(x, 3)` into multiplications; eager
@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import pytest
 
-from backend import schedules
-from backend.specs import ConstantSchedule, PiecewiseSchedule, PolynomialSchedule, ResolvedSchedule
-from worker.training.schedules import PiecewiseSparsity, tfmot_schedule
+from core import schedule_math
+from core.specs import ConstantSchedule, PiecewiseSchedule, PolynomialSchedule, ResolvedSchedule
 from worker.training.tf import tf
+from worker.training.tfmot_schedules import PiecewiseSparsity, tfmot_schedule
 
 CONSTANT = [
     ConstantSchedule(target_sparsity=0.5, begin_step=0, end_step=40, frequency=5),
@@ -58,8 +58,8 @@ def _mismatches(schedule: ResolvedSchedule, call) -> list[tuple[int, float, floa
     found = []
     for step in _steps(schedule):
         should_prune, sparsity = call(tf.constant(step, dtype=tf.int64))
-        ours = schedules.schedule_sparsity(schedule, step)
-        assert bool(should_prune.numpy()) == schedules.should_prune(schedule, step), step
+        ours = schedule_math.schedule_sparsity(schedule, step)
+        assert bool(should_prune.numpy()) == schedule_math.should_prune(schedule, step), step
         if ours != float(sparsity.numpy()):
             found.append((step, ours, float(sparsity.numpy())))
     return found
@@ -74,10 +74,10 @@ def test_should_prune_and_pruning_steps_match_tfmot(schedule: ResolvedSchedule) 
                 tf.constant(step, tf.int64), schedule.begin_step, schedule.end_step, schedule.frequency
             ).numpy()
         )
-        assert schedules.should_prune(schedule, step) == expected, step
+        assert schedule_math.should_prune(schedule, step) == expected, step
     total_steps = schedule.end_step + 5
-    expected_steps = [step for step in range(1, total_steps + 1) if schedules.should_prune(schedule, step)]
-    assert list(schedules.pruning_steps(schedule, total_steps)) == expected_steps
+    expected_steps = [step for step in range(1, total_steps + 1) if schedule_math.should_prune(schedule, step)]
+    assert list(schedule_math.pruning_steps(schedule, total_steps)) == expected_steps
 
 
 @pytest.mark.parametrize("schedule", _cases(lambda schedule: []))
@@ -101,8 +101,8 @@ def test_piecewise_matches_its_tfmot_schedule_bit_for_bit(schedule: PiecewiseSch
     tfmot = tfmot_schedule(schedule)
     assert _mismatches(schedule, tf.function(tfmot.__call__)) == []
     total_steps = schedule.end_step + 5
-    expected_steps = [step for step in range(1, total_steps + 1) if schedules.should_prune(schedule, step)]
-    assert list(schedules.pruning_steps(schedule, total_steps)) == expected_steps
+    expected_steps = [step for step in range(1, total_steps + 1) if schedule_math.should_prune(schedule, step)]
+    assert list(schedule_math.pruning_steps(schedule, total_steps)) == expected_steps
 
 
 def test_piecewise_schedule_by_hand_and_through_its_config() -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from backend import schedules
+from core import schedule_math
 from tests.worker.conftest import CONSTANT_SPEC, Run, run_training
 from worker.training.reporting import MemoryReporter
 from worker.training.tf import PruneLowMagnitude, keras
@@ -52,7 +52,7 @@ def test_every_step_has_one_point_per_step_key(finished_run: Run) -> None:
 def test_target_sparsity_is_the_schedule_series(finished_run: Run) -> None:
     plan = finished_run.plan
     series = finished_run.reporter.series("target_sparsity")
-    assert [series[step] for step in range(1, plan.total_steps + 1)] == schedules.target_sparsity_series(
+    assert [series[step] for step in range(1, plan.total_steps + 1)] == schedule_math.target_sparsity_series(
         plan.schedule, plan.total_steps
     )
 
@@ -61,11 +61,11 @@ def test_measured_sparsity_agrees_with_the_schedule(finished_run: Run) -> None:
     plan, reporter = finished_run.plan, finished_run.reporter
     pruned_weights = finished_run.result.summary["prunable_param_count"]
     measured = reporter.series("measured_sparsity")
-    pruning_steps = list(schedules.pruning_steps(plan.schedule, plan.total_steps))
+    pruning_steps = list(schedule_math.pruning_steps(plan.schedule, plan.total_steps))
     for step in range(1, pruning_steps[0]):
         assert measured[step] == 0.0
     for index, step in enumerate(pruning_steps):
-        target = schedules.schedule_sparsity(plan.schedule, step)
+        target = schedule_math.schedule_sparsity(plan.schedule, step)
         assert abs(measured[step] - target) <= 1 / pruned_weights, (step, measured[step], target)
         until = pruning_steps[index + 1] if index + 1 < len(pruning_steps) else plan.total_steps + 1
         assert {measured[later] for later in range(step, until)} == {measured[step]}
@@ -83,7 +83,7 @@ def test_batch_accuracy_is_a_fraction_and_loss_positive(finished_run: Run) -> No
 def test_compressed_size_at_pruning_steps_and_epoch_ends(finished_run: Run) -> None:
     plan = finished_run.plan
     sizes = finished_run.reporter.series("compressed_size_bytes")
-    pruning_steps = set(schedules.pruning_steps(plan.schedule, plan.total_steps))
+    pruning_steps = set(schedule_math.pruning_steps(plan.schedule, plan.total_steps))
     epoch_ends = {epoch * plan.steps_per_epoch for epoch in range(1, finished_run.spec.epochs + 1)}
     assert _steps_of(finished_run.reporter, "compressed_size_bytes") == sorted(pruning_steps | epoch_ends)
     assert all(size > 0 for size in sizes.values())
@@ -92,8 +92,8 @@ def test_compressed_size_at_pruning_steps_and_epoch_ends(finished_run: Run) -> N
 def test_compressed_size_falls_as_sparsity_rises(polynomial_run: Run) -> None:
     plan = polynomial_run.plan
     sizes = polynomial_run.reporter.series("compressed_size_bytes")
-    pruning_steps = schedules.pruning_steps(plan.schedule, plan.total_steps)
-    targets = [(step, schedules.schedule_sparsity(plan.schedule, step)) for step in pruning_steps]
+    pruning_steps = schedule_math.pruning_steps(plan.schedule, plan.total_steps)
+    targets = [(step, schedule_math.schedule_sparsity(plan.schedule, step)) for step in pruning_steps]
     for (earlier, earlier_target), (later, later_target) in itertools.pairwise(targets):
         assert later_target > earlier_target
         assert sizes[later] < sizes[earlier], (earlier, sizes[earlier], later, sizes[later])

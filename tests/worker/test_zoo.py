@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from backend.catalog import MODELS
+from core.catalog import MODELS
 from worker.training.tf import keras
 from worker.training.zoo import build_model, model_names
 

@@ -9,7 +9,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 
 import numpy as np
 
-from backend.plans import RunPlan
+from core.plans import RunPlan
 from worker.training import export
 from worker.training.masks import MaskHistory
 from worker.training.reporting import Reporter

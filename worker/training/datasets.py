@@ -1,4 +1,4 @@
-"""Load the datasets named in `backend.catalog.DATASETS` as float32 images in [0, 1]."""
+"""Load the datasets named in `core.catalog.DATASETS` as float32 images in [0, 1]."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from backend.catalog import DATASETS, DatasetInfo
+from core.catalog import DATASETS, DatasetInfo
 
 # digits has no official split: a fixed permutation makes it the same everywhere.
 _DIGITS_SPLIT_SEED = 0

@@ -6,9 +6,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from backend.artifacts.storage import ARTIFACT_FILE_NAMES
-from backend.plans import RunPlan
-from backend.specs import RunSpec
+from core.exports import ARTIFACT_FILE_NAMES
+from core.plans import RunPlan
+from core.specs import RunSpec
 from worker.training import export, export_tflite
 from worker.training.datasets import Dataset
 from worker.training.masks import MaskHistory

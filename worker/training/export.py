@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from backend.artifacts.storage import ARTIFACT_FILE_NAMES, EXPORT_FORMATS, file_digest, zipped_size
+from core.exports import ARTIFACT_FILE_NAMES, EXPORT_FORMATS, file_digest, zipped_size
 from worker.training.tf import PruneLowMagnitude, keras, tf, tfmot
 
 # The level at which weight bytes are compressed while training (zlib's default trade-off).

@@ -9,11 +9,11 @@ from typing import Any
 
 import numpy as np
 
-from backend.artifacts.storage import ARTIFACT_FILE_NAMES
-from backend.plans import RunPlan, split_sizes
-from backend.recipes import LotteryTicketRecipe, SensitivityRecipe
-from backend.scope import DENSE_RUN, LayerDecision
-from backend.specs import RunSpec
+from core.exports import ARTIFACT_FILE_NAMES
+from core.plans import RunPlan, split_sizes
+from core.recipes import LotteryTicketRecipe, SensitivityRecipe
+from core.scope import DENSE_RUN, LayerDecision
+from core.specs import RunSpec
 from worker.training import export
 from worker.training.callbacks import PruningReporter, TrainingStopped
 from worker.training.datasets import Dataset, load_dataset
@@ -22,8 +22,8 @@ from worker.training.pruning import coverage_report, dense_decisions, prune_mode
 from worker.training.recipes import lottery, sensitivity
 from worker.training.recipes.start import starting_model
 from worker.training.reporting import Reporter
-from worker.training.schedules import tfmot_schedule
 from worker.training.tf import keras, tfmot
+from worker.training.tfmot_schedules import tfmot_schedule
 from worker.training.verify import verify_export
 
 __all__ = ["TrainingResult", "build_pruned_model", "compile_model", "split_validation", "tfmot_schedule", "train"]

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import numpy as np
 
-from backend.artifacts.storage import file_digest
-from backend.plans import RunPlan
-from backend.specs import BlockSparsity, MByNSparsity, RunSpec
+from core.exports import file_digest
+from core.plans import RunPlan
+from core.specs import BlockSparsity, MByNSparsity, RunSpec
 from worker.training.tf import PruneLowMagnitude, keras, pruning_utils, tf
 
 

@@ -1,10 +1,10 @@
-"""The model zoo: every model named in `backend.catalog.MODELS`, built as a tf-keras Sequential."""
+"""The model zoo: every model named in `core.catalog.MODELS`, built as a tf-keras Sequential."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-from backend.catalog import MODELS
+from core.catalog import MODELS
 from worker.training.tf import keras
 
 

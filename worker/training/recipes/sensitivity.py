@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from backend.schedules import kept_count
+from core.schedule_math import kept_count
 from worker.training.pruning import prunable_weights
 from worker.training.reporting import Reporter
 from worker.training.tf import keras

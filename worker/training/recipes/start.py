@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from backend.plans import RunPlan
-from backend.recipes import upload_id
-from backend.specs import RunSpec
+from core.plans import RunPlan
+from core.recipes import upload_id
+from core.specs import RunSpec
 from worker.training.pruning import preflight_model
 from worker.training.tf import keras
 from worker.training.uploaded_models import load_uploaded_model

@@ -1,0 +1,1 @@
+"""The dashboard: static pages and ES modules, shipped inside the wheel and served by the API."""

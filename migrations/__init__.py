@@ -1,0 +1,1 @@
+"""Alembic migrations, shipped inside the wheel and found with importlib.resources."""
