@@ -164,3 +164,22 @@ def test_deleting_a_compacted_run_removes_its_chunks(client: TestClient) -> None
     with session_scope() as session:
         for table in (MetricChunk, MetricSeries, Metric):
             assert session.scalar(select(func.count()).select_from(table).where(table.run_id == run_id)) == 0
+
+
+def test_runs_finished_before_compaction_existed_are_compacted_by_the_reaper_and_the_cli(settings: object) -> None:
+    from backend.cli import main
+    from backend.runs import reaper
+
+    first, second = queued_run(), queued_run()
+    for run_id in (first, second):
+        log_steps(run_id, range(1, 501))
+        finish(run_id)
+    assert reaper.reap_once(settings).compacted == [first, second]  # type: ignore[arg-type]
+    assert hot_count(first) == hot_count(second) == 0
+    third = queued_run()
+    log_steps(third, range(1, 501))
+    finish(third, RunStatus.FAILED)
+    assert main(["compact"]) == 0
+    assert hot_count(third) == 0
+    with session_scope() as session:
+        assert read_series(session, third, ["noisy_loss"])["noisy_loss"].steps == list(range(1, 501))
