@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed-stamp
 MLFLOW_VENV := .venv-mlflow
 MLFLOW_VERSION ?= 3.17.2
 
-.PHONY: run test lint bench bench-quick mlflow-venv browser clean
+.PHONY: run test lint bench bench-quick mlflow-venv browser netns-tools clean
 
 $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -23,7 +23,13 @@ run: $(STAMP)
 browser:
 	@command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; }
 
-test: $(STAMP) browser
+# ip, tc and socat for the tests that put a worker in its own network namespace (as root; without them,
+# or without root, those tests run the worker on loopback instead).
+netns-tools:
+	@command -v socat >/dev/null && command -v ip >/dev/null && command -v tc >/dev/null || \
+	  { [ "$$(id -u)" = 0 ] && apt-get update -qq && apt-get install -y -qq socat iproute2 >/dev/null; } || true
+
+test: $(STAMP) browser netns-tools
 	$(BIN)/python -m pytest
 
 LINTED := core backend worker harness tests migrations bench

@@ -107,11 +107,59 @@ def missing_worker_extra(command: str) -> bool:
     return True
 
 
+class SupervisedWorker:
+    """The embedded worker, started again with backoff when it dies (killed, out of memory) while the API runs.
+
+    The wait doubles from `first_backoff_s` up to `max_backoff_s` and starts over once a worker has lived
+    `healthy_after_s`; the run it was training is requeued by the reaper and resumes from its checkpoint.
+    """
+
+    def __init__(
+        self,
+        command: list[str],
+        first_backoff_s: float = 1.0,
+        max_backoff_s: float = 60.0,
+        healthy_after_s: float = 60.0,
+    ) -> None:
+        self.command = command
+        self.first_backoff_s = first_backoff_s
+        self.max_backoff_s = max_backoff_s
+        self.healthy_after_s = healthy_after_s
+        self.backoff_s = first_backoff_s
+        self.restarts = 0
+        self.process: subprocess.Popen[bytes] = self._start()
+        self._restart_at: float | None = None
+
+    def _start(self) -> subprocess.Popen[bytes]:
+        # Own session: the terminal's Ctrl-C reaches only `prunelab run`, which stops both in order.
+        process = subprocess.Popen(self.command, start_new_session=True)
+        self._started_at = time.monotonic()
+        print(f"PruneLab worker started (pid {process.pid})", flush=True)
+        return process
+
+    def check(self) -> None:
+        """Start the worker again once its backoff has passed, if it died."""
+        now = time.monotonic()
+        if self._restart_at is None:
+            code = self.process.poll()
+            if code is None:
+                return
+            if now - self._started_at >= self.healthy_after_s:
+                self.backoff_s = self.first_backoff_s
+            self._restart_at = now + self.backoff_s
+            print(f"PruneLab worker exited with code {code}; restarting it in {self.backoff_s:.0f} s "
+                  f"(restart {self.restarts + 1})", flush=True)  # fmt: skip
+            self.backoff_s = min(self.backoff_s * 2, self.max_backoff_s)
+        elif now >= self._restart_at:
+            self._restart_at = None
+            self.restarts += 1
+            self.process = self._start()
+
+
 def run_all(settings: Settings) -> int:
-    """Migrate, then run the API and one worker until Ctrl-C or until one of them exits."""
+    """Migrate, then run the API and one worker until Ctrl-C or until the API exits; a dead worker is restarted."""
     migrate(settings)
-    # Own sessions: the terminal's Ctrl-C reaches only this process, which stops both in order.
-    worker = subprocess.Popen(worker_command(settings), start_new_session=True)
+    worker = SupervisedWorker(worker_command(settings))
     api = subprocess.Popen(api_command(settings), start_new_session=True)
     print(f"PruneLab is starting on http://{settings.host}:{settings.port}  (Ctrl-C stops it)", flush=True)
     stopping = False
@@ -123,11 +171,12 @@ def run_all(settings: Settings) -> int:
     signal.signal(signal.SIGINT, request_stop)
     signal.signal(signal.SIGTERM, request_stop)
     try:
-        while not stopping and api.poll() is None and worker.poll() is None:
+        while not stopping and api.poll() is None:
+            worker.check()
             time.sleep(0.2)
     finally:
         print("PruneLab is stopping: a running training is interrupted and marked failed.", flush=True)
-        _stop([api, worker])
+        _stop([api, worker.process])
     crashed = not stopping
     return 1 if crashed else 0
 

@@ -12,9 +12,11 @@ from pydantic import BaseModel
 from core.errors import (
     ArtifactCorrupted,
     ArtifactNotFound,
+    ArtifactStoreUnavailable,
     InvalidSpec,
     InvalidUpload,
     PruneLabError,
+    RangeNotSatisfiable,
     RunNotFound,
     RunStateConflict,
     UploadNotFound,
@@ -44,6 +46,8 @@ STATUS_CODES: tuple[tuple[type[PruneLabError], int], ...] = (
     (ArtifactNotFound, 404),
     (ArtifactCorrupted, 409),
     (RunStateConflict, 409),
+    (RangeNotSatisfiable, 416),
+    (ArtifactStoreUnavailable, 503),
 )
 
 UNION_TAGS = frozenset(SCHEDULE_KINDS + STRUCTURE_KINDS + RECIPE_KINDS)
@@ -78,7 +82,8 @@ def install_handlers(app: FastAPI) -> None:
             detail = [_error_item(("body", *exc.field), exc.message, "invalid_upload")]
         else:
             detail = exc.message
-        return JSONResponse(status_code=status_code(exc), content={"detail": detail})
+        headers = {"Content-Range": f"bytes */{exc.size_bytes}"} if isinstance(exc, RangeNotSatisfiable) else None
+        return JSONResponse(status_code=status_code(exc), content={"detail": detail}, headers=headers)
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:

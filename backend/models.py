@@ -93,6 +93,10 @@ class Run(Base):
     parent_run_id: Mapped[int | None] = mapped_column(
         ForeignKey("runs.id", ondelete="SET NULL"), index=True, default=None
     )
+    # The latest epoch-end checkpoint in the artifact store ({"key", "epoch", "step", "size_bytes", "sha256",
+    # "attempt"}): recorded, fenced on the attempt, only once it is completely written and verified; a requeued
+    # attempt resumes from it. Cleared, and the checkpoint objects removed, when the run ends.
+    checkpoint: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
 
     artifacts: Mapped[list[Artifact]] = relationship(
         back_populates="run", cascade="all, delete-orphan", passive_deletes=True, order_by="Artifact.format"
@@ -164,6 +168,9 @@ class Artifact(Base):
     size_bytes: Mapped[int] = mapped_column(BigInteger)
     zip_size_bytes: Mapped[int] = mapped_column(BigInteger)
     sha256: Mapped[str] = mapped_column(String(64))
+    # The store's version of the object whose sha256 was checked at write (S3 ETag, a local file's identity):
+    # while the store reports the same, a download need not re-hash it.
+    storage_version: Mapped[str | None] = mapped_column(String(200), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
     run: Mapped[Run] = relationship(back_populates="artifacts")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -18,7 +19,20 @@ class Settings(BaseSettings):
         "", description="Celery broker URL; default: kombu's SQLAlchemy transport on SQLite in `home`."
     )
     queue: str = Field("prunelab", description="Celery queue that runs are sent to.")
-    artifact_dir: Path | None = Field(None, description="Where stripped models are stored; default: `home`/artifacts.")
+    artifact_url: str = Field(
+        "",
+        description="Where every artifact (models, uploads, checkpoints) is stored: `file:///absolute/path` or "
+        "`s3://bucket/prefix`; default: `file://` + `home`/artifacts.",
+    )
+    artifact_dir: Path | None = Field(
+        None, description="The artifact folder of a `file://` store (older setting; `artifact_url` wins)."
+    )
+    s3_endpoint_url: str = Field(
+        "", description="S3-compatible endpoint (MinIO, moto); empty: AWS. Credentials: AWS_ACCESS_KEY_ID etc."
+    )
+    store_attempts: int = Field(4, ge=1, description="Tries of one artifact write or read before it fails.")
+    store_backoff_s: float = Field(1.0, ge=0, description="Wait before the second try; doubled before each next.")
+    store_timeout_s: float = Field(60, gt=0, description="Longest one request to the object store may take.")
     data_dir: Path | None = Field(
         None, description="Where datasets are read from and downloaded to; default: `home`/datasets."
     )
@@ -52,8 +66,9 @@ class Settings(BaseSettings):
             self.database_url = f"sqlite:///{home / 'prunelab.sqlite'}"
         if not self.broker_url:
             self.broker_url = f"sqla+sqlite:///{home / 'broker.sqlite'}"
-        if self.artifact_dir is None:
-            self.artifact_dir = home / "artifacts"
+        if not self.artifact_url:
+            self.artifact_url = (self.artifact_dir or home / "artifacts").resolve().as_uri()
+        self.artifact_dir = artifact_folder(self.artifact_url)
         if self.data_dir is None:
             self.data_dir = home / "datasets"
         if "*" in self.cors_origin_list and self.cors_allow_credentials:
@@ -77,8 +92,20 @@ class Settings(BaseSettings):
 
     def ensure_dirs(self) -> None:
         for folder in (self.home, self.artifact_dir, self.data_dir):
-            assert folder is not None
-            folder.mkdir(parents=True, exist_ok=True)
+            if folder is not None:  # an object store has no local folder
+                folder.mkdir(parents=True, exist_ok=True)
+
+
+def artifact_folder(url: str) -> Path | None:
+    """The local folder of a `file://` artifact URL, None for `s3://`; a ValueError naming the setting otherwise."""
+    parts = urlsplit(url)
+    if parts.scheme == "file" and parts.netloc in ("", "localhost") and parts.path.startswith("/"):
+        return Path(unquote(parts.path))
+    if parts.scheme == "s3" and parts.netloc and not parts.query and not parts.fragment:
+        return None
+    raise ValueError(
+        f"PRUNELAB_ARTIFACT_URL must be file:///absolute/folder or s3://bucket/optional/prefix, not {url!r}"
+    )
 
 
 @lru_cache

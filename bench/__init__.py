@@ -16,4 +16,5 @@ BENCHMARKS_EXPECTED_FIGURES = {
         "runs_per_minute_1_worker_postgresql",
         "runs_per_minute_2_workers_postgresql",
     ),
+    "downloads": ("local_mb_per_s", "s3_mb_per_s", "s3_over_local", "s3_over_local_ranged"),
 }

@@ -10,14 +10,14 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from bench import ingestion, published_results, queue_throughput, readback, series_store, training_overhead
+from bench import downloads, ingestion, published_results, queue_throughput, readback, series_store, training_overhead
 from bench.machine import describe
 from bench.report import Result, render, write_charts
 from harness.stack import REPO, shared_data_dir
 
 BENCHMARKS = {
     module.NAME: module
-    for module in (training_overhead, published_results, ingestion, readback, series_store, queue_throughput)
+    for module in (training_overhead, published_results, ingestion, readback, series_store, queue_throughput, downloads)
 }
 
 
@@ -92,6 +92,14 @@ def closing_note(results: dict[str, Result]) -> list[str]:
             f"{fmt(figure(name, 'first_step_ms_postgresql'), '{:,.0f}')} ms; "
             f"{fmt(figure(name, 'runs_per_minute_1_worker_postgresql'), '{:.1f}')} tiny runs/min with 1 worker, "
             f"{fmt(figure(name, 'runs_per_minute_2_workers_postgresql'), '{:.1f}')} with 2."
+        )
+    if downloads.NAME in results:
+        lines.append(
+            "Downloads through the API, S3 (moto_server) / local folder throughput: whole file "
+            f"{fmt(figure(downloads.NAME, 's3_over_local'))}, resumed half with Range "
+            f"{fmt(figure(downloads.NAME, 's3_over_local_ranged'))} "
+            f"({fmt(figure(downloads.NAME, 's3_mb_per_s'), '{:.0f}')} against "
+            f"{fmt(figure(downloads.NAME, 'local_mb_per_s'), '{:.0f}')} MB/s; {results[downloads.NAME].size})."
         )
     return lines
 

@@ -39,6 +39,18 @@ class ArtifactCorrupted(PruneLabError):
     """The stored file no longer matches the size and sha256 recorded when it was written."""
 
 
+class RangeNotSatisfiable(PruneLabError):
+    """A download range that starts past the end of the file."""
+
+    def __init__(self, size_bytes: int) -> None:
+        super().__init__(f"the requested range starts past the end of the {size_bytes}-byte file")
+        self.size_bytes = size_bytes
+
+
+class ArtifactStoreUnavailable(PruneLabError):
+    """The artifact store did not answer, after its retries; the message names it."""
+
+
 class InvalidUpload(PruneLabError):
     """An uploaded file that is refused: wrong kind, unsafe content, or not what it claims to be."""
 

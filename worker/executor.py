@@ -15,18 +15,27 @@ from pathlib import Path
 from typing import Any
 
 from celery.exceptions import SoftTimeLimitExceeded
-from sqlalchemy import delete, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
-from backend.artifacts.storage import ArtifactStore, artifact_key, get_store
+from backend.artifacts.service import discard_checkpoints
+from backend.artifacts.storage import (
+    ArtifactStore,
+    Recorded,
+    StoreUnavailable,
+    artifact_key,
+    attempt_prefix,
+    get_store,
+)
 from backend.db import session_scope
 from backend.metrics.compaction import compact_run
-from backend.models import Artifact, Run, RunStatus, utcnow
+from backend.models import Artifact, Run, RunStatus, Upload, utcnow
 from backend.runs import links, sources
 from backend.settings import Settings, get_settings
 from core.plans import RunPlan
 from core.recipes import upload_id
 from core.specs import RunSpec
+from worker.checkpoints import RunCheckpoints
 from worker.db_reporter import DatabaseReporter
 from worker.lifecycle import listen_for_shutdown, shutdown_requested
 
@@ -39,6 +48,7 @@ class Claim:
     attempt: int
     spec: RunSpec
     plan: RunPlan
+    checkpoint: dict[str, Any] | None = None  # the latest checkpoint of an earlier attempt, to resume from
 
 
 def claim_run(run_id: int, worker_name: str) -> Claim | None:
@@ -57,18 +67,19 @@ def claim_run(run_id: int, worker_name: str) -> Claim | None:
                 started_at=now,
                 error=None,
             )
-            .returning(Run.attempt, Run.spec, Run.plan)
+            .returning(Run.attempt, Run.spec, Run.plan, Run.checkpoint)
         ).first()
     if row is None:
         return None
-    return Claim(run_id, row.attempt, RunSpec.model_validate(row.spec), RunPlan.model_validate(row.plan))
+    spec, plan = RunSpec.model_validate(row.spec), RunPlan.model_validate(row.plan)
+    return Claim(run_id, row.attempt, spec, plan, row.checkpoint)
 
 
 def _fenced_finish(session: Session, claim: Claim, status: RunStatus, **values: Any) -> bool:
     held = session.execute(
         update(Run)
         .where(Run.id == claim.run_id, Run.attempt == claim.attempt, Run.status == RunStatus.RUNNING)
-        .values(status=status, finished_at=utcnow(), heartbeat_at=utcnow(), **values)
+        .values(status=status, finished_at=utcnow(), heartbeat_at=utcnow(), checkpoint=None, **values)
         .returning(Run.id)
     ).first()
     if held is not None and status != RunStatus.SUCCEEDED:
@@ -95,6 +106,7 @@ def _store_exports(store: ArtifactStore, claim: Claim, exports: dict[str, Path])
                 size_bytes=stored.size_bytes,
                 zip_size_bytes=stored.zip_size_bytes,
                 sha256=stored.sha256,
+                storage_version=stored.version,
             )
         )
     return artifacts
@@ -112,18 +124,23 @@ def succeed_run(claim: Claim, summary: dict[str, Any], artifacts: list[Artifact]
     return True
 
 
-def starting_model_path(claim: Claim, store: ArtifactStore) -> Path | None:
-    """The local file the run starts from: its base run's stripped .keras model, or its uploaded model."""
+def starting_model_path(claim: Claim, store: ArtifactStore, scratch: Path) -> Path | None:
+    """The run's starting model (its base run's stripped .keras model, or its upload), fetched and checked."""
     with session_scope() as session:
         if claim.plan.base_run_id is not None:
             key = sources.base_model_key(session, claim.plan.base_run_id)
             if key is None:
                 raise FileNotFoundError(f"base run {claim.plan.base_run_id} has no .keras model")
+            row: Artifact | Upload | None = session.scalar(
+                select(Artifact).where(Artifact.run_id == claim.plan.base_run_id, Artifact.storage_key == key)
+            )
         elif (upload := upload_id(claim.spec.recipe)) is not None:
-            key = sources.model_upload(session, upload).storage_key
+            row = session.get(Upload, sources.model_upload(session, upload).upload_id)
         else:
             return None
-    return store.local_path(key)
+        assert row is not None
+        recorded = Recorded(row.storage_key, row.size_bytes, row.sha256)
+    return store.fetch_to(recorded, scratch / "start.keras")
 
 
 def execute_run(run_id: int, worker_name: str, settings: Settings | None = None) -> str:
@@ -139,18 +156,24 @@ def execute_run(run_id: int, worker_name: str, settings: Settings | None = None)
     try:
         from worker.training.train import train  # TensorFlow loads here, in the pool process
 
-        assert settings.data_dir is not None and settings.artifact_dir is not None
+        assert settings.data_dir is not None
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-        store = get_store(settings.artifact_dir)
-        start_model = starting_model_path(claim, store)
-        with tempfile.TemporaryDirectory(prefix=f"prunelab-run{run_id}-") as scratch:
+        store = get_store(settings)
+        scratch_root = settings.home / "scratch"  # this machine's disk; nothing here is shared with the API
+        scratch_root.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(prefix=f"run{run_id}-", dir=scratch_root) as scratch:
+            start_model = starting_model_path(claim, store, Path(scratch))
+            checkpoints = RunCheckpoints(store, run_id, claim.attempt, claim.checkpoint, reporter, Path(scratch))
+            output_dir = Path(scratch) / "output"
+            output_dir.mkdir()
             result = train(
                 claim.spec,
                 claim.plan,
                 reporter,
                 data_dir=settings.data_dir,
-                output_dir=Path(scratch),
+                output_dir=output_dir,
                 start_model=start_model,
+                checkpoints=checkpoints,
             )
             # Stored while the reporter still beats: saving a large model must not look like a dead worker.
             artifacts = _store_exports(store, claim, result.exports)
@@ -159,26 +182,27 @@ def execute_run(run_id: int, worker_name: str, settings: Settings | None = None)
                 return "lost"
             if result.cancelled:
                 if reporter.cancelled.is_set():
-                    finish_run(claim, RunStatus.CANCELLED)
-                    return "cancelled"
-                finish_run(claim, RunStatus.FAILED, error="interrupted: the worker was shut down during training")
-                return "interrupted"
+                    return _ended(claim, store, finish_run(claim, RunStatus.CANCELLED), "cancelled")
+                interrupted = finish_run(
+                    claim, RunStatus.FAILED, error="interrupted: the worker was shut down during training"
+                )
+                return _ended(claim, store, interrupted, "interrupted")
             summary = {**result.summary, "wall_time_s": round(time.monotonic() - started, 3)}
-            return "succeeded" if succeed_run(claim, summary, artifacts) else "lost"
+            return _ended(claim, store, succeed_run(claim, summary, artifacts), "succeeded")
     except SoftTimeLimitExceeded:
         reporter.close()
-        finish_run(
+        failed = finish_run(
             claim,
             RunStatus.FAILED,
             error=f"time limit: the run exceeded its soft time limit of {settings.run_soft_time_limit_s} s "
             f"(PRUNELAB_RUN_TIME_LIMIT_S={settings.run_time_limit_s})",
         )
-        return "failed"
+        return _ended(claim, get_store(settings), failed, "failed")
     except Exception as error:
         log.exception("run %s failed", run_id)
         reporter.close()
-        finish_run(claim, RunStatus.FAILED, error=f"{type(error).__name__}: {error}")
-        return "failed"
+        failed = finish_run(claim, RunStatus.FAILED, error=f"{type(error).__name__}: {error}")
+        return _ended(claim, get_store(settings), failed, "failed", partial_files=True)
     finally:
         reporter.close()
         compact_quietly(run_id)
@@ -190,3 +214,16 @@ def compact_quietly(run_id: int) -> None:
         compact_run(run_id)
     except Exception:
         log.exception("compacting the metrics of run %s failed; the reaper's pass will retry", run_id)
+
+
+def _ended(claim: Claim, store: ArtifactStore, recorded: bool, outcome: str, partial_files: bool = False) -> str:
+    """After this attempt recorded how the run ended: its checkpoints go (and a failed attempt's files)."""
+    if not recorded:
+        return "lost"
+    discard_checkpoints(claim.run_id, store)
+    if partial_files:
+        try:  # files stored before the failure: never listed, never offered, so removed
+            store.delete_prefix(attempt_prefix(claim.run_id, claim.attempt))
+        except (StoreUnavailable, OSError):
+            log.warning("could not delete the files of failed run %s attempt %s", claim.run_id, claim.attempt)
+    return outcome

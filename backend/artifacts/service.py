@@ -1,31 +1,119 @@
-"""The artifact store as the API uses it: one per request, and only files that still match their recorded hash."""
+"""The artifact store as the API uses it: one per process, and only objects that still hold their recorded bytes."""
 
 from __future__ import annotations
 
+import io
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Annotated, BinaryIO
 
 from fastapi import Depends
+from pydantic import BaseModel
 
-from backend.artifacts.storage import ArtifactStore, StoredFileMismatch, get_store
-from backend.models import Artifact
+from backend.artifacts.storage import (
+    ArtifactStore,
+    ObjectStream,
+    Recorded,
+    StoredFileMismatch,
+    StoreUnavailable,
+    checkpoint_prefix,
+    get_store,
+)
+from backend.models import Artifact, Run
 from backend.settings import get_settings
-from core.errors import ArtifactCorrupted, ArtifactNotFound
+from core.errors import ArtifactCorrupted, ArtifactNotFound, ArtifactStoreUnavailable
+
+log = logging.getLogger(__name__)
 
 
 def artifact_store() -> ArtifactStore:
-    root = get_settings().artifact_dir
-    assert root is not None
-    return get_store(root)
+    return get_store(get_settings())
 
 
 StoreDep = Annotated[ArtifactStore, Depends(artifact_store)]
 
 
-def open_checked(store: ArtifactStore, artifact: Artifact, what: str) -> BinaryIO:
-    """The artifact's file, opened only if it still matches its row; domain errors otherwise."""
+def recorded(artifact: Artifact) -> Recorded:
+    return Recorded(artifact.storage_key, artifact.size_bytes, artifact.sha256, artifact.storage_version)
+
+
+@contextmanager
+def store_errors(what: str) -> Iterator[None]:
+    """The store's failures as domain errors naming `what`."""
     try:
-        return store.open_verified(artifact.storage_key, artifact.size_bytes, artifact.sha256)
+        yield
     except FileNotFoundError:
         raise ArtifactNotFound(f"{what} is missing from the artifact store") from None
     except StoredFileMismatch:
         raise ArtifactCorrupted(f"{what} no longer matches its recorded sha256; it is not served") from None
+    except StoreUnavailable as error:
+        raise ArtifactStoreUnavailable(f"{what} cannot be read now: {error}") from None
+
+
+def open_stream(
+    store: ArtifactStore, artifact: Artifact, what: str, start: int = 0, end: int | None = None
+) -> ObjectStream:
+    """Bytes [start, end) of the artifact, once the store shows it is still the object verified at write."""
+    with store_errors(what):
+        return store.stream(recorded(artifact), start, end)
+
+
+def open_checked(store: ArtifactStore, artifact: Artifact, what: str) -> BinaryIO:
+    """The artifact in memory, as a seekable file (small files: mask pictures), if it still matches its row."""
+    stream = open_stream(store, artifact, what)
+    try:
+        with store_errors(what):
+            return io.BytesIO(b"".join(stream.chunks))
+    finally:
+        stream.release()
+
+
+class ArtifactCheck(BaseModel):
+    format: str
+    ok: bool
+    size_bytes: int
+    sha256: str
+    problem: str | None = None
+
+
+class IntegrityReport(BaseModel):
+    run_id: int
+    ok: bool
+    files: list[ArtifactCheck]
+
+
+def check_run_files(store: ArtifactStore, run: Run) -> IntegrityReport:
+    """Read every stored file of the run in full and compare its size and sha256 with its row."""
+    files = []
+    for artifact in sorted(run.artifacts, key=lambda a: a.format):
+        problem = None
+        try:
+            size, sha256 = store.digest(artifact.storage_key)
+        except FileNotFoundError:
+            problem = "missing from the artifact store"
+        except StoreUnavailable as error:
+            raise ArtifactStoreUnavailable(f"the files of run {run.id} cannot be checked now: {error}") from None
+        else:
+            if size != artifact.size_bytes:
+                problem = f"{size} bytes stored, {artifact.size_bytes} recorded"
+            elif sha256 != artifact.sha256:
+                problem = "sha256 differs from the recorded one"
+        files.append(
+            ArtifactCheck(
+                format=artifact.format,
+                ok=problem is None,
+                size_bytes=artifact.size_bytes,
+                sha256=artifact.sha256,
+                problem=problem,
+            )
+        )
+    return IntegrityReport(run_id=run.id, ok=all(check.ok for check in files), files=files)
+
+
+def discard_checkpoints(run_id: int, store: ArtifactStore | None = None) -> None:
+    """Delete every checkpoint of a run that ended; a store that cannot be reached is logged, not raised."""
+    try:
+        (store or get_store(get_settings())).delete_prefix(checkpoint_prefix(run_id))
+    except Exception:
+        log.warning("could not delete the checkpoints of run %s", run_id, exc_info=True)

@@ -1,11 +1,14 @@
-"""Where run artifacts live. The worker writes, the API reads; neither knows the backend.
+"""Where artifacts live: the one storage interface. The worker writes, the API reads; neither knows the backend.
 
-Keys are built by `artifact_key` (and `upload_key`) from ids and known formats, never
-from user input, and the store checks every key anyway: plain segments only, and the
-resolved path (symlinks followed) must stay inside the root. A file becomes visible
-under its key only once complete (written to a `.partial-*` name, fsynced, renamed),
-so a reader never sees a partial artifact; a partial left by a killed writer is never
-served (no key can name it) and is removed by `remove_stale_partials`.
+Two backends: a local folder (`file:///path`, this module) and any S3-compatible server
+(`s3://bucket/prefix`, `backend.artifacts.s3`), chosen by `PRUNELAB_ARTIFACT_URL`. Keys are
+built by `artifact_key`, `upload_key` and `checkpoint_key` from ids and known formats, never
+from user input, and each store checks every key anyway. An object becomes visible under its
+key only once complete (a local file is written to a `.partial-*` name, fsynced and renamed;
+an S3 object appears when its upload completes), and `put_file` reads back what the store
+holds and checks its sha256 before returning, so a row recorded from its `StoredFile` names
+a complete, verified object. The returned `version` (a local file's identity, an S3 ETag)
+lets readers skip re-hashing while the object is unchanged.
 """
 
 from __future__ import annotations
@@ -15,15 +18,23 @@ import os
 import re
 import shutil
 import tempfile
+import threading
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
-from typing import BinaryIO, Protocol
+from typing import TYPE_CHECKING, BinaryIO, Protocol
+
+if TYPE_CHECKING:
+    from backend.settings import Settings
 
 from core.exports import ARTIFACT_FILE_NAMES, file_digest, zipped_size
 
 UPLOAD_FILES: dict[str, str] = {"model": "model.keras", "dataset": "dataset.npz"}
+CHECKPOINT_FILE = "checkpoint.npz"
 PARTIAL_PREFIX = ".partial-"
+CHUNK_BYTES = 1 << 20
 # A key segment starts with a letter or digit (so never '.', '..' or a partial) and holds no separator,
 # percent sign, backslash or NUL.
 KEY_SEGMENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}")
@@ -38,6 +49,10 @@ class StoredFileMismatch(Exception):
     """A stored file whose size or sha256 differs from what was recorded when it was written."""
 
 
+class StoreUnavailable(Exception):
+    """The artifact store failed an operation after its retries; the message names the store."""
+
+
 def run_prefix(run_id: int) -> str:
     return f"runs/{int(run_id)}"
 
@@ -47,6 +62,20 @@ def artifact_key(run_id: int, attempt: int, export_format: str) -> str:
     if export_format not in ARTIFACT_FILE_NAMES:
         raise ValueError(f"unknown export format {export_format!r}")
     return f"{run_prefix(run_id)}/attempt-{int(attempt)}/{ARTIFACT_FILE_NAMES[export_format]}"
+
+
+def attempt_prefix(run_id: int, attempt: int) -> str:
+    return f"{run_prefix(run_id)}/attempt-{int(attempt)}"
+
+
+def checkpoint_prefix(run_id: int) -> str:
+    """Every checkpoint of a run, of every attempt: removed when the run ends."""
+    return f"{run_prefix(run_id)}/checkpoints"
+
+
+def checkpoint_key(run_id: int, attempt: int, epoch: int) -> str:
+    """Per attempt and epoch: a stale worker's checkpoint can never replace the one recorded for the run."""
+    return f"{checkpoint_prefix(run_id)}/attempt-{int(attempt)}/epoch-{int(epoch):05d}-{CHECKPOINT_FILE}"
 
 
 def upload_key(upload_id: int, kind: str) -> str:
@@ -70,30 +99,120 @@ class StoredFile:
     size_bytes: int
     zip_size_bytes: int
     sha256: str
+    version: str | None = None  # what the store reported for the verified object: unchanged while this matches
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """What a database row says of an object: a reader checks the store against it."""
+
+    key: str
+    size_bytes: int
+    sha256: str
+    version: str | None = None
+
+
+@dataclass(frozen=True)
+class ObjectStream:
+    """Bytes [start, end) of a recorded object, checked against its row; iterate once, then close."""
+
+    chunks: Iterator[bytes]
+    start: int
+    end: int
+    close: Callable[[], None] | None = None  # releases the handle the chunks are read from, if any
+
+    def release(self) -> None:
+        if self.close is not None:
+            self.close()
 
 
 class ArtifactStore(Protocol):
+    url: str  # the store's address without credentials, for messages
+
     def put_file(self, key: str, source: Path) -> StoredFile:
-        """Copy a finished local file in under `key`, atomically."""
+        """Copy a finished local file in under `key`, atomically; verified (sha256 read back) before returning."""
 
-    def local_path(self, key: str) -> Path:
-        """A local file holding the artifact, for the API to stream."""
+    def put_bytes(self, key: str, data: bytes) -> StoredFile:
+        """`put_file` for bytes in memory (small objects: compacted chunks, manifests)."""
 
-    def open_verified(self, key: str, size_bytes: int, sha256: str) -> BinaryIO:
-        """An open handle on the artifact, after checking it still has the recorded size and sha256."""
+    def exists(self, key: str) -> bool:
+        """Whether an object is stored under `key`."""
+
+    def get_bytes(self, key: str) -> bytes:
+        """The whole object (small objects only); FileNotFoundError if absent."""
+
+    def stream(self, recorded: Recorded, start: int = 0, end: int | None = None) -> ObjectStream:
+        """Bytes [start, end) of the object, after checking it is still the recorded one (re-hashing only
+        when its version differs); FileNotFoundError if absent, StoredFileMismatch if it changed."""
+
+    def fetch_to(self, recorded: Recorded, target: Path) -> Path:
+        """Download the object to a local file, checking its size and sha256 on the way."""
+
+    def digest(self, key: str) -> tuple[int, str]:
+        """Size and sha256 of the stored bytes, read in full: the on-demand integrity check."""
+
+    def list_keys(self, prefix: str) -> list[str]:
+        """Every key under `prefix/`, sorted."""
+
+    def delete(self, key: str) -> None:
+        """Remove one object; nothing happens if it is absent."""
 
     def delete_prefix(self, prefix: str) -> None:
-        """Remove every artifact under `prefix` (a run's folder)."""
+        """Remove every object under `prefix` (a run's folder, its checkpoints)."""
 
     def remove_stale_partials(self, older_than_s: float) -> int:
         """Delete temporary files of writes that never completed."""
 
 
+def check_digest(key: str, recorded: Recorded, size: int, sha256: str) -> None:
+    if size != recorded.size_bytes:
+        raise StoredFileMismatch(f"{key}: size differs from the recorded {recorded.size_bytes} bytes")
+    if sha256 != recorded.sha256:
+        raise StoredFileMismatch(f"{key}: sha256 differs from the recorded one")
+
+
+def byte_range(size: int, start: int, end: int | None) -> tuple[int, int]:
+    end = size if end is None else min(end, size)
+    if not 0 <= start <= end:
+        raise ValueError(f"byte range {start}-{end} is outside an object of {size} bytes")
+    return start, end
+
+
+class VerifiedVersions:
+    """Versions whose bytes were re-hashed and matched their row, so the next read need not hash them again."""
+
+    def __init__(self) -> None:
+        self._seen: dict[tuple[str, str], str] = {}
+        self._lock = threading.Lock()
+
+    def matches(self, recorded: Recorded, version: str | None) -> bool:
+        if version is None:
+            return False
+        if version == recorded.version:
+            return True
+        with self._lock:
+            return self._seen.get((recorded.key, version)) == recorded.sha256
+
+    def remember(self, recorded: Recorded, version: str | None) -> None:
+        if version is not None:
+            with self._lock:
+                if len(self._seen) > 10_000:
+                    self._seen.clear()
+                self._seen[(recorded.key, version)] = recorded.sha256
+
+
+def file_version(stat: os.stat_result) -> str:
+    """A local file's identity: any write changes its mtime and ctime, a replacement its inode."""
+    return f"{stat.st_ino:x}-{stat.st_size:x}-{stat.st_mtime_ns:x}-{stat.st_ctime_ns:x}"
+
+
 class LocalArtifactStore:
-    """Artifacts in a local folder (`PRUNELAB_ARTIFACT_DIR`)."""
+    """Artifacts in a local folder (`file:///path`)."""
 
     def __init__(self, root: Path) -> None:
         self.root = root.resolve()
+        self.url = self.root.as_uri()
+        self._verified = VerifiedVersions()
 
     def _path(self, key: str) -> Path:
         # resolve() follows symlinks: a link planted inside the root that points out is caught here.
@@ -108,20 +227,23 @@ class LocalArtifactStore:
         descriptor, temporary = tempfile.mkstemp(dir=target.parent, prefix=PARTIAL_PREFIX, suffix=target.suffix)
         try:
             with os.fdopen(descriptor, "wb") as handle, source.open("rb") as reader:
-                shutil.copyfileobj(reader, handle, 1 << 20)
+                shutil.copyfileobj(reader, handle, CHUNK_BYTES)
                 handle.flush()
                 os.fsync(handle.fileno())
-            stored = StoredFile(
-                key=key,
-                size_bytes=os.path.getsize(temporary),
-                zip_size_bytes=zipped_size(Path(temporary), arcname=target.name),
-                sha256=file_digest(Path(temporary)),
-            )
+            size = os.path.getsize(temporary)
+            zip_size = zipped_size(Path(temporary), arcname=target.name)
+            sha256 = file_digest(Path(temporary))  # what was written, read back
             os.replace(temporary, target)
         except BaseException:
             Path(temporary).unlink(missing_ok=True)
             raise
-        return stored
+        return StoredFile(key, size, zip_size, sha256, version=file_version(target.stat()))
+
+    def put_bytes(self, key: str, data: bytes) -> StoredFile:
+        with tempfile.TemporaryDirectory(prefix="prunelab-put-") as scratch:
+            source = Path(scratch) / self._path(key).name
+            source.write_bytes(data)
+            return self.put_file(key, source)
 
     def local_path(self, key: str) -> Path:
         path = self._path(key)
@@ -129,22 +251,71 @@ class LocalArtifactStore:
             raise FileNotFoundError(key)
         return path
 
-    def open_verified(self, key: str, size_bytes: int, sha256: str) -> BinaryIO:
+    def exists(self, key: str) -> bool:
+        return self._path(key).is_file()
+
+    def get_bytes(self, key: str) -> bytes:
+        return self.local_path(key).read_bytes()
+
+    def _open_checked(self, recorded: Recorded) -> BinaryIO:
         # Checked and served through one open handle: a file swapped in after the check is not what is sent.
-        handle = self.local_path(key).open("rb")
+        handle = self.local_path(recorded.key).open("rb")
         try:
-            if os.fstat(handle.fileno()).st_size != size_bytes:
-                raise StoredFileMismatch(f"{key}: size differs from the recorded {size_bytes} bytes")
-            digest = hashlib.sha256()
-            for chunk in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(chunk)
-            if digest.hexdigest() != sha256:
-                raise StoredFileMismatch(f"{key}: sha256 differs from the recorded one")
+            stat = os.fstat(handle.fileno())
+            if stat.st_size != recorded.size_bytes:
+                raise StoredFileMismatch(f"{recorded.key}: size differs from the recorded {recorded.size_bytes} bytes")
+            version = file_version(stat)
+            if not self._verified.matches(recorded, version):
+                digest = hashlib.sha256()
+                for chunk in iter(lambda: handle.read(CHUNK_BYTES), b""):
+                    digest.update(chunk)
+                check_digest(recorded.key, recorded, stat.st_size, digest.hexdigest())
+                self._verified.remember(recorded, version)
             handle.seek(0)
         except BaseException:
             handle.close()
             raise
         return handle
+
+    def open_verified(self, key: str, size_bytes: int, sha256: str, version: str | None = None) -> BinaryIO:
+        """An open handle on the artifact, after checking it still has the recorded size and sha256."""
+        return self._open_checked(Recorded(key, size_bytes, sha256, version))
+
+    def stream(self, recorded: Recorded, start: int = 0, end: int | None = None) -> ObjectStream:
+        handle = self._open_checked(recorded)
+        start, end = byte_range(recorded.size_bytes, start, end)
+        handle.seek(start)
+
+        def chunks() -> Iterator[bytes]:
+            left = end - start
+            while left > 0 and (chunk := handle.read(min(CHUNK_BYTES, left))):
+                left -= len(chunk)
+                yield chunk
+
+        return ObjectStream(chunks(), start, end, handle.close)
+
+    def fetch_to(self, recorded: Recorded, target: Path) -> Path:
+        handle = self._open_checked(recorded)
+        with handle, target.open("wb") as output:
+            shutil.copyfileobj(handle, output, CHUNK_BYTES)
+        return target
+
+    def digest(self, key: str) -> tuple[int, str]:
+        path = self.local_path(key)
+        return path.stat().st_size, file_digest(path)
+
+    def list_keys(self, prefix: str) -> list[str]:
+        folder = self._path(prefix)
+        if not folder.is_dir():
+            return []
+        return sorted(
+            path.relative_to(self.root).as_posix()
+            for path in folder.rglob("*")
+            if path.is_file() and not path.name.startswith(PARTIAL_PREFIX)
+        )
+
+    def delete(self, key: str) -> None:
+        self._path(key).unlink(missing_ok=True)
 
     def delete_prefix(self, prefix: str) -> None:
         shutil.rmtree(self._path(prefix), ignore_errors=True)
@@ -163,5 +334,17 @@ class LocalArtifactStore:
         return removed
 
 
-def get_store(root: Path) -> ArtifactStore:
+def get_store(where: Settings | Path) -> ArtifactStore:
+    """The store `PRUNELAB_ARTIFACT_URL` names (or a local folder), one per process and address."""
+    if isinstance(where, Path):
+        return _local_store(where.resolve())
+    if where.artifact_dir is not None:
+        return _local_store(where.artifact_dir.resolve())
+    from backend.artifacts.s3 import S3Options, s3_store  # obstore loads only where S3 is used
+
+    return s3_store(S3Options.from_settings(where))
+
+
+@lru_cache(maxsize=16)
+def _local_store(root: Path) -> LocalArtifactStore:
     return LocalArtifactStore(root)

@@ -17,8 +17,9 @@ One pass (run every `reaper_interval_s` by a thread in the API process, or once 
 Each pass also compacts the metric history of finished runs that still have hot rows (runs
 that finished before compaction existed, or whose worker died before compacting them).
 
-Metrics of a dead attempt stay. A requeued run trains again from step 1 with the same
-seed; its steps already stored are ignored (first write wins, ON CONFLICT DO NOTHING).
+Metrics of a dead attempt stay. A requeued run continues after its latest epoch-end checkpoint
+(worker/checkpoints.py), or from step 1 without one; steps stored twice keep the first write
+(ON CONFLICT DO NOTHING). A run failed here has its checkpoints deleted.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from functools import partial
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
+from backend.artifacts.service import discard_checkpoints
 from backend.artifacts.storage import get_store
 from backend.db import after_commit, session_scope
 from backend.metrics.compaction import compact_pending
@@ -63,7 +65,7 @@ def release_run(session: Session, run_id: int, attempt: int, reason: str, *, max
         values: dict[str, object] = {"status": RunStatus.QUEUED, "worker": None, "heartbeat_at": None}
         outcome = "requeued"
     else:
-        values = {"status": RunStatus.FAILED, "error": reason, "finished_at": utcnow()}
+        values = {"status": RunStatus.FAILED, "error": reason, "finished_at": utcnow(), "checkpoint": None}
         outcome = "failed"
     released = session.execute(update(Run).where(*fence).values(**values).returning(Run.id)).first()
     if released is None:
@@ -73,6 +75,7 @@ def release_run(session: Session, run_id: int, attempt: int, reason: str, *, max
         after_commit(session, lambda: enqueue_run(run_id))
     else:
         links.fail_waiting_runs(session, run_id, "failed")
+        after_commit(session, lambda: discard_checkpoints(run_id))
     return outcome
 
 
@@ -136,10 +139,9 @@ def reap_once(settings: Settings) -> ReaperReport:
 
 def remove_stale_partials(settings: Settings) -> int:
     """Temporary files of artifact writes killed midway, once older than any run may last."""
-    assert settings.artifact_dir is not None
-    if not settings.artifact_dir.is_dir():
+    if settings.artifact_dir is not None and not settings.artifact_dir.is_dir():
         return 0
-    return get_store(settings.artifact_dir).remove_stale_partials(settings.run_time_limit_s + 3600)
+    return get_store(settings).remove_stale_partials(settings.run_time_limit_s + 3600)
 
 
 class ReaperThread:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import logging
+
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
-from backend.artifacts.storage import ArtifactStore, run_prefix
+from backend.artifacts.storage import ArtifactStore, StoreUnavailable, run_prefix
 from backend.db import after_commit
 from backend.models import Run, RunStatus, utcnow
 from backend.queue.client import enqueue_run
@@ -14,6 +16,8 @@ from core.errors import RunNotFound, RunStateConflict
 from core.plans import RunPlan, resolve_plan
 from core.recipes import DenseRecipe, PretrainedRecipe, base_run_id, upload_id
 from core.specs import RunSpec
+
+log = logging.getLogger(__name__)
 
 
 def create_run(session: Session, spec: RunSpec) -> Run:
@@ -103,4 +107,12 @@ def delete_run(session: Session, store: ArtifactStore, run_id: int) -> None:
     links.fail_waiting_runs(session, run_id, "was deleted")
     session.delete(run)
     session.flush()
-    after_commit(session, lambda: store.delete_prefix(run_prefix(run_id)))
+    after_commit(session, lambda: _delete_files(store, run_id))
+
+
+def _delete_files(store: ArtifactStore, run_id: int) -> None:
+    # After the commit: the run is gone either way; files a store outage keeps are unreachable, not served.
+    try:
+        store.delete_prefix(run_prefix(run_id))
+    except StoreUnavailable as error:
+        log.warning("run %s was deleted but its files stay in the artifact store: %s", run_id, error)

@@ -10,6 +10,7 @@ from typing import Any, BinaryIO
 
 from sqlalchemy.orm import Session
 
+from backend.artifacts.service import store_errors
 from backend.artifacts.storage import ArtifactStore, upload_key
 from backend.models import Upload, UploadKind
 from backend.uploads.archives import UploadRejected
@@ -73,7 +74,8 @@ def store_upload(
         session.add(upload)
         session.flush()
         upload.storage_key = upload_key(upload.id, kind)
-        stored = store.put_file(upload.storage_key, path)
+        with store_errors(f"upload {upload.id}"):
+            stored = store.put_file(upload.storage_key, path)
     if (stored.size_bytes, stored.sha256) != (size, sha256):
         raise InvalidUpload("the upload changed while it was stored; send it again")
     session.flush()

@@ -128,6 +128,19 @@ class PruningReporter(keras.callbacks.Callback):
     def on_train_end(self, logs: Mapping[str, float] | None = None) -> None:
         self.close()
 
+    def drain(self) -> None:
+        """Wait for the snapshots handed to the background (so the mask history is complete)."""
+        while self._pending:
+            self._pending.popleft().result()
+
+    def resume(self, step: int, wall_time: float, measured_sparsity: float, layer_sparsity: dict[str, float]) -> None:
+        """Continue a run a checkpoint stopped at `step`: the next step logged is step + 1, its clock runs on."""
+        self.step = step
+        self._last_size_step = step  # the checkpointed epoch end already logged its size
+        self._started = time.monotonic() - wall_time
+        self.measured_sparsity = measured_sparsity
+        self.layer_sparsity = dict(layer_sparsity)
+
     def close(self) -> None:
         """Wait for the compressed sizes still being computed; re-raise any error of theirs."""
         if self._executor is not None:

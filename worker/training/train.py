@@ -16,8 +16,10 @@ from core.scope import DENSE_RUN, LayerDecision
 from core.specs import RunSpec
 from worker.training import export
 from worker.training.callbacks import PruningReporter, TrainingStopped
+from worker.training.checkpoints import Checkpointer, EpochCheckpoint, resume_from
 from worker.training.datasets import Dataset, load_dataset
 from worker.training.deliver import deliver
+from worker.training.epochs import epoch_batches, steps_per_epoch
 from worker.training.pruning import coverage_report, dense_decisions, prune_model
 from worker.training.recipes import lottery, sensitivity
 from worker.training.recipes.start import starting_model
@@ -87,20 +89,24 @@ def fit_epochs(
     data: tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray] | None],
     epochs: tuple[int, int],
     callbacks: list[keras.callbacks.Callback] | None = None,
+    checkpoint: keras.callbacks.Callback | None = None,
 ) -> bool:
-    """Train epochs [first, last) with tfmot's step callback and the reporter; returns whether it was stopped."""
+    """Train epochs [first, last) with tfmot's step callback and the reporter; returns whether it was stopped.
+
+    Each epoch reads the examples in the order (seed, epoch) gives (`epochs.epoch_order`), so a run resumed
+    from a checkpoint reads what it would have read; `checkpoint` runs last at each epoch end.
+    """
     (x_train, y_train), validation = data
     try:
         model.fit(
-            x_train,
-            y_train,
-            batch_size=spec.batch_size,
+            epoch_batches(x_train, y_train, spec.batch_size, spec.seed, epochs),
+            steps_per_epoch=steps_per_epoch(len(x_train), spec.batch_size),
             initial_epoch=epochs[0],
             epochs=epochs[1],
             validation_data=validation,
-            shuffle=True,
+            validation_batch_size=spec.batch_size,
             verbose=0,
-            callbacks=[tfmot.sparsity.keras.UpdatePruningStep(), *(callbacks or []), progress],
+            callbacks=[tfmot.sparsity.keras.UpdatePruningStep(), *(callbacks or []), progress, *_listed(checkpoint)],
         )
     except TrainingStopped:
         pass
@@ -117,10 +123,12 @@ def train(
     data_dir: Path | None,
     output_dir: Path,
     start_model: Path | None = None,
+    checkpoints: Checkpointer | None = None,
 ) -> TrainingResult:
     """Train the spec's recipe, report through `reporter`, and export the stripped model.
 
-    `start_model` is the local file a pretrained, uploaded_model or sensitivity run starts from.
+    `start_model` is the local file a pretrained, uploaded_model or sensitivity run starts from. With
+    `checkpoints`, training continues after the latest checkpoint and stores one at each epoch end.
     """
     started = time.monotonic()
     keras.utils.set_random_seed(spec.seed)
@@ -139,7 +147,14 @@ def train(
         initial = lottery.weight_snapshot(model) if spec.recipe.rewind_epoch == 0 else None
         rewind_point = lottery.RewindSnapshot(spec.recipe.rewind_epoch, initial)
         progress.epoch_metrics = {"phase": 1}
-    if plan.training_steps and fit_epochs(model, progress, spec, data, (0, spec.epochs), _listed(rewind_point)):
+    resumed = resume_from(checkpoints, model, progress, rewind_point)
+    first_epoch = resumed.epoch if resumed is not None else 0
+    saver = EpochCheckpoint(checkpoints, progress, output_dir, rewind_point) if checkpoints is not None else None
+    if (
+        plan.training_steps
+        and first_epoch < spec.epochs
+        and fit_epochs(model, progress, spec, data, (first_epoch, spec.epochs), _listed(rewind_point), saver)
+    ):
         return _cancelled(progress, started)
     if progress.step != plan.training_steps:
         raise RuntimeError(f"training ran {progress.step} steps, the plan {plan.training_steps}")
