@@ -1,7 +1,7 @@
 """metric series store: compacted chunks with a min/max pyramid
 
 Revision ID: i14_series_store
-Revises: 0004
+Revises: i12_object_store
 Create Date: 2026-11-26 10:00:00.000000
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "i14_series_store"
-down_revision: str | None = "0004"
+down_revision: str | None = "i12_object_store"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
