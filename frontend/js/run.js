@@ -191,6 +191,7 @@ function appendPoints(points) {
   let outgrown = false;
   for (const [key, fresh] of Object.entries(points)) {
     if (!CURVE_KEYS.includes(key) && !(layerKeys !== null && key.startsWith(LAYER_PREFIX))) continue;
+    if (key.startsWith(LAYER_PREFIX) && !layerKeys.includes(key)) layerKeys.push(key); // a layer's first pruning step
     const s = (series[key] ??= { steps: [], values: [], wall_times: [] });
     const last = s.steps.at(-1) ?? -1;
     fresh.steps.forEach((step, i) => {
@@ -216,8 +217,14 @@ async function fetchSeries(keys) {
   return (await api(`/api/runs/${runId}/metrics?${params}`)).series;
 }
 
+async function loadLayerKeys() {
+  const keys = await api(`/api/runs/${runId}/metric-keys`);
+  layerKeys = keys.map((entry) => entry.key).filter((key) => key.startsWith(LAYER_PREFIX));
+}
+
 async function loadSeries() {
   budget = pointBudget(document.getElementById("chart-loss"));
+  if (layerKeys !== null) await loadLayerKeys(); // layers logged since the section came into view
   series = { ...(await fetchSeries(CURVE_KEYS)), ...(layerKeys ? await fetchSeries(layerKeys) : {}) };
 }
 
@@ -227,8 +234,7 @@ function loadLayersWhenVisible() {
   const observer = new IntersectionObserver(async (entries) => {
     if (!entries.some((entry) => entry.isIntersecting)) return;
     observer.disconnect();
-    const keys = await api(`/api/runs/${runId}/metric-keys`);
-    layerKeys = keys.map((entry) => entry.key).filter((key) => key.startsWith(LAYER_PREFIX));
+    await loadLayerKeys();
     Object.assign(series, await fetchSeries(layerKeys));
     drawLayers();
   }, { rootMargin: "100% 0px" });
