@@ -215,7 +215,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from backend.metrics.compaction import compact_pending
 
         total = 0
-        while batch := compact_pending(limit=50):
+        while batch := compact_pending(limit=50, settled_s=0):
             total += len(batch)
             print(f"compacted runs {batch}", flush=True)
         print(f"compacted {total} runs", flush=True)

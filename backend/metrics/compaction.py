@@ -13,20 +13,22 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from datetime import timedelta
 
 import numpy as np
-from sqlalchemy import CursorResult, delete, exists, insert, select, update
+from sqlalchemy import CursorResult, delete, exists, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from backend.db import session_scope
 from backend.metrics import chunks, pyramid
 from backend.metrics.points import Points
-from backend.models import LatestMetric, Metric, MetricChunk, MetricSeries, Run, RunStatus
+from backend.models import LatestMetric, Metric, MetricChunk, MetricSeries, Run, RunStatus, utcnow
 
 log = logging.getLogger(__name__)
 
 CHUNK_POINTS = 4096  # a 1,000-step zoom touches one or two level-0 chunks
 FINISHED = (RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED)
+SETTLED_S = 120.0  # the background pass leaves a just-finished run to its worker this long
 
 
 class CompactionMismatch(RuntimeError):
@@ -147,20 +149,24 @@ def compact_run(run_id: int) -> int:
     return compacted
 
 
-def runs_to_compact(session: Session, limit: int) -> Sequence[int]:
-    """Finished runs that still have hot rows: just finished, finished before compaction existed, or interrupted."""
+def runs_to_compact(session: Session, limit: int, settled_s: float = 0.0) -> Sequence[int]:
+    """Finished runs (for at least `settled_s`) that still have hot rows: from before compaction, or interrupted."""
+    settled = or_(Run.finished_at.is_(None), Run.finished_at <= utcnow() - timedelta(seconds=settled_s))
     return session.scalars(
         select(Run.id)
-        .where(Run.status.in_(FINISHED), exists().where(Metric.run_id == Run.id))
+        .where(Run.status.in_(FINISHED), settled, exists().where(Metric.run_id == Run.id))
         .order_by(Run.id)
         .limit(limit)
     ).all()
 
 
-def compact_pending(limit: int = 20) -> list[int]:
-    """One background pass: compact up to `limit` finished runs; a failure is logged and retried next pass."""
+def compact_pending(limit: int = 20, settled_s: float = SETTLED_S) -> list[int]:
+    """One background pass: compact up to `limit` finished runs; a failure is logged and retried next pass.
+
+    A run is left `settled_s` after it ended: its worker compacts it then, and the pass only sweeps up
+    what a dead worker or an older version left."""
     with session_scope() as session:
-        pending = list(runs_to_compact(session, limit))
+        pending = list(runs_to_compact(session, limit, settled_s))
     done = []
     for run_id in pending:
         try:

@@ -134,8 +134,10 @@ def read_points(
 
     Every requested key is present (maybe empty); with `keys` None, the keys that have points.
     """
-    compacted = _read_compacted(session, run_ids, keys, window, max_points)
+    # Hot rows first: each statement may see a newer snapshot, and a series compacted between the two
+    # reads then shows up in both (merged, each step once) instead of in neither.
     live = _read_hot(session, run_ids, keys, window, max_points)
+    compacted = _read_compacted(session, run_ids, keys, window, max_points)
     result: dict[int, dict[str, Points]] = {run_id: {key: Points.empty() for key in keys or ()} for run_id in run_ids}
     for series in sorted(compacted.keys() | live.keys()):
         stored, plan = compacted.get(series, (Points.empty(), None))
