@@ -18,6 +18,7 @@ from backend.kit.route_table import api_methods
 from backend.kit.static import install_frontend
 from backend.previews.routes import router as previews_router
 from backend.runs.downloads import router as downloads_router
+from backend.runs.history import router as history_router
 from backend.runs.reaper import ReaperThread
 from backend.runs.routes import router as runs_router
 from backend.settings import Settings, get_settings
@@ -60,7 +61,8 @@ def create_app() -> FastAPI:
     )
     install_handlers(app)
     app.state.login_throttle = LoginThrottle()  # per app, so one app's failed sign-ins never slow another's
-    for router in (runs_router, downloads_router, uploads_router, previews_router, compare_router, users_router):
+    routers = (runs_router, history_router, downloads_router, uploads_router, previews_router, compare_router)
+    for router in (*routers, users_router):
         app.include_router(router)
 
     @app.get("/api/health", tags=["health"])

@@ -204,6 +204,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     worker.add_argument("--name", help="Celery node name (default: unique per process)")
     commands.add_parser("migrate", help="create or upgrade the database schema")
     commands.add_parser("reap", help="one reaper pass: requeue or fail dead runs, re-send runs lost by the broker")
+    commands.add_parser("compact", help="compact the metric history of every finished run that still has hot rows")
     report = commands.add_parser("report", help="write a comparison of runs as one self-contained HTML file")
     report.add_argument("run_ids", metavar="RUN_ID", type=int, nargs="+", help="runs to compare (at most 20)")
     report.add_argument("-o", "--output", default="report.html", help="file to write (default: report.html)")
@@ -224,6 +225,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         reaped = reap_once(settings)
         print(f"requeued {reaped.requeued}, failed {reaped.failed}, re-sent {reaped.resent}", flush=True)
+        return 0
+    if args.command == "compact":
+        from backend.metrics.compaction import compact_pending
+
+        total = 0
+        while batch := compact_pending(limit=50, settled_s=0):
+            total += len(batch)
+            print(f"compacted runs {batch}", flush=True)
+        print(f"compacted {total} runs", flush=True)
         return 0
     if args.command == "report":
         return write_report(args.run_ids, args.output, args.baseline)

@@ -14,6 +14,7 @@ from sqlalchemy import (
     Float,
     ForeignKey,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
@@ -171,6 +172,35 @@ class LatestMetric(Base):
     key: Mapped[str] = mapped_column(String(200), primary_key=True)
     step: Mapped[int] = mapped_column(BigInteger)
     value: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+
+class MetricSeries(Base):
+    """A compacted (run, key) history: its extent and how its min/max pyramid is cut (backend/metrics/pyramid.py)."""
+
+    __tablename__ = "metric_series"
+
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    point_count: Mapped[int] = mapped_column(BigInteger)
+    first_step: Mapped[int] = mapped_column(BigInteger)
+    last_step: Mapped[int] = mapped_column(BigInteger)
+    base_width: Mapped[int] = mapped_column(BigInteger)  # steps per bucket of level 1; level L: base * factor**(L-1)
+    level_factor: Mapped[int] = mapped_column(Integer)
+    level_count: Mapped[int] = mapped_column(Integer)  # level 0 (every point) included
+
+
+class MetricChunk(Base):
+    """Compressed columns of one step range of one pyramid level (level 0: every stored point)."""
+
+    __tablename__ = "metric_chunks"
+
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    level: Mapped[int] = mapped_column(Integer, primary_key=True)
+    first_step: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    last_step: Mapped[int] = mapped_column(BigInteger)
+    point_count: Mapped[int] = mapped_column(Integer)
+    payload: Mapped[bytes] = mapped_column(LargeBinary)
 
 
 class Artifact(Base):

@@ -10,6 +10,7 @@ BENCHMARKS_EXPECTED_FIGURES = {
     "published_results": ("accuracy_constant-87.5", "zip_ratio_polynomial-87.5", "ptq_ratio_polynomial-90"),
     "ingestion": ("points_per_s_postgresql", "points_per_s_sqlite", "logging_fraction_of_step"),
     "readback": ("prunelab_load_points_per_s",),
+    "series": ("compare_after_ms_postgresql", "compare_big_ms_sqlite", "bytes_per_point_after_postgresql"),
     "queue_throughput": (
         "first_step_ms_postgresql",
         "runs_per_minute_1_worker_postgresql",

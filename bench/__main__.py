@@ -10,14 +10,14 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from bench import downloads, ingestion, published_results, queue_throughput, readback, training_overhead
+from bench import downloads, ingestion, published_results, queue_throughput, readback, series_store, training_overhead
 from bench.machine import describe
 from bench.report import Result, render, write_charts
 from harness.stack import REPO, shared_data_dir
 
 BENCHMARKS = {
     module.NAME: module
-    for module in (training_overhead, published_results, ingestion, readback, queue_throughput, downloads)
+    for module in (training_overhead, published_results, ingestion, readback, series_store, queue_throughput, downloads)
 }
 
 
@@ -70,6 +70,20 @@ def closing_note(results: dict[str, Result]) -> list[str]:
             "Reading back, PruneLab / MLflow p50 latency of full histories: "
             + (", ".join(ratios) if ratios else "MLflow not run")
             + f" ({results[readback.NAME].size})."
+        )
+    if series_store.NAME in results:
+        name = series_store.NAME
+
+        def both(key: str, pattern: str = "{:,.0f}") -> str:
+            return f"{fmt(figure(name, key + '_postgresql'), pattern)} / {fmt(figure(name, key + '_sqlite'), pattern)}"
+
+        lines.append(
+            "Metric history store (PostgreSQL / SQLite, p50): compare page "
+            f"{both('compare_before_ms')} ms before, {both('compare_after_ms')} ms after; run page "
+            f"{both('run_page_after_ms')} ms; {both('bytes_per_point_after', '{:.1f}')} B per point. "
+            f"80 M points: compare {both('compare_big_ms')} ms, run page {both('run_page_big_ms')} ms, 100 layers "
+            f"{both('layered_big_ms')} ms, 1,000-step zoom {both('zoom_big_ms')} ms "
+            f"({results[name].size})."
         )
     if queue_throughput.NAME in results:
         name = queue_throughput.NAME

@@ -16,7 +16,10 @@ os.environ.setdefault("PRUNELAB_DATA_DIR", str(shared_data_dir()))
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
 # Users last: runs and uploads point at them. A user left behind would close PruneLab for the next test.
-TABLES = ("metrics", "latest_metrics", "artifacts", "runs", "uploads", "api_tokens", "user_sessions", "users")
+TABLES = (
+    "metrics", "latest_metrics", "metric_chunks", "metric_series", "artifacts", "runs", "uploads",
+    "api_tokens", "user_sessions", "users",
+)  # fmt: skip
 
 
 def _clear_caches() -> None:

@@ -28,6 +28,7 @@ from backend.artifacts.storage import (
     get_store,
 )
 from backend.db import session_scope
+from backend.metrics.compaction import compact_run
 from backend.models import Artifact, Run, RunStatus, Upload, utcnow
 from backend.runs import links, sources
 from backend.settings import Settings, get_settings
@@ -204,6 +205,15 @@ def execute_run(run_id: int, worker_name: str, settings: Settings | None = None)
         return _ended(claim, get_store(settings), failed, "failed", partial_files=True)
     finally:
         reporter.close()
+        compact_quietly(run_id)
+
+
+def compact_quietly(run_id: int) -> None:
+    """Compact a finished run's history now; on failure the reaper's next pass does it (nothing is lost)."""
+    try:
+        compact_run(run_id)
+    except Exception:
+        log.exception("compacting the metrics of run %s failed; the reaper's pass will retry", run_id)
 
 
 def _ended(claim: Claim, store: ArtifactStore, recorded: bool, outcome: str, partial_files: bool = False) -> str:

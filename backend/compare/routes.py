@@ -4,15 +4,16 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Response
 from fastapi.responses import HTMLResponse
 
 from backend.compare.report import build_report
-from backend.compare.service import MAX_RUNS, CompareOut, compare_runs
+from backend.compare.service import MAX_RUNS, CompareOut, compare_data, compare_runs
 from backend.db import SessionDep
 from backend.errors import NOT_FOUND
 from backend.kit.params import run_ids_param, split_keys
-from backend.metrics.schemas import MaxPoints
+from backend.metrics.replies import json_response, series_json
+from backend.metrics.schemas import EndStep, MaxPoints, StartStep, step_window
 
 router = APIRouter(prefix="/api/compare", tags=["compare"], responses=NOT_FOUND)  # a run that does not exist
 
@@ -21,12 +22,22 @@ Keys = Annotated[str | None, Query(description="Comma-separated metric keys; the
 Baseline = Annotated[int | None, Query(ge=1, le=2**31 - 1, description="A run drawn as the dense baseline.")]
 
 
-@router.get("")
+@router.get("", response_model=None, responses={200: {"model": CompareOut}})
 def compare(
-    session: SessionDep, runs: RunIds, keys: Keys = None, max_points: MaxPoints = None, baseline: Baseline = None
-) -> CompareOut:
-    """Summaries, specs, plans, planned sparsity and (downsampled) series of up to 20 runs and a baseline."""
-    return compare_runs(session, runs, split_keys(keys), max_points, baseline)
+    session: SessionDep,
+    runs: RunIds,
+    keys: Keys = None,
+    max_points: MaxPoints = None,
+    baseline: Baseline = None,
+    start_step: StartStep = None,
+    end_step: EndStep = None,
+) -> Response:
+    """Summaries, specs, plans, planned sparsity and (downsampled, optionally zoomed) series of up to 20 runs."""
+    window = step_window(start_step, end_step)
+    out, series = compare_data(session, runs, split_keys(keys), max_points, baseline, window)
+    payload = out.model_dump(mode="json")
+    payload["series"] = {run_id: series_json(by_key) for run_id, by_key in series.items()}
+    return json_response(payload)
 
 
 @router.get("/report", response_class=HTMLResponse)

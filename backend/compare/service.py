@@ -9,11 +9,12 @@ from pydantic import BaseModel
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
-from backend.metrics import service as metrics
 from backend.metrics.downsample import MAX_POINTS
+from backend.metrics.points import Points
 from backend.metrics.presenters import series_out
-from backend.metrics.reduced import read_reduced_series
 from backend.metrics.schemas import SeriesOut
+from backend.metrics.service import Series
+from backend.metrics.store import EVERYTHING, Window, read_points
 from backend.models import Run
 from backend.previews.service import PlannedSparsity, planned_sparsity
 from backend.runs.presenters import run_outs
@@ -99,14 +100,15 @@ def size_and_accuracy(run: RunOut) -> tuple[float, float] | None:
     return None if size is None or accuracy is None else (float(size), float(accuracy))
 
 
-def compare_runs(
+def compare_data(
     session: Session,
     run_ids: Sequence[int],
     keys: Sequence[str] | None,
     max_points: int | None,
     baseline_id: int | None = None,
-) -> CompareOut:
-    """Everything the compare page and the report draw, with one series query for all runs."""
+    window: Window = EVERYTHING,
+) -> tuple[CompareOut, dict[int, dict[str, Points]]]:
+    """Everything the compare page draws; the series apart, as numpy columns, from one read of the store."""
     wanted = list(dict.fromkeys([*run_ids, *([baseline_id] if baseline_id is not None else [])]))
     rows = session.scalars(select(Run).where(Run.id.in_(wanted)).options(selectinload(Run.artifacts))).all()
     by_id = {run.id: run for run in rows}
@@ -115,16 +117,12 @@ def compare_runs(
             raise RunNotFound(run_id)
     shown = run_outs(session, [by_id[run_id] for run_id in wanted])
     keys = list(keys or DEFAULT_KEYS)
-    if max_points is None:
-        series = metrics.read_series_of_runs(session, wanted, keys)
-    else:
-        total_steps = {run_id: int(by_id[run_id].plan["total_steps"]) for run_id in wanted}
-        series = read_reduced_series(session, total_steps, keys, max_points)
+    series = read_points(session, wanted, keys, window, max_points)
     points = {run.id: point for run in shown if (point := size_and_accuracy(run)) is not None}
-    return CompareOut(
+    out = CompareOut(
         runs=shown,
         keys=keys,
-        series={run_id: {key: series_out(s, None) for key, s in series[run_id].items()} for run_id in wanted},
+        series={},
         planned={
             run_id: planned_sparsity(RunPlan.model_validate(by_id[run_id].plan), max_points or MAX_POINTS)
             for run_id in wanted
@@ -137,3 +135,20 @@ def compare_runs(
             for index, run_id in enumerate(wanted)
         },
     )
+    return out, series
+
+
+def compare_runs(
+    session: Session,
+    run_ids: Sequence[int],
+    keys: Sequence[str] | None,
+    max_points: int | None,
+    baseline_id: int | None = None,
+) -> CompareOut:
+    """The comparison as one model (the HTML report and the CLI use it)."""
+    out, series = compare_data(session, run_ids, keys, max_points, baseline_id)
+    out.series = {
+        run_id: {key: series_out(Series.of(points), None) for key, points in by_key.items()}
+        for run_id, by_key in series.items()
+    }
+    return out

@@ -23,7 +23,7 @@ def run_ids_param(name: str, most: int, required: bool) -> Callable[..., list[in
                 raise InvalidParameter((name,), f"{name} is required: comma-separated run ids, e.g. 1,2")
             return None
         parts = [part.strip() for part in value.split(",") if part.strip()]
-        if not all(part.isdigit() and len(part) < 10 for part in parts):
+        if not all(part.isascii() and part.isdigit() and len(part) < 10 for part in parts):
             raise InvalidParameter((name,), f"{name} must be comma-separated run ids, e.g. 1,2,3; got {value[:50]!r}")
         ids = list(dict.fromkeys(int(part) for part in parts))
         if len(ids) > most:

@@ -8,11 +8,26 @@ from fastapi import Query
 from pydantic import BaseModel
 
 from backend.metrics.downsample import MAX_POINTS, MIN_POINTS
+from backend.metrics.store import Window
+from core.errors import InvalidParameter
 
 MaxPoints = Annotated[
     int | None,
     Query(ge=MIN_POINTS, le=MAX_POINTS, description="Downsample each series to at most this many points."),
 ]
+
+MAX_STEP = 2**62
+StartStep = Annotated[int | None, Query(ge=0, le=MAX_STEP, description="First step of a zoomed window (included).")]
+EndStep = Annotated[int | None, Query(ge=0, le=MAX_STEP, description="Last step of a zoomed window (included).")]
+
+
+def step_window(start_step: int | None, end_step: int | None) -> Window:
+    """The window a read asked for; a reversed one is a 422 naming start_step."""
+    if start_step is not None and end_step is not None and start_step > end_step:
+        raise InvalidParameter(
+            ("start_step",), f"start_step ({start_step}) must not exceed end_step ({end_step}): swap them"
+        )
+    return Window(start_step, end_step)
 
 
 class SeriesOut(BaseModel):

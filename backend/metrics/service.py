@@ -1,9 +1,10 @@
 """Metric ingestion and reads, after mlflow's tracking store.
 
-History rows are keyed by (run, key, step) and written with ON CONFLICT DO NOTHING,
-so a retried batch or a duplicate delivery never doubles a point: the first write
-wins. Non-finite values (NaN, +inf, -inf: a diverged loss) are stored as NULL and
-served as JSON null, which charts draw as a gap; the step itself is kept.
+History rows (the hot tier) are keyed by (run, key, step) and written with ON CONFLICT DO
+NOTHING, so a retried batch or a duplicate delivery never doubles a point: the first write
+wins. Non-finite values (NaN, +inf, -inf: a diverged loss) are stored as NULL and served as
+JSON null, which charts draw as a gap; the step itself is kept. When a run ends its rows are
+compacted (backend/metrics/compaction.py); reads merge both tiers (backend/metrics/store.py).
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from backend.metrics.points import Points
+from backend.metrics.store import read_points
 from backend.models import LatestMetric, Metric
 
 MAX_KEY_LENGTH = 200
@@ -81,6 +84,11 @@ class Series:
     values: list[float | None]
     wall_times: list[float]
 
+    @staticmethod
+    def of(points: Points) -> Series:
+        values = points.values.tolist()
+        return Series(points.steps.tolist(), [None if math.isnan(v) else v for v in values], points.wall_times.tolist())
+
 
 def read_series(session: Session, run_id: int, keys: Sequence[str] | None) -> dict[str, Series]:
     """Per-key series in step order; all keys when `keys` is None."""
@@ -90,22 +98,11 @@ def read_series(session: Session, run_id: int, keys: Sequence[str] | None) -> di
 def read_series_of_runs(
     session: Session, run_ids: Sequence[int], keys: Sequence[str] | None
 ) -> dict[int, dict[str, Series]]:
-    """Per-run, per-key series in step order, in one query; every requested key is present, maybe empty."""
-    query = select(Metric.run_id, Metric.key, Metric.step, Metric.value, Metric.wall_time).where(
-        Metric.run_id.in_(run_ids)
-    )
-    if keys is not None:
-        query = query.where(Metric.key.in_(keys))
-    result: dict[int, dict[str, Series]] = {
-        run_id: {key: Series([], [], []) for key in keys or ()} for run_id in run_ids
+    """Per-run, per-key full series in step order (both tiers); every requested key is present, maybe empty."""
+    return {
+        run_id: {key: Series.of(points) for key, points in series.items()}
+        for run_id, series in read_points(session, run_ids, keys).items()
     }
-    rows = session.execute(query.order_by(Metric.run_id, Metric.key, Metric.step))
-    for run_id, key, step, value, wall_time in rows:
-        entry = result[run_id].setdefault(key, Series([], [], []))
-        entry.steps.append(step)
-        entry.values.append(value)
-        entry.wall_times.append(wall_time)
-    return result
 
 
 def latest_values(session: Session, run_id: int) -> dict[str, tuple[int, float | None]]:

@@ -14,6 +14,9 @@ One pass (run every `reaper_interval_s` by a thread in the API process, or once 
   again (Redis and kombu's SQLAlchemy transport; other brokers are not inspected).
   A duplicate message is harmless: the claim is atomic, a second one skips.
 
+Each pass also compacts the metric history of finished runs that still have hot rows (runs
+that finished before compaction existed, or whose worker died before compacting them).
+
 Metrics of a dead attempt stay. A requeued run continues after its latest epoch-end checkpoint
 (worker/checkpoints.py), or from step 1 without one; steps stored twice keep the first write
 (ON CONFLICT DO NOTHING). A run failed here has its checkpoints deleted.
@@ -34,6 +37,7 @@ from sqlalchemy.orm import Session
 from backend.artifacts.service import discard_checkpoints
 from backend.artifacts.storage import get_store
 from backend.db import after_commit, session_scope
+from backend.metrics.compaction import compact_pending
 from backend.models import Run, RunStatus, utcnow
 from backend.queue.broker import run_ids_in_broker
 from backend.queue.client import enqueue_run
@@ -48,6 +52,7 @@ class ReaperReport:
     requeued: list[int] = field(default_factory=list)
     failed: list[int] = field(default_factory=list)
     resent: list[int] = field(default_factory=list)
+    compacted: list[int] = field(default_factory=list)
 
 
 def release_run(session: Session, run_id: int, attempt: int, reason: str, *, max_attempts: int, retry: bool) -> str:
@@ -117,6 +122,7 @@ def reap_once(settings: Settings) -> ReaperReport:
     with session_scope() as session:
         reap_dead_runs(session, settings, utcnow(), report)
     remove_stale_partials(settings)
+    report.compacted = compact_pending()
     try:
         in_broker = run_ids_in_broker(settings)
     except Exception:

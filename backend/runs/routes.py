@@ -1,4 +1,4 @@
-"""HTTP routes for runs and their metrics."""
+"""HTTP routes for runs (their metric history: backend/runs/history.py)."""
 
 from __future__ import annotations
 
@@ -13,10 +13,7 @@ from backend.db import SessionDep
 from backend.errors import CONFLICT, NOT_FOUND, ErrorMessage
 from backend.kit.dependencies import RunId
 from backend.kit.identity import PrincipalDep
-from backend.kit.params import run_ids_param, split_keys
-from backend.metrics import service as metrics
-from backend.metrics.presenters import series_out
-from backend.metrics.schemas import MaxPoints, MetricsOut
+from backend.kit.params import run_ids_param
 from backend.runs import masks, service
 from backend.runs.events import RunCursor, RunsCursor, poll_run, poll_runs, stream
 from backend.runs.presenters import run_out, run_outs
@@ -60,19 +57,6 @@ def runs_events(
 def get_run(run_id: RunId, session: SessionDep) -> RunOut:
     """One run: spec, resolved plan, status, timestamps, error, summary and artifacts."""
     return run_out(session, service.get_run(session, run_id))
-
-
-@router.get("/{run_id}/metrics")
-def get_metrics(
-    run_id: RunId,
-    session: SessionDep,
-    keys: Annotated[str | None, Query(description="Comma-separated metric keys; all when omitted.")] = None,
-    max_points: MaxPoints = None,
-) -> MetricsOut:
-    """Per-step series of a run's metrics (null marks a non-finite value), optionally downsampled."""
-    service.get_run(session, run_id)
-    series = metrics.read_series(session, run_id, split_keys(keys))
-    return MetricsOut(run_id=run_id, series={key: series_out(s, max_points) for key, s in series.items()})
 
 
 @router.get("/{run_id}/events", response_class=StreamingResponse)

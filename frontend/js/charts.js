@@ -1,7 +1,15 @@
 // Plotly helpers: one layout, smoothing and the x axes (step, epoch, wall time, pruning window).
 
 const CONFIG = { responsive: true, displaylogo: false };
+// Above this many points in one chart, its line traces are drawn with WebGL (scattergl): SVG slows down past it.
+export const WEBGL_POINTS = 2000;
 let revision = 0;
+
+function withRenderer(traces) {
+  const points = traces.reduce((sum, trace) => sum + (trace.x?.length ?? 0), 0);
+  if (points <= WEBGL_POINTS) return traces;
+  return traces.map((trace) => (!trace.type || trace.type === "scatter" ? { ...trace, type: "scattergl" } : trace));
+}
 
 export function draw(node, traces, layout = {}) {
   const base = {
@@ -14,18 +22,24 @@ export function draw(node, traces, layout = {}) {
     // Live pages grow their arrays in place; a new revision makes Plotly re-read them and rescale the axes.
     datarevision: ++revision,
   };
-  return Plotly.react(node, traces, { ...base, ...layout }, CONFIG);
+  return Plotly.react(node, withRenderer(traces), { ...base, ...layout }, CONFIG);
 }
 
-// TensorBoard-style exponential moving average with debiasing; a null (a diverged step) stays a gap.
-export function smooth(values, weight) {
+// Step-weighted exponential moving average with debiasing (W&B's time-weighted EMA, over steps): a point
+// that follows the previous one by d steps decays the average by weight^d. On a series logged every step
+// it is TensorBoard's EMA; on a downsampled series (a finished run's reduced read) it gives about the same
+// curve, so live and finished runs smooth alike. A null (a diverged step) stays a gap.
+export function smooth(values, weight, steps = null) {
   if (!weight) return values;
-  let last = 0, count = 0;
-  return values.map((value) => {
+  let average = 0, norm = 0, previous = null;
+  return values.map((value, i) => {
     if (value === null || value === undefined) return null;
-    count += 1;
-    last = last * weight + (1 - weight) * value;
-    return last / (1 - weight ** count);
+    const step = steps ? steps[i] : i;
+    const decay = weight ** (previous === null ? 1 : Math.max(1, step - previous));
+    previous = step;
+    average = average * decay + (1 - decay) * value;
+    norm = norm * decay + (1 - decay);
+    return average / norm;
   });
 }
 
@@ -50,4 +64,10 @@ export function xValues(axis, run, steps, wallTimes) {
 // The budget of points per series: about one per horizontal pixel of a chart, never more than the API's cap.
 export function pointBudget(node) {
   return Math.max(200, Math.min(2000, Math.round((node?.clientWidth || 1000) * 1.2)));
+}
+
+// A zoomed window reads one chart's keys only: up to four points per pixel column (first, last, min, max), so a
+// window of a few thousand steps comes back point for point.
+export function zoomBudget(node) {
+  return Math.max(200, Math.min(5000, Math.round((node?.clientWidth || 1000) * 4)));
 }

@@ -3,7 +3,7 @@
 // Everything the page shows is in its URL (runs, baseline, x axis, smoothing, log scale), so it can be shared.
 
 import { api, denseBaseline, el, FINISHED, fmt, renderHeader, runFacts, statusBadge, subscribe } from "./common.js";
-import { draw, pointBudget, smooth, X_AXES, xValues } from "./charts.js";
+import { draw, pointBudget, smooth, X_AXES, xValues, zoomBudget } from "./charts.js";
 
 renderHeader("compare.html");
 
@@ -19,6 +19,7 @@ controls.xaxis.value = X_AXES[url.searchParams.get("x")] ? url.searchParams.get(
 controls.smoothing.value = url.searchParams.get("smooth") || "0";
 controls.logy.checked = url.searchParams.get("log") === "1";
 let data = null;
+const zoomed = {}; // chart id -> {range, series}: a zoomed step window of every run, re-read for that chart
 
 const METRICS = [
   ["loss", "Loss"], ["accuracy", "Accuracy (batch)"], ["val_accuracy", "Validation accuracy"],
@@ -28,14 +29,14 @@ const METRICS = [
 function label(run) { return `#${run.id} ${run.name}`; }
 function isBaseline(run) { return run.id === data.baseline_id; }
 
-function lineTraces(key, style = {}) {
+function lineTraces(key, chart, style = {}) {
   const axis = controls.xaxis.value;
   const weight = key.includes("sparsity") ? 0 : Number(controls.smoothing.value);
   return data.runs.map((run) => {
-    const s = data.series[run.id]?.[key];
+    const s = (zoomed[chart]?.series ?? data.series)[run.id]?.[key];
     if (!s || !s.steps.length) return null;
     return {
-      x: xValues(axis, run, s.steps, s.wall_times), y: smooth(s.values, weight), mode: s.steps.length < 3 ? "lines+markers" : "lines",
+      x: xValues(axis, run, s.steps, s.wall_times), y: smooth(s.values, weight, s.steps), mode: s.steps.length < 3 ? "lines+markers" : "lines",
       name: label(run) + (isBaseline(run) ? " (baseline)" : ""), legendgroup: String(run.id),
       line: { color: data.colors[run.id], width: isBaseline(run) ? 3 : 2, dash: isBaseline(run) ? "dash" : "solid", ...style },
       meta: { run_id: run.id, metric: key },
@@ -56,16 +57,46 @@ function plannedTraces() {
   });
 }
 
-function layout(title, ytitle, log = controls.logy.checked) {
+function layout(chart, title, ytitle, log = controls.logy.checked) {
   const axis = controls.xaxis.value;
-  return { title: { text: title }, height: 360, xaxis: { title: { text: X_AXES[axis].title } }, yaxis: { title: { text: ytitle }, type: log ? "log" : "linear" } };
+  const range = zoomed[chart] ? { range: zoomed[chart].range, autorange: false } : {};
+  return { title: { text: title }, height: 360, xaxis: { title: { text: X_AXES[axis].title }, ...range }, yaxis: { title: { text: ytitle }, type: log ? "log" : "linear" } };
 }
 
+const CHART_KEYS = { "chart-sparsity": "measured_sparsity", ...Object.fromEntries(METRICS.map(([key]) => [`chart-${key}`, key])) };
+
 function drawCharts() {
-  draw("chart-sparsity", [...lineTraces("measured_sparsity"), ...plannedTraces()],
-    layout("Sparsity: measured (solid) and planned (dotted)", "sparsity", false));
-  for (const [key, title] of METRICS) draw(`chart-${key}`, lineTraces(key), layout(title, key));
+  draw("chart-sparsity", [...lineTraces("measured_sparsity", "chart-sparsity"), ...plannedTraces()],
+    layout("chart-sparsity", "Sparsity: measured (solid) and planned (dotted)", "sparsity", false)).then(() => listenForZoom("chart-sparsity"));
+  for (const [key, title] of METRICS) {
+    const chart = `chart-${key}`;
+    draw(chart, lineTraces(key, chart), layout(chart, title, key)).then(() => listenForZoom(chart));
+  }
   drawPareto();
+}
+
+// Zooming a chart on the step axis re-reads that step window of its metric for every run (every point when it fits).
+function listenForZoom(id) {
+  const node = document.getElementById(id);
+  if (node.dataset.zoomable) return;
+  node.dataset.zoomable = "1";
+  node.on("plotly_relayout", (event) => {
+    if (event["xaxis.autorange"]) {
+      if (zoomed[id]) { delete zoomed[id]; drawCharts(); }
+      return;
+    }
+    const range = [event["xaxis.range[0]"], event["xaxis.range[1]"]];
+    if (range.some((x) => typeof x !== "number") || controls.xaxis.value !== "step") return;
+    if (zoomed[id] && zoomed[id].range.every((x, i) => x === range[i])) return;
+    const params = new URLSearchParams({ runs: selection.join(","), keys: CHART_KEYS[id],
+      max_points: String(zoomBudget(node)), start_step: String(Math.max(0, Math.floor(range[0]))),
+      end_step: String(Math.max(0, Math.ceil(range[1]))) });
+    if (data.baseline_id) params.set("baseline", String(data.baseline_id));
+    api(`/api/compare?${params}`).then((body) => {
+      zoomed[id] = { range, series: body.series };
+      drawCharts();
+    }, () => {});
+  });
 }
 
 function drawPareto() {

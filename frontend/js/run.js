@@ -1,17 +1,24 @@
 // One run: live curves (SSE), layers, coverage, mask, downloads, spec.
 
 import { api, el, FINISHED, fmt, mayChange, renderHeader, runFacts, statusBadge, subscribe, whoAmI } from "./common.js";
-import { draw, pointBudget, smooth, X_AXES, xValues } from "./charts.js";
+import { draw, pointBudget, smooth, X_AXES, xValues, zoomBudget } from "./charts.js";
 
 renderHeader("");
 
 const runId = Number(new URLSearchParams(location.search).get("id"));
 const CURVE_KEYS = ["measured_sparsity", "target_sparsity", "loss", "accuracy", "val_accuracy", "compressed_size_bytes"];
+// The keys each chart draws: the page asks for these (and the layer keys once the layers are in view), nothing else.
+const CHART_KEYS = {
+  "chart-sparsity": ["measured_sparsity", "target_sparsity"], "chart-loss": ["loss"],
+  "chart-accuracy": ["accuracy", "val_accuracy"], "chart-size": ["compressed_size_bytes"],
+};
 const LAYER_PREFIX = "layer_sparsity/";
 let run = null;
 let series = {}; // key -> {steps, values, wall_times}
 let budget = 1500;
 let me = { name: null, is_admin: false, via: "open" };
+let layerKeys = null; // the run's layer_sparsity/* keys, once the layers section has been in view
+const zoomed = {}; // chart id -> {range, series}: a zoomed step window, read at full fidelity when it fits the budget
 
 const controls = {
   smoothing: document.getElementById("smoothing"),
@@ -19,32 +26,65 @@ const controls = {
   logy: document.getElementById("logy"),
 };
 
-function trace(key, name, extra = {}) {
-  const s = series[key];
+function trace(chart, key, name, extra = {}) {
+  const s = zoomed[chart]?.series[key] ?? series[key];
   if (!s || !s.steps.length) return null;
   const axis = controls.xaxis.value;
-  const smoothed = key.includes("sparsity") ? s.values : smooth(s.values, Number(controls.smoothing.value));
+  const smoothed = key.includes("sparsity") ? s.values : smooth(s.values, Number(controls.smoothing.value), s.steps);
   return { x: xValues(axis, run, s.steps, s.wall_times), y: smoothed, name, mode: s.steps.length < 3 ? "lines+markers" : "lines", ...extra };
 }
 
 function drawCurves() {
   const axis = controls.xaxis.value;
   const log = controls.logy.checked ? "log" : "linear";
-  const layout = (title, ytitle) => ({ title: { text: title }, xaxis: { title: { text: X_AXES[axis].title } }, yaxis: { title: { text: ytitle }, type: log } });
-  draw("chart-sparsity", [
-    trace("measured_sparsity", "measured sparsity", { line: { color: "#1f5fbf" } }),
-    trace("target_sparsity", "target sparsity", { line: { color: "#9a6700", dash: "dot", shape: "hv" } }),
-  ].filter(Boolean), layout("Sparsity", "sparsity"));
-  draw("chart-loss", [trace("loss", "loss")].filter(Boolean), layout("Loss", "loss"));
-  draw("chart-accuracy", [
-    trace("accuracy", "accuracy (batch)"),
-    trace("val_accuracy", "validation accuracy", { mode: "lines+markers" }),
-  ].filter(Boolean), layout("Accuracy", "accuracy"));
-  draw("chart-size", [trace("compressed_size_bytes", "compressed size", { mode: "lines+markers" })].filter(Boolean),
-    layout("Compressed size of the weights", "bytes"));
+  const layout = (chart, title, ytitle) => ({
+    title: { text: title }, yaxis: { title: { text: ytitle }, type: log },
+    xaxis: { title: { text: X_AXES[axis].title }, ...(zoomed[chart] ? { range: zoomed[chart].range, autorange: false } : {}) },
+  });
+  const chart = (id, traces, title, ytitle) => {
+    draw(id, traces.filter(Boolean), layout(id, title, ytitle)).then(() => listenForZoom(id));
+  };
+  chart("chart-sparsity", [
+    trace("chart-sparsity", "measured_sparsity", "measured sparsity", { line: { color: "#1f5fbf" } }),
+    trace("chart-sparsity", "target_sparsity", "target sparsity", { line: { color: "#9a6700", dash: "dot", shape: "hv" } }),
+  ], "Sparsity", "sparsity");
+  chart("chart-loss", [trace("chart-loss", "loss", "loss")], "Loss", "loss");
+  chart("chart-accuracy", [
+    trace("chart-accuracy", "accuracy", "accuracy (batch)"),
+    trace("chart-accuracy", "val_accuracy", "validation accuracy", { mode: "lines+markers" }),
+  ], "Accuracy", "accuracy");
+  chart("chart-size", [trace("chart-size", "compressed_size_bytes", "compressed size", { mode: "lines+markers" })],
+    "Compressed size of the weights", "bytes");
+}
+
+// Zooming a chart (x axis in steps or epochs) re-reads that step window of its keys: every point when they fit the
+// budget, else about four per pixel column of the window. Double-click (autorange) returns to the whole run.
+function listenForZoom(id) {
+  const node = document.getElementById(id);
+  if (node.dataset.zoomable) return;
+  node.dataset.zoomable = "1";
+  node.on("plotly_relayout", (event) => {
+    if (event["xaxis.autorange"]) {
+      if (zoomed[id]) { delete zoomed[id]; drawCurves(); }
+      return;
+    }
+    const range = [event["xaxis.range[0]"], event["xaxis.range[1]"]];
+    if (range.some((x) => typeof x !== "number")) return;
+    const perStep = { step: 1, epoch: 1 / run.plan.steps_per_epoch }[controls.xaxis.value];
+    if (!perStep) return; // wall time: a window of steps cannot be named
+    if (zoomed[id] && zoomed[id].range.every((x, i) => x === range[i])) return;
+    const first = Math.max(0, Math.floor(range[0] / perStep)), last = Math.max(first, Math.ceil(range[1] / perStep));
+    const params = new URLSearchParams({ keys: CHART_KEYS[id].join(","), max_points: String(zoomBudget(node)),
+      start_step: String(first), end_step: String(last) });
+    api(`/api/runs/${runId}/metrics?${params}`).then((body) => {
+      zoomed[id] = { range, series: body.series };
+      drawCurves();
+    }, () => {});
+  });
 }
 
 function drawLayers() {
+  if (layerKeys === null) return; // not in view yet: nothing loaded, nothing drawn
   const keys = Object.keys(series).filter((key) => key.startsWith(LAYER_PREFIX)).sort();
   const table = document.getElementById("layer-table");
   if (!keys.length) {
@@ -147,10 +187,12 @@ async function drawMask() {
   show();
 }
 
-// New points from the stream; the series are refetched downsampled when they outgrow the budget.
+// New points from the stream (of the keys this page draws); refetched downsampled when they outgrow the budget.
 function appendPoints(points) {
   let outgrown = false;
   for (const [key, fresh] of Object.entries(points)) {
+    if (!CURVE_KEYS.includes(key) && !(layerKeys !== null && key.startsWith(LAYER_PREFIX))) continue;
+    if (key.startsWith(LAYER_PREFIX) && !layerKeys.includes(key)) layerKeys.push(key); // a layer's first pruning step
     const s = (series[key] ??= { steps: [], values: [], wall_times: [] });
     const last = s.steps.at(-1) ?? -1;
     fresh.steps.forEach((step, i) => {
@@ -170,10 +212,34 @@ function scheduleDraw() {
   drawTimer = setTimeout(() => { drawTimer = null; drawFacts(); drawCurves(); drawLayers(); }, 400);
 }
 
+async function fetchSeries(keys) {
+  if (!keys.length) return {};
+  const params = new URLSearchParams({ keys: keys.join(","), max_points: String(budget) });
+  return (await api(`/api/runs/${runId}/metrics?${params}`)).series;
+}
+
+async function loadLayerKeys() {
+  const keys = await api(`/api/runs/${runId}/metric-keys`);
+  layerKeys = keys.map((entry) => entry.key).filter((key) => key.startsWith(LAYER_PREFIX));
+}
+
 async function loadSeries() {
   budget = pointBudget(document.getElementById("chart-loss"));
-  const body = await api(`/api/runs/${runId}/metrics?max_points=${budget}`);
-  series = body.series;
+  if (layerKeys !== null) await loadLayerKeys(); // layers logged since the section came into view
+  series = { ...(await fetchSeries(CURVE_KEYS)), ...(layerKeys ? await fetchSeries(layerKeys) : {}) };
+}
+
+// The per-layer keys (a hundred on a large model) are read once the layers section comes near the viewport.
+function loadLayersWhenVisible() {
+  const section = document.getElementById("layers-title").parentElement;
+  const observer = new IntersectionObserver(async (entries) => {
+    if (!entries.some((entry) => entry.isIntersecting)) return;
+    observer.disconnect();
+    await loadLayerKeys();
+    Object.assign(series, await fetchSeries(layerKeys));
+    drawLayers();
+  }, { rootMargin: "100% 0px" });
+  observer.observe(section);
 }
 
 async function start() {
@@ -182,7 +248,7 @@ async function start() {
   drawFacts();
   await loadSeries();
   drawCurves();
-  drawLayers();
+  loadLayersWhenVisible();
   drawMask().catch(() => {});
   for (const control of Object.values(controls)) control.addEventListener("input", () => {
     document.getElementById("smoothing-value").textContent = controls.smoothing.value;

@@ -65,3 +65,10 @@ def test_compare_reduces_long_series_in_the_database_keeping_ends_extrema_and_ga
     assert {9.0, -9.0, None} <= set(spiky["values"])
     assert 701 in [step for step, value in zip(spiky["steps"], spiky["values"], strict=True) if value is None]
     assert body["series"][str(run_id)]["loss"]["steps"][-1] == 42
+
+
+def test_run_ids_in_other_scripts_digits_are_a_422(client: TestClient) -> None:
+    # str.isdigit() accepts '²' and '٣', which int() refuses: they must be a clear 422, not a 500.
+    for ids in ("²", "1,٣"):
+        response = client.get("/api/compare", params={"runs": ids})
+        assert response.status_code == 422 and response.json()["detail"][0]["field"] == "runs"

@@ -70,15 +70,19 @@ def run_of(base: str, run_id: int) -> dict:  # type: ignore[type-arg]
 
 
 def metric_rows(database_url: str, run_id: int) -> list[tuple[str, int, float | None]]:
+    """Every stored point of the run, hot rows and compacted chunks alike (a finished run is compacted)."""
+    from backend.db import session_scope
+    from backend.metrics.service import read_series
+
     engine = create_engine(database_url)
     try:
-        with engine.connect() as connection:
-            return [
-                tuple(row)  # type: ignore[misc]
-                for row in connection.execute(
-                    text("SELECT key, step, value FROM metrics WHERE run_id = :run ORDER BY key, step"), {"run": run_id}
-                )
-            ]
+        with session_scope(engine) as session:
+            series = read_series(session, run_id, None)
+        return [
+            (key, step, value)
+            for key in sorted(series)
+            for step, value in zip(series[key].steps, series[key].values, strict=True)
+        ]
     finally:
         engine.dispose()
 

@@ -83,6 +83,9 @@ def test_submitted_run_trains_logs_every_step_and_serves_a_stripped_model(runnin
     assert measured[-1] == pytest.approx(0.8, abs=1e-3)
     assert len(series["val_accuracy"]["steps"]) == 2
     assert series["compressed_size_bytes"]["values"][-1] < series["compressed_size_bytes"]["values"][0]
+    # The worker compacts the finished run's history; reads answer the same, point for point.
+    wait_until_compacted(running.database_url, run_id)
+    assert httpx.get(f"{base}/api/runs/{run_id}/metrics", timeout=10).json()["series"] == series
 
     summary = run["summary"]
     assert 0.5 < summary["test_accuracy"] <= 1.0
@@ -104,6 +107,24 @@ def test_submitted_run_trains_logs_every_step_and_serves_a_stripped_model(runnin
     path = tmp_path / "model.keras"
     path.write_bytes(download.content)
     assert_stripped_and_sparse(path, target=0.8)
+
+
+def wait_until_compacted(database_url: str, run_id: int) -> None:
+    from sqlalchemy import func, select
+
+    from backend.db import engine_for
+    from backend.models import Metric, MetricSeries
+    from harness.stack import wait_until
+
+    def compacted() -> bool:
+        with engine_for(database_url).connect() as connection:
+            hot = connection.scalar(select(func.count()).select_from(Metric).where(Metric.run_id == run_id))
+            kept = connection.scalar(
+                select(func.count()).select_from(MetricSeries).where(MetricSeries.run_id == run_id)
+            )
+        return hot == 0 and (kept or 0) > 0
+
+    wait_until(compacted, timeout=120, what=f"the worker to compact run {run_id}")
 
 
 def assert_stripped_and_sparse(path: Path, target: float) -> None:

@@ -1,24 +1,55 @@
-"""Downsampled series of many runs, reduced inside the database.
+"""Today's read path before the series store (issue 14's "before"), kept callable so a benchmark measures it.
 
-Fetching every point of 20 runs x 20,000 steps x 6 keys (2.4 M rows) costs seconds in the
-driver alone, so the compare page's series are reduced by the database: each series is cut
-into buckets of equal step width (about a pixel of the chart) and each bucket returns only
-aggregates (lowest and highest value, first and last step, first gap), one GROUP BY for every
-run and key. Per bucket the page gets its minimum and maximum, in the order that continues the
-line from the previous bucket (falling curves fall, rising ones rise), at the bucket's first and
-last steps: the extremes are exact, their x position is exact to within one bucket. The first and
-last point of each series are read exactly. Plain aggregates keep it portable (PostgreSQL, SQLite).
+`app` is PruneLab's API plus two routes that read as the code before the store did: the run
+page's `GET /legacy/runs/{id}/metrics` scans every row of the run and downsamples in Python;
+the compare page's `GET /legacy/compare` reduces the rows in the database with one GROUP BY
+(backend/metrics/reduced.py as it was), and both answer through pydantic models and FastAPI's
+JSON encoder. Served by the same kind of process as the real API (`uvicorn bench.legacy_reads:app`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Annotated
 
+from fastapi import APIRouter, Depends, Query
 from sqlalchemy import case, func, select, tuple_
 from sqlalchemy.orm import Session
+from starlette.routing import Mount
 
+from backend.app import create_app
+from backend.compare.service import CompareOut, compare_data
+from backend.db import SessionDep
+from backend.kit.dependencies import RunId
+from backend.kit.params import run_ids_param, split_keys
+from backend.metrics.presenters import series_out
+from backend.metrics.schemas import MaxPoints, MetricsOut
 from backend.metrics.service import Series
-from backend.models import LatestMetric, Metric
+from backend.models import LatestMetric, Metric, Run
+from backend.runs import service
+
+router = APIRouter(prefix="/legacy")
+
+
+def read_series_of_runs(
+    session: Session, run_ids: Sequence[int], keys: Sequence[str] | None
+) -> dict[int, dict[str, Series]]:
+    """Per-run, per-key series in step order, in one query (the row scan before the store)."""
+    query = select(Metric.run_id, Metric.key, Metric.step, Metric.value, Metric.wall_time).where(
+        Metric.run_id.in_(run_ids)
+    )
+    if keys is not None:
+        query = query.where(Metric.key.in_(keys))
+    result: dict[int, dict[str, Series]] = {
+        run_id: {key: Series([], [], []) for key in keys or ()} for run_id in run_ids
+    }
+    rows = session.execute(query.order_by(Metric.run_id, Metric.key, Metric.step))
+    for run_id, key, step, value, wall_time in rows:
+        entry = result[run_id].setdefault(key, Series([], [], []))
+        entry.steps.append(step)
+        entry.values.append(value)
+        entry.wall_times.append(wall_time)
+    return result
 
 
 def read_reduced_series(
@@ -93,3 +124,37 @@ def _read_exact_ends(
         )
         for run_id, key, step, value, wall_time in session.execute(query):
             points[(run_id, key)][step] = (value, wall_time)
+
+
+@router.get("/runs/{run_id}/metrics")
+def legacy_metrics(
+    run_id: RunId, session: SessionDep, keys: str | None = None, max_points: MaxPoints = None
+) -> MetricsOut:
+    service.get_run(session, run_id)
+    series = read_series_of_runs(session, [run_id], split_keys(keys))[run_id]
+    return MetricsOut(run_id=run_id, series={key: series_out(s, max_points) for key, s in series.items()})
+
+
+@router.get("/compare")
+def legacy_compare(
+    session: SessionDep,
+    runs: Annotated[list[int], Depends(run_ids_param("runs", 21, required=True))],
+    keys: Annotated[str | None, Query()] = None,
+    max_points: MaxPoints = None,
+) -> CompareOut:
+    out, _ = compare_data(session, runs, split_keys(keys), 5, None)  # everything but the series
+    wanted = [run.id for run in out.runs]
+    by_id = {run.id: run for run in session.scalars(select(Run).where(Run.id.in_(wanted)))}
+    if max_points is None:
+        series = read_series_of_runs(session, wanted, out.keys)
+    else:
+        total_steps = {run_id: int(by_id[run_id].plan["total_steps"]) for run_id in wanted}
+        series = read_reduced_series(session, total_steps, out.keys, max_points)
+    out.series = {run_id: {key: series_out(s, None) for key, s in series[run_id].items()} for run_id in wanted}
+    return out
+
+
+app = create_app()
+app.include_router(router)
+# Ahead of the frontend's catch-all mount at "/", which would otherwise answer /legacy/... with a 404.
+app.router.routes[:] = sorted(app.router.routes, key=lambda route: isinstance(route, Mount))

@@ -1,0 +1,153 @@
+"""Reading the series store: compacted chunks merged with hot rows, reduced to what a chart draws.
+
+A read names runs, keys, an optional step window and a point budget. For each compacted series
+it picks the coarsest pyramid level whose buckets are no wider than a pixel column (level 0,
+every point, when the window's points fit the budget), fetches only that level's chunks that
+overlap the window, and reduces them to about four points per column (first, last, min, max,
+and the first gap). Hot rows of the same series are merged in, each step once: where both tiers
+hold a step, the compacted point wins (it was written first). The cost follows the window and
+the budget, not the stored history.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from backend.metrics import chunks, hot
+from backend.metrics.points import Points
+from backend.metrics.pyramid import PyramidShape, choose_level, reduce_to_budget
+from backend.models import MetricChunk, MetricSeries
+
+SeriesKey = tuple[int, str]
+# Level 0 is read (and reduced exactly) while the window holds up to this many times the budget.
+RAW_READ_FACTOR = 2
+
+
+@dataclass(frozen=True)
+class Window:
+    """A step range, both ends included; None leaves that end open."""
+
+    first: int | None = None
+    last: int | None = None
+
+    def clip(self, first: int, last: int) -> tuple[int, int]:
+        low = first if self.first is None else max(first, self.first)
+        return low, last if self.last is None else min(last, self.last)
+
+
+EVERYTHING = Window()
+
+
+@dataclass(frozen=True)
+class _Plan:
+    level: int
+    first: int  # steps to fetch, widened to whole pixel columns on a reduced level
+    last: int
+    span: int  # steps the chart spans (the window clipped to the series)
+
+
+def _plan(row: MetricSeries, window: Window, max_points: int | None) -> _Plan | None:
+    first, last = window.clip(row.first_step, row.last_step)
+    if first > last:
+        return None
+    span = last - first + 1
+    shape = PyramidShape(row.base_width, row.level_factor, row.level_count)
+    expected = row.point_count * span / max(1, row.last_step - row.first_step + 1)
+    if max_points is None or expected <= RAW_READ_FACTOR * max_points:
+        return _Plan(0, first, last, span)
+    level = choose_level(shape, span, max_points)
+    width = shape.width(level)
+    # Whole level buckets at both edges: a bucket cut by the window would lose the extremes of its other part.
+    return _Plan(level, first // width * width, (last // width + 1) * width - 1, span)
+
+
+def _read_compacted(
+    session: Session, run_ids: Sequence[int], keys: Sequence[str] | None, window: Window, max_points: int | None
+) -> dict[SeriesKey, tuple[Points, _Plan]]:
+    query = select(MetricSeries).where(MetricSeries.run_id.in_(run_ids))
+    if keys is not None:
+        query = query.where(MetricSeries.key.in_(keys))
+    plans = {
+        (row.run_id, row.key): plan
+        for row in session.scalars(query)
+        if (plan := _plan(row, window, max_points)) is not None
+    }
+    by_level: dict[int, list[SeriesKey]] = {}
+    for series, plan in plans.items():
+        by_level.setdefault(plan.level, []).append(series)
+    parts: dict[SeriesKey, list[Points]] = {series: [] for series in plans}
+    for level, members in by_level.items():
+        low = min(plans[series].first for series in members)
+        high = max(plans[series].last for series in members)
+        rows = session.execute(
+            select(
+                MetricChunk.run_id, MetricChunk.key, MetricChunk.first_step, MetricChunk.last_step, MetricChunk.payload
+            )
+            .where(
+                MetricChunk.run_id.in_({run_id for run_id, _ in members}),
+                MetricChunk.key.in_({key for _, key in members}),
+                MetricChunk.level == level,
+                MetricChunk.last_step >= low,
+                MetricChunk.first_step <= high,
+            )
+            .order_by(MetricChunk.run_id, MetricChunk.key, MetricChunk.first_step)
+        )
+        for run_id, key, first_step, last_step, payload in rows:
+            plan = plans.get((run_id, key))
+            if plan is None or plan.level != level or last_step < plan.first or first_step > plan.last:
+                continue
+            parts[(run_id, key)].append(chunks.decode(payload))
+    return {
+        series: (Points.concat(parts[series]).between(plan.first, plan.last), plan) for series, plan in plans.items()
+    }
+
+
+def _read_hot(
+    session: Session, run_ids: Sequence[int], keys: Sequence[str] | None, window: Window, max_points: int | None
+) -> dict[SeriesKey, Points]:
+    live = hot.runs_with_hot_rows(session, run_ids)
+    if not live:
+        return {}
+    if max_points is None:
+        return hot.read_raw(session, live, keys, window.first, window.last)
+    extents = hot.hot_extent(session, live)
+    buckets = max(1, (max_points - 2) // 3)  # up to 3 points per bucket (min, max, gap) and 2 exact ends
+    widths = {}
+    for run_id in live:
+        first, last = window.clip(1, max(1, extents.get(run_id, 1)))
+        widths[run_id] = max(1, -(-(last - first + 1) // buckets))
+    return hot.read_reduced(session, widths, keys, window.first, window.last)
+
+
+def read_points(
+    session: Session,
+    run_ids: Sequence[int],
+    keys: Sequence[str] | None,
+    window: Window = EVERYTHING,
+    max_points: int | None = None,
+) -> dict[int, dict[str, Points]]:
+    """Per run, per key: the series in `window`, at most `max_points` points each (every point when None).
+
+    Every requested key is present (maybe empty); with `keys` None, the keys that have points.
+    """
+    # Hot rows first: each statement may see a newer snapshot, and a series compacted between the two
+    # reads then shows up in both (merged, each step once) instead of in neither.
+    live = _read_hot(session, run_ids, keys, window, max_points)
+    compacted = _read_compacted(session, run_ids, keys, window, max_points)
+    result: dict[int, dict[str, Points]] = {run_id: {key: Points.empty() for key in keys or ()} for run_id in run_ids}
+    for series in sorted(compacted.keys() | live.keys()):
+        stored, plan = compacted.get(series, (Points.empty(), None))
+        points = stored.merged_with(live.get(series, Points.empty()))
+        if max_points is not None and len(points) > max_points:
+            if plan is None:
+                first, last = window.clip(int(points.steps[0]), int(points.steps[-1]))
+                span = last - first + 1
+            else:
+                span = plan.span
+            points = reduce_to_budget(points, span, max_points)
+        result[series[0]][series[1]] = points
+    return result
