@@ -40,7 +40,11 @@ def compare(
     return json_response(payload)
 
 
-@router.get("/report", response_class=HTMLResponse)
+# The report is HTML, its 404 is JSON like every error: documented as such, not as the route's media type.
+JSON_NOT_FOUND = {404: {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorMessage"}}}}}
+
+
+@router.get("/report", response_class=HTMLResponse, responses=JSON_NOT_FOUND)
 def report(session: SessionDep, runs: RunIds, baseline: Baseline = None) -> HTMLResponse:
     """The comparison as one HTML file with Plotly embedded: it opens without a network."""
     html = build_report(compare_runs(session, runs, None, 2000, baseline))

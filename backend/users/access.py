@@ -92,7 +92,7 @@ class AccessControl:
         self.app = app
         self.service_token = settings.api_token.encode()
         self.trusted_origins = frozenset(settings.cors_origin_list)
-        self.cookies = session_cookie(settings)
+        self.settings = settings
         # Once a user exists, PruneLab stays closed for the life of this process (users are never all removed).
         self.users_exist = False
         self.owned: list[ownership.OwnedRoute] | None = None
@@ -152,7 +152,8 @@ class AccessControl:
             if user is None:
                 return None
             return Principal(via="token", user_id=user.id, name=user.name, is_admin=user.is_admin)
-        session_value = self.cookies.value(credentials.cookie)
+        # The signing key is read (or made, in `home`) only when a cookie comes: open mode writes nothing.
+        session_value = session_cookie(self.settings).value(credentials.cookie) if credentials.cookie else None
         if session_value is None:
             return None
         row = users.find_session(session, session_value)
