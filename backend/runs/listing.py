@@ -1,0 +1,140 @@
+"""Pages of runs: filtered and sorted in the database, walked with an opaque keyset cursor.
+
+A page is the `limit` runs that sort after the cursor's (sort value, id), so runs added or removed
+while someone pages never shift the others: each run that exists throughout is listed exactly once.
+Blank values (a run without the sorted metric) sort last either way, then by id.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+from sqlalchemy import and_, func, or_, select
+from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.sql.elements import ColumnElement
+
+from backend.models import Run
+from backend.runs.filters import METRIC_KEY, clause, metric_value, parse_filter
+from core.errors import InvalidParameter
+
+Order = Literal["asc", "desc"]
+COLUMN_SORTS = ("created", "id", "name", "status")
+
+
+@dataclass(frozen=True)
+class Page:
+    runs: list[Run]
+    next_cursor: str | None
+    total: int
+
+
+@dataclass(frozen=True)
+class _Position:
+    value: Any
+    run_id: int
+    seen: int
+
+
+def sort_value(sort: str) -> ColumnElement[Any]:
+    """What runs are ordered by (then by id): a column, or a final metric as the filter reads it."""
+    columns: dict[str, ColumnElement[Any]] = {
+        "created": Run.created_at,  # type: ignore[dict-item]
+        "id": Run.id,  # type: ignore[dict-item]
+        "name": Run.name,  # type: ignore[dict-item]
+        "status": Run.status,  # type: ignore[dict-item]
+    }
+    if sort in columns:
+        return columns[sort]
+    if not METRIC_KEY.match(sort):
+        raise InvalidParameter(
+            ("sort",), f"sort must be one of {', '.join(COLUMN_SORTS)} or a metric key, e.g. test_accuracy"
+        )
+    return metric_value(sort)
+
+
+def list_page(session: Session, filter_text: str, sort: str, order: Order, limit: int, cursor: str | None) -> Page:
+    """One page of the runs `filter_text` matches, in `order` of `sort`, after `cursor`; with how many match."""
+    parsed = parse_filter(filter_text)
+    value = sort_value(sort)
+    descending = order == "desc"
+    fingerprint = _fingerprint(filter_text, sort, order)
+    position = _decode(cursor, fingerprint, sort) if cursor else None
+    conditions = [clause(parsed)]
+    if position is not None:
+        conditions.append(_after(value, position, descending))
+    ordering = [
+        (value.desc() if descending else value.asc()).nulls_last(),
+        Run.id.desc() if descending else Run.id.asc(),
+    ]
+    # Ids first, with how many match (a window over the ids alone, not the runs' JSON), then the page's rows.
+    page_ids = (
+        select(
+            Run.id.label("id"),
+            value.label("sort_value"),
+            func.row_number().over(order_by=ordering).label("position"),
+            func.count().over().label("remaining"),
+        )
+        .where(*conditions)
+        .order_by(*ordering)
+        .limit(limit + 1)
+        .subquery()
+    )
+    rows = session.execute(
+        select(Run, page_ids.c.sort_value, page_ids.c.remaining)
+        .join(page_ids, page_ids.c.id == Run.id)
+        .options(selectinload(Run.artifacts))
+        .order_by(page_ids.c.position)
+    ).all()
+    seen = position.seen if position else 0
+    remaining = rows[0].remaining if rows else 0
+    next_cursor = None
+    if len(rows) > limit:
+        last = rows[limit - 1]
+        next_cursor = _encode(fingerprint, _Position(_jsonable(last.sort_value), last.Run.id, seen + limit))
+    return Page([row.Run for row in rows[:limit]], next_cursor, seen + remaining)
+
+
+def _after(value: ColumnElement[Any], position: _Position, descending: bool) -> ColumnElement[bool]:
+    later_id = Run.id < position.run_id if descending else Run.id > position.run_id
+    if position.value is None:  # among the blanks, which come last
+        return and_(value.is_(None), later_id)
+    beyond = value < position.value if descending else value > position.value
+    return or_(beyond, and_(value == position.value, later_id), value.is_(None))
+
+
+def _fingerprint(filter_text: str, sort: str, order: str) -> str:
+    return hashlib.sha256(json.dumps([filter_text, sort, order]).encode()).hexdigest()[:16]
+
+
+def _jsonable(value: Any) -> Any:
+    return value.isoformat() if isinstance(value, datetime) else value
+
+
+def _encode(fingerprint: str, position: _Position) -> str:
+    raw = json.dumps({"f": fingerprint, "v": position.value, "i": position.run_id, "n": position.seen})
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def _decode(cursor: str, fingerprint: str, sort: str) -> _Position:
+    refused = InvalidParameter(("cursor",), "cursor is not one this server gave out; start again without it")
+    try:
+        fields = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        value, run_id, seen = fields["v"], fields["i"], fields["n"]
+        if fields["f"] != fingerprint:
+            raise InvalidParameter(("cursor",), "cursor belongs to another filter or sort; start again without it")
+        if sort == "created":
+            value = datetime.fromisoformat(value)
+        expected = {"created": datetime, "id": int, "name": str, "status": str}.get(sort, int | float | None)
+        if not (isinstance(run_id, int) and isinstance(seen, int) and seen >= 0 and isinstance(value, expected)):
+            raise refused
+        if isinstance(value, datetime) and value.tzinfo is None:
+            raise refused
+        return _Position(value, run_id, seen)
+    except (ValueError, TypeError, KeyError, binascii.Error, UnicodeDecodeError):
+        raise refused from None
