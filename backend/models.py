@@ -13,6 +13,7 @@ from sqlalchemy import (
     DateTime,
     Float,
     ForeignKey,
+    Index,
     Integer,
     LargeBinary,
     MetaData,
@@ -113,6 +114,8 @@ class RunStatus(enum.StrEnum):
 
 class Run(Base):
     __tablename__ = "runs"
+    # The runs list's default order and its keyset cursor: newest first, then by id.
+    __table_args__ = (Index("ix_runs_created_at_id", "created_at", "id"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
