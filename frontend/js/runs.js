@@ -9,7 +9,7 @@ const PAGE = 50;
 const runs = new Map(); // id -> run, in the server's order
 const selected = new Set();
 let sortKey = "created", sortDescending = true, baseline = null;
-let nextCursor = null, total = 0, loading = 0;
+let nextCursor = null, total = 0, loading = 0, newestId = 0;
 let me = { name: null, is_admin: false, via: "open" };
 
 // [key, header, value(run, facts), text(value), numeric, server sort (null: not sortable)]
@@ -178,6 +178,7 @@ async function loadPage(cursor) {
     showFilterError(null);
     if (!cursor) runs.clear();
     for (const run of page.runs) runs.set(run.id, run);
+    if (!cursor) newestId = Math.max(0, ...page.runs.map((run) => run.id), newestId);
     nextCursor = page.next_cursor;
     total = page.total;
   } catch (error) {
@@ -208,9 +209,11 @@ async function refreshRun(id) {
   try { runs.set(id, await api(`/api/runs/${id}`)); } catch { runs.delete(id); }
 }
 
-// A run the table has not loaded yet: newest-first and unfiltered, it belongs on top; otherwise the next reload shows it.
+// A run submitted since the table loaded (ids only grow) belongs on top of the newest-first, unfiltered view;
+// other views show it on their next reload. Runs the table has not paged to yet are left alone.
 async function addNewRun(id) {
-  if (sortKey !== "created" || !sortDescending || document.getElementById("filter").value.trim()) return;
+  if (id <= newestId || sortKey !== "created" || !sortDescending || document.getElementById("filter").value.trim()) return;
+  newestId = id;
   try {
     const run = await api(`/api/runs/${id}`);
     const rest = [...runs.entries()];
