@@ -144,6 +144,8 @@ def parse_filter(text: str) -> Filter | None:
         raise InvalidFilter(MAX_FILTER_LENGTH + 1, f"the filter is longer than {MAX_FILTER_LENGTH} characters")
     if not text.strip():
         return None
+    if "\x00" in text:  # no database text holds NUL (PostgreSQL refuses it outright)
+        raise InvalidFilter(text.index("\x00") + 1, "the filter holds a NUL character")
     try:
         tree = _PARSER.parse(text)
     except UnexpectedInput as error:

@@ -133,7 +133,7 @@ def _decode(cursor: str, fingerprint: str, sort: str) -> _Position:
         expected = {"created": datetime, "id": int, "name": str, "status": str}.get(sort, int | float | None)
         if not (isinstance(run_id, int) and isinstance(seen, int) and seen >= 0 and isinstance(value, expected)):
             raise refused
-        if isinstance(value, datetime) and value.tzinfo is None:
+        if (isinstance(value, datetime) and value.tzinfo is None) or (isinstance(value, str) and "\x00" in value):
             raise refused
         return _Position(value, run_id, seen)
     except (ValueError, TypeError, KeyError, binascii.Error, UnicodeDecodeError):

@@ -262,3 +262,29 @@ def test_bad_filters_cursors_and_sorts_are_422s_that_say_why(
         assert response.status_code == 422 and response.json()["detail"][0]["field"] == "cursor", cursor
     assert client.get("/api/runs", params={"sort": "a b"}, headers=headers).status_code == 422
     assert client.get("/api/runs", params={"limit": 501}, headers=headers).status_code == 422
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    text=st.text(max_size=60)
+    | st.lists(
+        st.sampled_from(
+            ["a", " ", "(", ")", '"', ":", ">", "=", "!", "and", "not", "or", "tag", "0.5", "created", "id", "-", "\\"]
+        )
+    ).map("".join),
+    sort=st.sampled_from(["created", "name", "accuracy", "test_accuracy", "x\x00"]) | st.text(max_size=10),
+)
+def test_any_filter_or_sort_is_a_page_or_a_422(
+    client: TestClient, seeded: tuple[Team, list[SeededRun], dict[str, str]], text: str, sort: str
+) -> None:
+    _, _, headers = seeded
+    response = client.get("/api/runs", params={"filter": text, "sort": sort, "limit": 3}, headers=headers)
+    assert response.status_code in (200, 422), (text, sort, response.text)
+    if response.status_code == 422:
+        assert response.json()["detail"][0]["field"] in ("filter", "sort"), response.text
+    elif response.json()["next_cursor"]:
+        cursor = response.json()["next_cursor"]
+        again = client.get(
+            "/api/runs", params={"filter": text, "sort": sort, "limit": 3, "cursor": cursor}, headers=headers
+        )
+        assert again.status_code == 200, again.text
