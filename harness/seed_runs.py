@@ -1,8 +1,8 @@
 """Many finished-looking runs at once, for list tests and benchmarks: names, statuses, tags, owners, summaries, metrics.
 
-Rows are inserted in bulk (one INSERT per batch); their latest values go through `record_points`, the one
-writer of metric points. Everything derives from the seed, and `SeededRun` says what each run holds, so a
-test can evaluate a filter or a sort by brute force and compare.
+Rows are inserted in bulk (one INSERT per batch), their latest values through `record_points_of_runs`
+(`record_points` for many runs: the one writer of metric points). Everything derives from the seed, and
+`SeededRun` says what each run holds, so a test can evaluate a filter or a sort by brute force and compare.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import insert
 
 from backend.db import session_scope
-from backend.metrics.service import MetricPoint, record_points
+from backend.metrics.service import MetricPoint, record_points_of_runs
 from backend.models import Run, RunStatus
 from core.plans import resolve_plan
 from core.specs import RunSpec
@@ -126,12 +126,16 @@ def insert_runs(
             )
         with session_scope() as session:
             ids = session.scalars(insert(Run).returning(Run.id, sort_by_parameter_order=True), rows).all()
-            for run_id, run in zip(ids, described, strict=True):
-                points = [
-                    MetricPoint(key, 42, float("nan") if value is None else value, 1.7e9)
-                    for key, value in run["latest"].items()
-                ]
-                record_points(session, run_id, points)
+            record_points_of_runs(
+                session,
+                {
+                    run_id: [
+                        MetricPoint(key, 42, float("nan") if value is None else value, 1.7e9)
+                        for key, value in run["latest"].items()
+                    ]
+                    for run_id, run in zip(ids, described, strict=True)
+                },
+            )
         for run_id, run in zip(ids, described, strict=True):
             seeded.append(
                 SeededRun(

@@ -22,9 +22,9 @@ from typing import Any, Literal
 
 from lark import Lark, Token, Tree
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
-from sqlalchemy import Boolean, Float, and_, exists, false, func, not_, or_, select, true
+from sqlalchemy import Boolean, Float, Select, and_, exists, false, func, not_, or_, true
 from sqlalchemy.ext.compiler import compiles
-from sqlalchemy.orm import QueryableAttribute
+from sqlalchemy.orm import QueryableAttribute, aliased
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.functions import FunctionElement
@@ -34,6 +34,7 @@ from core.errors import InvalidFilter
 from core.specs import SCHEDULE_KINDS
 
 MAX_FILTER_LENGTH = 500
+MAX_METRICS = 16  # LEFT JOINs per query (SQLite joins at most 64 tables)
 MAX_DEPTH = 16  # nested parentheses and `not`s; deeper is refused, not recursed into
 
 # Delimiters end an unquoted word; keywords are keywords only when a delimiter (or the end) follows them.
@@ -344,18 +345,28 @@ def _has_tag_sqlite(element: has_tag, compiler: SQLCompiler, **kw: Any) -> str:
     return f"EXISTS (SELECT 1 FROM json_each({column}) AS tag_item WHERE lower(tag_item.value) = lower({tag}))"
 
 
-def metric_value(key: str) -> ColumnElement[float]:
-    """A run's final value of `key`: its summary's number, else its latest logged value (NULL: non-finite/none)."""
-    if key in PLAN_NUMBERS:
-        return json_number(Run.plan, PLAN_NUMBERS[key])
-    stored = METRIC_ALIASES.get(key, key)
-    latest = (
-        select(LatestMetric.value)
-        .where(LatestMetric.run_id == Run.id, LatestMetric.key == stored)
-        .correlate(Run)
-        .scalar_subquery()
-    )
-    return func.coalesce(json_number(Run.summary, stored), latest, type_=Float())
+class MetricColumns:
+    """Final metric values for one query: each latest-value key is one LEFT JOIN (a hash join, not a lookup per run)."""
+
+    def __init__(self) -> None:
+        self.joined: dict[str, Any] = {}  # stored key -> aliased LatestMetric
+
+    def value(self, key: str) -> ColumnElement[float]:
+        """A run's final value of `key`: its summary's number, else its latest logged value (NULL: non-finite/none)."""
+        if key in PLAN_NUMBERS:
+            return json_number(Run.plan, PLAN_NUMBERS[key])
+        stored = METRIC_ALIASES.get(key, key)
+        if stored not in self.joined:
+            if len(self.joined) >= MAX_METRICS:
+                raise InvalidFilter(1, f"a filter and sort may name at most {MAX_METRICS} different metrics")
+            self.joined[stored] = aliased(LatestMetric, name=f"latest_{len(self.joined)}")
+        latest = self.joined[stored]
+        return func.coalesce(json_number(Run.summary, stored), latest.value, type_=Float())
+
+    def join(self, query: Select[Any]) -> Select[Any]:
+        for stored, latest in self.joined.items():
+            query = query.outerjoin(latest, and_(latest.run_id == Run.id, latest.key == stored))
+        return query
 
 
 def _compared(value: ColumnElement[Any] | QueryableAttribute[Any], op: Op, other: object) -> ColumnElement[bool]:
@@ -371,16 +382,16 @@ def _compared(value: ColumnElement[Any] | QueryableAttribute[Any], op: Op, other
     return func.coalesce(compared, false())
 
 
-def clause(parsed: Filter | None) -> ColumnElement[bool]:
-    """The SQL condition on `runs` (joined to nothing) that holds exactly for the runs `parsed` matches."""
+def clause(parsed: Filter | None, metrics: MetricColumns) -> ColumnElement[bool]:
+    """The SQL condition on `runs` (with `metrics` joined) that holds exactly for the runs `parsed` matches."""
     if parsed is None:
         return true()
     if isinstance(parsed, All):
-        return and_(*(clause(part) for part in parsed.parts))
+        return and_(*(clause(part, metrics) for part in parsed.parts))
     if isinstance(parsed, Any_):
-        return or_(*(clause(part) for part in parsed.parts))
+        return or_(*(clause(part, metrics) for part in parsed.parts))
     if isinstance(parsed, Not):
-        return not_(clause(parsed.part))
+        return not_(clause(parsed.part, metrics))
     if isinstance(parsed, Word):
         needle = parsed.text.lower()
         return or_(
@@ -388,7 +399,7 @@ def clause(parsed: Filter | None) -> ColumnElement[bool]:
             func.lower(Run.note).contains(needle, autoescape=True),
         )
     if isinstance(parsed, MetricCompare):
-        return _compared(metric_value(parsed.key), parsed.op, parsed.number)
+        return _compared(metrics.value(parsed.key), parsed.op, parsed.number)
     if isinstance(parsed, IdCompare):
         return _compared(Run.id, parsed.op, parsed.number)
     if isinstance(parsed, CreatedCompare):
@@ -406,5 +417,6 @@ def _field_clause(parsed: FieldIs) -> ColumnElement[bool]:
         return func.lower(Run.name).contains(value, autoescape=True)
     if parsed.field == "owner":
         return exists().where(User.id == Run.owner_id, func.lower(User.name) == value)
-    spec_value = Run.spec[("schedule", "kind")] if parsed.field == "kind" else Run.spec[parsed.field]
-    return func.coalesce(func.lower(spec_value.as_string()), "") == value
+    if parsed.field == "kind":
+        return Run.schedule_kind == value
+    return func.coalesce(func.lower(Run.spec[parsed.field].as_string()), "") == value

@@ -27,6 +27,7 @@ RUNS = 130
 def seeded_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[StackConfig, list[SeededRun]]]:
     home: Path = tmp_path_factory.mktemp("e2e-runs-table")
     config = sqlite_stack(home)
+    config.extra["PRUNELAB_REAPER_INTERVAL_S"] = "0"  # the seeded `running` runs have no worker to keep them
     migrate(config)
     with pytest.MonkeyPatch.context() as patch:  # this process writes the runs straight into the stack's database
         patch.setenv("PRUNELAB_DATABASE_URL", config.database_url)
