@@ -23,7 +23,7 @@ from core.plans import resolve_plan
 from core.specs import RunSpec
 
 WORDS = ("alpha", "bravo", "cifar", "delta", "mnist", "sweep", "prune", "dense", "my run", "zeta")
-TAGS = ("sweep", "dense", "ablation", "best", "Sweep2")
+TAGS = ("sweep", "dense", "ablation", "best", "Sweep2", "p_1", "pX1")
 KINDS = ("polynomial", "constant")
 LATEST_KEYS = ("loss", "accuracy", "measured_sparsity", "test_accuracy")
 START = datetime(2026, 10, 20, tzinfo=UTC)
