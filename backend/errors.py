@@ -13,6 +13,7 @@ from core.errors import (
     ArtifactCorrupted,
     ArtifactNotFound,
     ArtifactStoreUnavailable,
+    InvalidFilter,
     InvalidSpec,
     InvalidUpload,
     PruneLabError,
@@ -76,8 +77,11 @@ def _drop_union_tags(loc: tuple[str | int, ...]) -> tuple[str | int, ...]:
 def install_handlers(app: FastAPI) -> None:
     @app.exception_handler(PruneLabError)
     async def _domain_error(_: Request, exc: PruneLabError) -> JSONResponse:
-        if isinstance(exc, InvalidSpec):
-            detail: object = [_error_item(("body", *exc.field), exc.message)]
+        if isinstance(exc, InvalidFilter):  # the column lets a page put the caret where the mistake is
+            item = _error_item(("query", *exc.field), exc.message, "invalid_filter")
+            detail: object = [{**item, "column": exc.column}]
+        elif isinstance(exc, InvalidSpec):
+            detail = [_error_item(("body", *exc.field), exc.message)]
         elif isinstance(exc, InvalidUpload):
             detail = [_error_item(("body", *exc.field), exc.message, "invalid_upload")]
         else:

@@ -17,4 +17,5 @@ BENCHMARKS_EXPECTED_FIGURES = {
         "runs_per_minute_2_workers_postgresql",
     ),
     "downloads": ("local_mb_per_s", "s3_mb_per_s", "s3_over_local", "s3_over_local_ranged"),
+    "runs_at_scale": ("first_page_ms_postgresql", "filter_ms_sqlite", "sort_ms_postgresql", "before_ms_sqlite"),
 }

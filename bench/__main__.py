@@ -21,6 +21,7 @@ from bench import (
     published_results,
     queue_throughput,
     readback,
+    runs_at_scale,
     sections,
     series_store,
     training_overhead,
@@ -31,7 +32,16 @@ from harness.stack import REPO, shared_data_dir
 
 BENCHMARKS = {
     module.NAME: module
-    for module in (training_overhead, published_results, ingestion, readback, series_store, queue_throughput, downloads)
+    for module in (
+        training_overhead,
+        published_results,
+        ingestion,
+        readback,
+        series_store,
+        queue_throughput,
+        downloads,
+        runs_at_scale,
+    )
 }
 
 
@@ -114,6 +124,19 @@ def closing_note(results: dict[str, Result]) -> list[str]:
             f"{fmt(figure(downloads.NAME, 's3_over_local_ranged'))} "
             f"({fmt(figure(downloads.NAME, 's3_mb_per_s'), '{:.0f}')} against "
             f"{fmt(figure(downloads.NAME, 'local_mb_per_s'), '{:.0f}')} MB/s; {results[downloads.NAME].size})."
+        )
+    if runs_at_scale.NAME in results:
+        name = runs_at_scale.NAME
+
+        def pair(key: str) -> str:
+            pattern = "{:,.0f}"
+            return f"{fmt(figure(name, key + '_postgresql'), pattern)} / {fmt(figure(name, key + '_sqlite'), pattern)}"
+
+        lines.append(
+            "Runs table (PostgreSQL / SQLite, p50 ms, filtered, sorted and paged by the server): first page "
+            f"{pair('first_page_ms')}, filter `{runs_at_scale.ISSUE_FILTER}` {pair('filter_ms')}, sort by a metric "
+            f"{pair('sort_ms')}; goal <= {runs_at_scale.GOAL_MS}. Before: the 1,000-run cap filtered in the browser "
+            f"{pair('before_ms')} ({results[name].size})."
         )
     return lines
 

@@ -4,7 +4,9 @@
 page's `GET /legacy/runs/{id}/metrics` scans every row of the run and downsamples in Python;
 the compare page's `GET /legacy/compare` reduces the rows in the database with one GROUP BY
 (backend/metrics/reduced.py as it was), and both answer through pydantic models and FastAPI's
-JSON encoder. Served by the same kind of process as the real API (`uvicorn bench.legacy_reads:app`).
+JSON encoder. `GET /legacy/runs` is the runs table's read before issue 14 part 5: the newest
+1,000 runs at most, which the browser then filtered and sorted. Served by the same kind of
+process as the real API (`uvicorn bench.legacy_reads:app`).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
 from sqlalchemy import case, func, select, tuple_
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 from starlette.routing import Mount
 
 from backend.app import create_app
@@ -27,6 +29,8 @@ from backend.metrics.schemas import MaxPoints, MetricsOut
 from backend.metrics.service import Series
 from backend.models import LatestMetric, Metric, Run
 from backend.runs import service
+from backend.runs.presenters import run_outs
+from backend.runs.schemas import RunOut
 
 router = APIRouter(prefix="/legacy")
 
@@ -152,6 +156,13 @@ def legacy_compare(
         series = read_reduced_series(session, total_steps, out.keys, max_points)
     out.series = {run_id: {key: series_out(s, None) for key, s in series[run_id].items()} for run_id in wanted}
     return out
+
+
+@router.get("/runs")
+def legacy_runs(session: SessionDep, limit: Annotated[int, Query(ge=1, le=1000)] = 200) -> list[RunOut]:
+    """The runs table before issue 14: the newest `limit` runs (1,000 at most), unfiltered; the browser filtered."""
+    query = select(Run).options(selectinload(Run.artifacts)).order_by(Run.id.desc()).limit(limit)
+    return run_outs(session, list(session.scalars(query)))
 
 
 app = create_app()

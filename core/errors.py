@@ -26,6 +26,14 @@ class InvalidParameter(InvalidSpec):
     """A query parameter that cannot be used (a malformed list of run ids, say)."""
 
 
+class InvalidFilter(InvalidParameter):
+    """A runs filter that does not parse or names something unknown; `column` is 1-based, as editors count."""
+
+    def __init__(self, column: int, message: str) -> None:
+        super().__init__(("filter",), f"column {column}: {message}")
+        self.column = column
+
+
 class RunNotFound(PruneLabError):
     def __init__(self, run_id: int) -> None:
         super().__init__(f"run {run_id} does not exist")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Response, status
 from fastapi import Path as FastApiPath
@@ -14,14 +14,15 @@ from backend.errors import CONFLICT, NOT_FOUND, ErrorMessage
 from backend.kit.dependencies import RunId
 from backend.kit.identity import PrincipalDep
 from backend.kit.params import run_ids_param
-from backend.runs import masks, service
+from backend.runs import listing, masks, service
 from backend.runs.events import RunCursor, RunsCursor, poll_run, poll_runs, stream
+from backend.runs.filters import MAX_FILTER_LENGTH
 from backend.runs.presenters import run_out, run_outs
-from backend.runs.schemas import MasksOut, RunOut, RunPatch
+from backend.runs.schemas import MasksOut, RunOut, RunPatch, RunsPage
 from backend.runs.sensitivity import ProposalOut, sensitivity_proposal
-from core.recipes import MAX_ID
 from core.specs import RunSpec
 
+MAX_PAGE = 500
 router = APIRouter(prefix="/api/runs", tags=["runs"], responses={**NOT_FOUND, **CONFLICT})
 
 
@@ -34,11 +35,24 @@ def create_run(spec: RunSpec, session: SessionDep, principal: PrincipalDep) -> R
 @router.get("")
 def list_runs(
     session: SessionDep,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 200,
-    offset: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,
-) -> list[RunOut]:
-    """List runs, newest first."""
-    return run_outs(session, service.list_runs(session, limit, offset))
+    filter_text: Annotated[
+        str,
+        Query(
+            alias="filter",
+            max_length=MAX_FILTER_LENGTH,
+            description="e.g. `accuracy > 0.98 kind:polynomial tag:sweep` (README: filtering runs)",
+        ),
+    ] = "",
+    sort: Annotated[
+        str, Query(max_length=200, description="created, id, name, status or a metric key (blanks last)")
+    ] = "created",
+    order: Literal["asc", "desc"] = "desc",
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100,
+    cursor: Annotated[str | None, Query(max_length=2000, description="`next_cursor` of the previous page")] = None,
+) -> RunsPage:
+    """List runs matching a filter, sorted, a page at a time (newest first by default)."""
+    page = listing.list_page(session, filter_text, sort, order, limit, cursor)
+    return RunsPage(runs=run_outs(session, page.runs), next_cursor=page.next_cursor, total=page.total)
 
 
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}

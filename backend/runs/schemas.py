@@ -45,6 +45,14 @@ class RunOut(BaseModel):
     owner: str | None = Field(None, description="Who submitted the run; null before PruneLab had users.")
 
 
+class RunsPage(BaseModel):
+    """A page of runs; pass `next_cursor` back as `cursor` for the next (null: this is the last page)."""
+
+    runs: list[RunOut]
+    next_cursor: str | None
+    total: int = Field(description="How many runs the filter matches in all (counted with this page).")
+
+
 Tag = Annotated[PlainText, StringConstraints(strip_whitespace=True, min_length=1, max_length=40, pattern=r"^[^,\s]+$")]
 
 

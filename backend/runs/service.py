@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from backend.artifacts.storage import ArtifactStore, StoreUnavailable, run_prefix
@@ -74,11 +73,6 @@ def get_run(session: Session, run_id: int) -> Run:
     if run is None:
         raise RunNotFound(run_id)
     return run
-
-
-def list_runs(session: Session, limit: int, offset: int) -> list[Run]:
-    query = select(Run).options(selectinload(Run.artifacts)).order_by(Run.id.desc()).limit(limit).offset(offset)
-    return list(session.scalars(query))
 
 
 def update_run(session: Session, run_id: int, tags: list[str] | None, note: str | None) -> Run:

@@ -115,9 +115,12 @@ export function runFacts(run) {
 }
 
 // The dense baseline: the newest succeeded run tagged `dense`, else the newest succeeded run targeting 0 sparsity.
-export function denseBaseline(runs) {
-  const done = runs.filter((run) => run.status === "succeeded").sort((a, b) => b.id - a.id);
-  return done.find((run) => run.tags.includes("dense")) || done.find((run) => run.plan.target_sparsity === 0) || null;
+export async function findDenseBaseline() {
+  for (const filter of ["status:succeeded tag:dense", "status:succeeded target = 0"]) {
+    const page = await api(`/api/runs?${new URLSearchParams({ filter, sort: "id", order: "desc", limit: "1" })}`);
+    if (page.runs.length) return page.runs[0];
+  }
+  return null;
 }
 
 export function statusBadge(run) {

@@ -2,7 +2,7 @@
 // a pinned dense baseline, final metrics, differing parameters and accuracy-vs-size with its Pareto frontier.
 // Everything the page shows is in its URL (runs, baseline, x axis, smoothing, log scale), so it can be shared.
 
-import { api, denseBaseline, el, FINISHED, fmt, renderHeader, runFacts, statusBadge, subscribe } from "./common.js";
+import { api, el, findDenseBaseline, FINISHED, fmt, renderHeader, runFacts, statusBadge, subscribe } from "./common.js";
 import { draw, pointBudget, smooth, X_AXES, xValues, zoomBudget } from "./charts.js";
 
 renderHeader("compare.html");
@@ -179,11 +179,15 @@ async function start() {
     message.textContent = "Select 2 to 20 runs on the Runs page, or open compare.html?runs=1,2.";
     if (!selection.length) return;
   }
-  const all = await api("/api/runs?limit=1000");
-  const candidates = all.filter((run) => run.status === "succeeded");
+  // Baseline candidates: the newest 500 succeeded runs, and the one the link names wherever it is.
+  const candidates = (await api("/api/runs?filter=status:succeeded&limit=500")).runs;
+  const named = Number(url.searchParams.get("baseline"));
+  if (named && !candidates.some((run) => run.id === named)) {
+    try { candidates.unshift(await api(`/api/runs/${named}`)); } catch { /* gone: the select falls back to none */ }
+  }
   controls.baseline.append(...candidates.map((run) => el("option", { value: String(run.id), text: label(run) })));
   if (!url.searchParams.has("baseline")) {
-    const suggested = denseBaseline(all);
+    const suggested = await findDenseBaseline();
     if (suggested) url.searchParams.set("baseline", String(suggested.id));
   }
   controls.baseline.value = url.searchParams.get("baseline") || "";

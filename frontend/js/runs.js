@@ -1,34 +1,34 @@
-// The runs table: live status, sort, filter, tags and notes, compare, cancel, delete, CSV export.
+// The runs table: the server filters, sorts and pages (GET /api/runs); live status, tags and notes, compare,
+// cancel, delete, CSV export of the rows loaded.
 
-import { api, denseBaseline, downloadText, el, fmt, mayChange, renderHeader, runFacts, statusBadge, subscribe, whoAmI } from "./common.js";
+import { api, downloadText, el, findDenseBaseline, fmt, mayChange, renderHeader, runFacts, statusBadge, subscribe, whoAmI } from "./common.js";
 
 renderHeader("index.html");
 
-const runs = new Map(); // id -> run
+const PAGE = 50;
+const runs = new Map(); // id -> run, in the server's order
 const selected = new Set();
-let sortKey = "id", sortDescending = true, baseline = null;
+let sortKey = "created", sortDescending = true, baseline = null;
+let nextCursor = null, total = 0, loading = 0, newestId = 0;
 let me = { name: null, is_admin: false, via: "open" };
 
-// [key, header, value(run, facts), text(value), numeric]
+// [key, header, value(run, facts), text(value), numeric, server sort (null: not sortable)]
 const COLUMNS = [
-  ["id", "#", (r) => r.id, String, true],
-  ["name", "name", (r) => r.name, String, false],
-  ["status", "status", (r) => r.status, String, false],
-  ["owner", "owner", (r) => r.owner, (v) => v ?? "—", false],
-  ["dataset", "dataset", (r) => r.spec.dataset, String, false],
-  ["model", "model", (r) => r.spec.model, String, false],
-  ["kind", "schedule", (r, f) => f.kind, String, false],
-  ["target", "target sparsity", (r, f) => f.target, fmt.pct, true],
-  ["sparsity", "final sparsity", (r, f) => f.finalSparsity, fmt.pct, true],
-  ["accuracy", "test accuracy", (r, f) => f.accuracy, (v) => fmt.num(v), true],
-  ["size", "zipped size", (r, f) => f.zipped, fmt.bytes, true],
-  ["ratio", "vs dense", (r, f) => ratio(f), (v) => (v === null ? "—" : `${v.toFixed(2)}×`), true],
-  ["duration", "duration", (r, f) => f.duration, fmt.duration, true],
-  ["created", "created", (r) => r.created_at, fmt.date, false],
+  ["id", "#", (r) => r.id, String, true, "id"],
+  ["name", "name", (r) => r.name, String, false, "name"],
+  ["status", "status", (r) => r.status, String, false, "status"],
+  ["owner", "owner", (r) => r.owner, (v) => v ?? "—", false, null],
+  ["dataset", "dataset", (r) => r.spec.dataset, String, false, null],
+  ["model", "model", (r) => r.spec.model, String, false, null],
+  ["kind", "schedule", (r, f) => f.kind, String, false, null],
+  ["target", "target sparsity", (r, f) => f.target, fmt.pct, true, "target"],
+  ["sparsity", "final sparsity", (r, f) => f.finalSparsity, fmt.pct, true, "final_sparsity"],
+  ["accuracy", "test accuracy", (r, f) => f.accuracy, (v) => fmt.num(v), true, "test_accuracy"],
+  ["size", "zipped size", (r, f) => f.zipped, fmt.bytes, true, "keras_zip_bytes"],
+  ["ratio", "vs dense", (r, f) => ratio(f), (v) => (v === null ? "—" : `${v.toFixed(2)}×`), true, "keras_zip_bytes"],
+  ["duration", "duration", (r, f) => f.duration, fmt.duration, true, "wall_time_s"],
+  ["created", "created", (r) => r.created_at, fmt.date, false, "created"],
 ];
-const FIELDS = { status: (r) => r.status, dataset: (r) => r.spec.dataset, model: (r) => r.spec.model, kind: (r) => r.spec.schedule?.kind ?? "none" };
-// Exact matches: owner:ana is ana's runs, not anabel's.
-const EXACT_FIELDS = { owner: (r) => r.owner ?? "" };
 
 function ratio(facts) {
   const base = baseline && runFacts(baseline).zipped;
@@ -40,48 +40,17 @@ function value(run, key) {
   return column[2](run, runFacts(run));
 }
 
-// "status:running tag:dense accuracy > 0.98 poly" -> predicates, all of which must hold.
-export function parseFilter(text) {
-  const normalised = text.replace(/\s*(>=|<=|!=|>|<|=)\s*/g, "$1");
-  return normalised.split(/\s+/).filter(Boolean).map((token) => {
-    const numeric = token.match(/^([a-z_]+)(>=|<=|!=|>|<|=)(-?[\d.]+(?:e-?\d+)?)$/i);
-    if (numeric && COLUMNS.some(([k, , , , n]) => k === numeric[1] && n)) {
-      const [, key, op, raw] = numeric;
-      const limit = Number(raw);
-      const compare = { ">": (a) => a > limit, "<": (a) => a < limit, ">=": (a) => a >= limit, "<=": (a) => a <= limit,
-        "=": (a) => Math.abs(a - limit) < 1e-9, "!=": (a) => Math.abs(a - limit) >= 1e-9 }[op];
-      return (run) => { const v = value(run, key); return v !== null && v !== undefined && compare(v); };
-    }
-    const field = token.match(/^([a-z]+):(.+)$/i);
-    if (field && field[1] === "tag") return (run) => run.tags.some((tag) => tag.toLowerCase() === field[2].toLowerCase());
-    if (field && EXACT_FIELDS[field[1]]) return (run) => EXACT_FIELDS[field[1]](run).toLowerCase() === field[2].toLowerCase();
-    if (field && FIELDS[field[1]]) return (run) => FIELDS[field[1]](run).toLowerCase().startsWith(field[2].toLowerCase());
-    return (run) => `${run.name} ${run.note} ${run.tags.join(" ")}`.toLowerCase().includes(token.toLowerCase());
-  });
-}
-
-function visibleRuns() {
-  const predicates = parseFilter(document.getElementById("filter").value);
-  const rows = [...runs.values()].filter((run) => predicates.every((p) => p(run)));
-  const direction = sortDescending ? -1 : 1;
-  return rows.sort((a, b) => {
-    const x = value(a, sortKey), y = value(b, sortKey);
-    if (x === y) return b.id - a.id;
-    if (x === null || x === undefined) return 1; // blanks last either way
-    if (y === null || y === undefined) return -1;
-    return (x < y ? -1 : 1) * direction;
-  });
-}
+function visibleRuns() { return [...runs.values()]; }
 
 function renderHeaderRow() {
   const cells = [el("th", { scope: "col" }, el("span", { class: "skip", text: "select" }))];
-  for (const [key, label, , , numeric] of COLUMNS) {
+  for (const [key, label, , , numeric, sort] of COLUMNS) {
     const sorted = key === sortKey ? (sortDescending ? "descending" : "ascending") : null;
     cells.push(el("th", { scope: "col", class: numeric ? "num" : null, "aria-sort": sorted },
-      el("button", { type: "button", text: label, onclick: () => {
-        sortDescending = key === sortKey ? !sortDescending : numeric;
+      sort === null ? label : el("button", { type: "button", text: label, onclick: () => {
+        sortDescending = key === sortKey ? !sortDescending : numeric || key === "created";
         sortKey = key;
-        render();
+        reload();
       } })));
   }
   cells.push(el("th", { scope: "col", text: "tags" }), el("th", { scope: "col", text: "note" }), el("th", { scope: "col", text: "actions" }));
@@ -144,6 +113,7 @@ async function act(run, action) {
       await api(`/api/runs/${run.id}`, { method: "DELETE" });
       runs.delete(run.id);
       selected.delete(run.id);
+      total -= 1;
     } else runs.set(run.id, await api(`/api/runs/${run.id}/cancel`, { method: "POST" }));
     render();
   } catch (error) { message(error.message); }
@@ -158,18 +128,74 @@ function updateSelection() {
 }
 
 function render() {
-  baseline = denseBaseline([...runs.values()]);
   document.getElementById("baseline").textContent = baseline
     ? `Dense baseline for "vs dense": run #${baseline.id} (${baseline.tags.includes("dense") ? "tagged dense" : "target sparsity 0"})`
     : 'No dense baseline yet: tag a run "dense" or train one with target sparsity 0.';
   renderHeaderRow();
-  const rows = visibleRuns();
   const focused = document.activeElement?.closest?.("td.tags, td.note") ? document.activeElement : null;
   if (focused) return; // do not replace an input the user is typing in; the next update redraws
-  document.querySelector("#runs tbody").replaceChildren(...rows.map(row));
-  if (!runs.size) message("No runs yet: start one from New run.");
-  else message(`${rows.length} of ${runs.size} runs shown.`);
+  document.querySelector("#runs tbody").replaceChildren(...visibleRuns().map(row));
+  const filtered = document.getElementById("filter").value.trim() !== "";
+  if (!total && !filtered) message("No runs yet: start one from New run.");
+  else message(`${runs.size} of ${total} ${filtered ? "matching " : ""}runs shown.`);
+  const more = document.getElementById("more");
+  more.hidden = nextCursor === null;
+  more.disabled = loading > 0;
   updateSelection();
+}
+
+function query(cursor) {
+  const column = COLUMNS.find(([key]) => key === sortKey);
+  const params = new URLSearchParams({ filter: document.getElementById("filter").value, sort: column[5],
+    order: sortDescending ? "desc" : "asc", limit: String(PAGE) });
+  if (cursor) params.set("cursor", cursor);
+  return `/api/runs?${params}`;
+}
+
+function showFilterError(error) {
+  const input = document.getElementById("filter");
+  const box = document.getElementById("filter-error");
+  const item = Array.isArray(error?.detail) ? error.detail.find((d) => d.field === "filter") : null;
+  if (!item) {
+    input.removeAttribute("aria-invalid");
+    box.textContent = "";
+    return false;
+  }
+  input.setAttribute("aria-invalid", "true");
+  box.textContent = `Filter: ${item.msg}`;
+  return true;
+}
+
+// Pages are fetched in turn; a reply to an older filter or sort (`generation`) is dropped.
+let generation = 0;
+async function loadPage(cursor) {
+  const mine = cursor ? generation : ++generation;
+  loading += 1;
+  render();
+  try {
+    const page = await api(query(cursor));
+    if (mine !== generation) return;
+    showFilterError(null);
+    if (!cursor) runs.clear();
+    for (const run of page.runs) runs.set(run.id, run);
+    if (!cursor) newestId = Math.max(0, ...page.runs.map((run) => run.id), newestId);
+    nextCursor = page.next_cursor;
+    total = page.total;
+  } catch (error) {
+    if (mine !== generation) return;
+    if (!showFilterError(error)) message(`Could not load runs: ${error.message}`);
+  } finally {
+    loading -= 1;
+    render();
+  }
+}
+
+function reload() { return loadPage(null); }
+
+let typing = null;
+function filterChanged() {
+  clearTimeout(typing);
+  typing = setTimeout(reload, 250);
 }
 
 function exportCsv() {
@@ -183,14 +209,30 @@ async function refreshRun(id) {
   try { runs.set(id, await api(`/api/runs/${id}`)); } catch { runs.delete(id); }
 }
 
+// A run submitted since the table loaded (ids only grow) belongs on top of the newest-first, unfiltered view;
+// other views show it on their next reload. Runs the table has not paged to yet are left alone.
+async function addNewRun(id) {
+  if (id <= newestId || sortKey !== "created" || !sortDescending || document.getElementById("filter").value.trim()) return;
+  newestId = id;
+  try {
+    const run = await api(`/api/runs/${id}`);
+    const rest = [...runs.entries()];
+    runs.clear();
+    runs.set(run.id, run);
+    for (const [key, value] of rest) runs.set(key, value);
+    total += 1;
+  } catch { /* deleted meanwhile */ }
+}
+
 let pending = null;
 function scheduleRender() { if (!pending) pending = setTimeout(() => { pending = null; render(); }, 300); }
 
 async function start() {
   me = await whoAmI();
-  for (const run of await api("/api/runs?limit=1000")) runs.set(run.id, run);
-  render();
-  document.getElementById("filter").addEventListener("input", render);
+  document.getElementById("filter").addEventListener("input", filterChanged);
+  document.getElementById("more").addEventListener("click", () => { if (nextCursor) loadPage(nextCursor); });
+  findDenseBaseline().then((found) => { baseline = found; render(); }).catch(() => {});
+  await reload();
   document.getElementById("compare").addEventListener("click", () => {
     location.assign(`compare.html?runs=${[...selected].sort((a, b) => a - b).join(",")}`);
   });
@@ -199,7 +241,8 @@ async function start() {
     runs: async (changes) => {
       for (const change of changes) {
         const known = runs.get(change.id);
-        if (!known || known.status !== change.status) await refreshRun(change.id);
+        if (!known) await addNewRun(change.id);
+        else if (known.status !== change.status) await refreshRun(change.id);
         else known.step = change.step;
       }
       scheduleRender();

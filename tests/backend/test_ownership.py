@@ -32,7 +32,7 @@ def test_runs_and_uploads_record_who_submitted_them(team_client: tuple[TestClien
     dense = client.get(f"/api/runs/{pruned['parent_run_id']}", headers=bob.token_headers()).json()
     assert pruned["owner"] == dense["owner"] == "ana"  # the dense baseline is the submitter's too
     # Anyone signed in reads everything, owner included.
-    listed = client.get("/api/runs", headers=bob.token_headers()).json()
+    listed = client.get("/api/runs", headers=bob.token_headers()).json()["runs"]
     assert [(run["id"], run["owner"]) for run in listed] == [
         (pruned["id"], "ana"),
         (dense["id"], "ana"),

@@ -13,7 +13,7 @@ def test_patch_sets_tags_and_note(client: TestClient) -> None:
     assert response.status_code == 200, response.text
     assert response.json()["tags"] == ["dense", "best"] and response.json()["note"] == "baseline"
     assert client.patch(f"/api/runs/{run_id}", json={"note": ""}).json()["tags"] == ["dense", "best"]
-    assert client.get("/api/runs").json()[0]["note"] == ""
+    assert client.get("/api/runs").json()["runs"][0]["note"] == ""
 
 
 def test_bad_patches_get_422_or_404(client: TestClient) -> None:

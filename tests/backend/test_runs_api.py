@@ -32,7 +32,7 @@ def test_submit_returns_the_queued_run_with_its_resolved_plan(client: TestClient
     assert run["plan"]["schedule"]["end_step"] == 82
     assert run["plan"]["last_pruning_step"] == 82
     assert client.get(f"/api/runs/{run['id']}").json()["plan"] == run["plan"]
-    assert [r["id"] for r in client.get("/api/runs").json()] == [run["id"]]
+    assert [r["id"] for r in client.get("/api/runs").json()["runs"]] == [run["id"]]
 
 
 def test_invalid_spec_gets_422_naming_each_field(client: TestClient) -> None:
@@ -47,7 +47,7 @@ def test_invalid_spec_gets_422_naming_each_field(client: TestClient) -> None:
         "schedule.final_sparsity": "final_sparsity must be in range [0,1)",
         "schedule.frequency": "frequency should be > 0",
     }
-    assert client.get("/api/runs").json() == []
+    assert client.get("/api/runs").json()["runs"] == []
 
 
 def test_schedule_beyond_the_run_gets_422(client: TestClient) -> None:
@@ -113,7 +113,7 @@ def test_delete_removes_run_and_metrics_but_not_running_runs(client: TestClient)
         session.get(Run, run["id"]).status = RunStatus.FAILED
     assert client.delete(f"/api/runs/{run['id']}").status_code == 204
     assert client.get(f"/api/runs/{run['id']}").status_code == 404
-    assert client.get("/api/runs").json() == []
+    assert client.get("/api/runs").json()["runs"] == []
 
 
 def test_model_download_before_success_is_a_clear_404(client: TestClient) -> None:

@@ -81,7 +81,7 @@ def test_the_whole_flow_in_the_browser(stack: StackConfig, page: Page, tmp_path:
     shot(page, "01-new-run-form-errors")
     page.get_by_role("button", name="Submit run").click()
     expect(page).to_have_url(re.compile(r"/new\.html$"))  # nothing submitted
-    assert httpx.get(f"{base}/api/runs").json() == []
+    assert httpx.get(f"{base}/api/runs").json()["runs"] == []
 
     constant_id = submit_run(page, base, CONSTANT, screenshot="02-new-run-form-constant")
     polynomial_id = submit_run(page, base, POLYNOMIAL)

@@ -1,0 +1,155 @@
+"""Many finished-looking runs at once, for list tests and benchmarks: names, statuses, tags, owners, summaries, metrics.
+
+Rows are inserted in bulk (one INSERT per batch), their latest values through `record_points_of_runs`
+(`record_points` for many runs: the one writer of metric points). Everything derives from the seed, and
+`SeededRun` says what each run holds, so a test can evaluate a filter or a sort by brute force and compare.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from functools import cache
+from typing import Any
+
+from sqlalchemy import insert
+
+from backend.db import session_scope
+from backend.metrics.service import MetricPoint, record_points_of_runs
+from backend.models import Run, RunStatus
+from core.plans import resolve_plan
+from core.specs import RunSpec
+
+WORDS = ("alpha", "bravo", "cifar", "delta", "mnist", "sweep", "prune", "dense", "my run", "zeta")
+TAGS = ("sweep", "dense", "ablation", "best", "Sweep2", "p_1", "pX1")
+KINDS = ("polynomial", "constant")
+LATEST_KEYS = ("loss", "accuracy", "measured_sparsity", "test_accuracy")
+START = datetime(2026, 10, 20, tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class SeededRun:
+    id: int
+    name: str
+    note: str
+    status: str
+    kind: str
+    tags: tuple[str, ...]
+    owner_id: int | None
+    created_at: datetime
+    summary: dict[str, Any] | None
+    latest: dict[str, float | None]
+    target_sparsity: float
+
+
+@cache
+def _spec_and_plan(kind: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    schedule: dict[str, Any] = (
+        {"kind": "polynomial", "final_sparsity": 0.8, "frequency": 7}
+        if kind == "polynomial"
+        else {"kind": "constant", "target_sparsity": 0.5, "begin_step": 0, "end_step": -1, "frequency": 7}
+    )
+    spec = RunSpec.model_validate(
+        {"name": "seeded", "dataset": "digits", "model": "mlp", "epochs": 2, "batch_size": 64, "schedule": schedule}
+    )
+    return spec.model_dump(mode="json"), resolve_plan(spec).model_dump(mode="json")
+
+
+def _maybe(rng: random.Random, value: float, blank: float = 0.1) -> float | None:
+    return None if rng.random() < blank else value
+
+
+def describe(index: int, rng: random.Random, owner_ids: Sequence[int | None]) -> dict[str, Any]:
+    """One run's columns and latest values, drawn from `rng` (a few of everything, some blanks and ties)."""
+    kind = rng.choice(KINDS)
+    status = rng.choice(list(RunStatus))
+    accuracy = round(rng.uniform(0.9, 1.0), 3)  # rounded: ties in sorts
+    summary: dict[str, Any] | None = None
+    if status == RunStatus.SUCCEEDED:
+        summary = {
+            "test_loss": round(rng.uniform(0.01, 0.5), 4),
+            "measured_sparsity": round(rng.uniform(0.4, 0.95), 3),
+            "keras_zip_bytes": rng.randrange(10_000, 200_000),
+            "wall_time_s": round(rng.uniform(5, 500), 1),
+            "steps": 42,
+            "coverage": {"dense_1": {"wrapped": True, "sparsity": 0.8}},
+        }
+        if rng.random() < 0.8:  # else only the latest value has it
+            summary["test_accuracy"] = accuracy
+    latest: dict[str, float | None] = {
+        "loss": _maybe(rng, round(rng.uniform(0.01, 2.0), 3)),
+        "accuracy": _maybe(rng, accuracy),
+        "measured_sparsity": _maybe(rng, round(rng.uniform(0.0, 0.9), 3)),
+    }
+    if status == RunStatus.SUCCEEDED:
+        latest["test_accuracy"] = _maybe(rng, round(accuracy - 0.002, 4), blank=0.2)
+    return {
+        "name": f"{rng.choice(WORDS)} {index}" if rng.random() < 0.5 else f"{rng.choice(WORDS)}-{index}",
+        "note": rng.choice(("", "", "baseline for mnist", "rerun")),
+        "status": status.value,
+        "kind": kind,
+        "tags": sorted(rng.sample(TAGS, rng.randrange(0, 3))),
+        "owner_id": rng.choice(list(owner_ids)),
+        # Pairs of runs a few minutes apart, in either order and sometimes at the same time: ties broken by id.
+        "created_at": START + timedelta(minutes=7 * (index // 2) + rng.randrange(0, 3)),
+        "summary": summary,
+        "latest": latest,
+    }
+
+
+def insert_runs(
+    count: int, seed: int = 0, owner_ids: Sequence[int | None] = (None,), batch: int = 2_000, first_index: int = 0
+) -> list[SeededRun]:
+    """Insert `count` runs (bulk INSERTs of `batch` rows) and their latest values; return what each holds."""
+    rng = random.Random(seed)
+    seeded: list[SeededRun] = []
+    for start in range(first_index, first_index + count, batch):
+        described = [describe(index, rng, owner_ids) for index in range(start, min(first_index + count, start + batch))]
+        rows = []
+        for run in described:
+            spec, plan = _spec_and_plan(run["kind"])
+            rows.append(
+                {
+                    "name": run["name"],
+                    "note": run["note"],
+                    "status": run["status"],
+                    "spec": spec,
+                    "plan": plan,
+                    "summary": run["summary"],
+                    "tags": run["tags"],
+                    "owner_id": run["owner_id"],
+                    "created_at": run["created_at"],
+                    "finished_at": run["created_at"] if RunStatus(run["status"]).finished else None,
+                }
+            )
+        with session_scope() as session:
+            ids = session.scalars(insert(Run).returning(Run.id, sort_by_parameter_order=True), rows).all()
+            record_points_of_runs(
+                session,
+                {
+                    run_id: [
+                        MetricPoint(key, 42, float("nan") if value is None else value, 1.7e9)
+                        for key, value in run["latest"].items()
+                    ]
+                    for run_id, run in zip(ids, described, strict=True)
+                },
+            )
+        for run_id, run in zip(ids, described, strict=True):
+            seeded.append(
+                SeededRun(
+                    id=run_id,
+                    name=run["name"],
+                    note=run["note"],
+                    status=run["status"],
+                    kind=run["kind"],
+                    tags=tuple(run["tags"]),
+                    owner_id=run["owner_id"],
+                    created_at=run["created_at"],
+                    summary=run["summary"],
+                    latest=run["latest"],
+                    target_sparsity=float(_spec_and_plan(run["kind"])[1]["target_sparsity"]),
+                )
+            )
+    return seeded
