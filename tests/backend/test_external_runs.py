@@ -58,7 +58,7 @@ def test_an_external_run_is_running_planned_and_listed(client: TestClient) -> No
     assert plan["schedule"]["end_step"] == 20 and plan["target_sparsity"] == 0.875
     assert plan["last_pruning_step"] == 20 and plan["warnings"] == []
     assert run["spec"]["layers"][0]["name"] == "conv2d" and run["spec"]["model"] == "functional"
-    listed = {row["id"]: row for row in client.get("/api/runs").json()}
+    listed = {row["id"]: row for row in client.get("/api/runs").json()["runs"]}
     assert listed[run["id"]]["source"] == "keras_callback"
     planned = client.get(f"/api/compare?runs={run['id']}").json()["planned"][str(run["id"])]
     assert max(planned["target_sparsity"]) == pytest.approx(0.875)
