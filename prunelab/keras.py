@@ -159,7 +159,7 @@ def _build_class() -> type:
         def _read_spec(self) -> ExternalRunSpec:
             layers, schedules, structure = [], {}, None
             for layer in self.model.layers:
-                if isinstance(layer, PruneLowMagnitude):
+                if isinstance(layer, PruneLowMagnitude) and layer.pruning_vars:
                     inner = layer.layer
                     schedule = schedule_from_tfmot(
                         {"class_name": type(layer.pruning_schedule).__name__, **_config(layer.pruning_schedule)}
@@ -176,13 +176,15 @@ def _build_class() -> type:
                         )
                     )
                 else:
+                    # A wrapper around a layer without prunable weights (Flatten, pooling) prunes nothing.
+                    inner = layer.layer if isinstance(layer, PruneLowMagnitude) else layer
                     layers.append(
                         ExternalLayer(
-                            name=layer.name,
-                            class_name=type(layer).__name__,
-                            params=int(layer.count_params()),
+                            name=inner.name,
+                            class_name=type(inner).__name__,
+                            params=int(inner.count_params()),
                             wrapped=False,
-                            reason="not wrapped by the script" if layer.weights else "no weights to prune",
+                            reason="not wrapped by the script" if inner.weights else "no weights to prune",
                         )
                     )
             known = [s for s in schedules.values() if s is not None]
@@ -202,7 +204,9 @@ def _build_class() -> type:
                 {
                     type(lay.pruning_schedule).__name__
                     for lay in self.model.layers
-                    if isinstance(lay, PruneLowMagnitude) and schedules.get(lay.layer.name) is None
+                    if isinstance(lay, PruneLowMagnitude)
+                    and lay.layer.name in schedules
+                    and schedules[lay.layer.name] is None
                 }
             )
             if unknown_schedules:

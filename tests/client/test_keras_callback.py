@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from harness.stack import wait_for_run
-from tests.client.conftest import LiveStack
+from tests.client.conftest import LiveStack, compare_overlays
 
 pytestmark = pytest.mark.integration
 
@@ -99,7 +99,7 @@ def server_points(url: str, run_id: int) -> collections.Counter[tuple[str, int]]
     return collections.Counter((row["key"], int(row["step"])) for row in rows)
 
 
-def test_a_script_logs_a_pruned_functional_model(live: LiveStack, spool_dir: Path) -> None:
+def test_a_script_logs_a_pruned_functional_model(live: LiveStack, spool_dir: Path, queued_run: int) -> None:
     tf, tfmot, keras = tf_modules()
     from prunelab.keras import PruneLabCallback
 
@@ -169,33 +169,7 @@ def test_a_script_logs_a_pruned_functional_model(live: LiveStack, spool_dir: Pat
     assert 1 - np.count_nonzero(kernel) / kernel.size == pytest.approx(TARGET, abs=0.01)
 
     # Compared with a run PruneLab trained itself.
-    queued = httpx.post(
-        f"{live.url}/api/runs",
-        json={
-            "name": "queued",
-            "dataset": "digits",
-            "model": "mlp",
-            "epochs": 1,
-            "batch_size": 64,
-            "schedule": {"kind": "constant", "target_sparsity": 0.5, "begin_step": 0, "frequency": 5},
-            "exports": ["keras"],
-        },
-        timeout=30,
-    )
-    assert queued.status_code == 201, queued.text
-    assert wait_for_run(live.url, queued.json()["id"], {"succeeded", "failed"})["status"] == "succeeded"
-    compared = httpx.get(f"{live.url}/api/compare", params={"runs": f"{run_id},{queued.json()['id']}"}, timeout=30)
-    assert compared.status_code == 200, compared.text
-    body = compared.json()
-    assert [run["id"] for run in body["runs"]] == [run_id, queued.json()["id"]]
-    for shown in (run_id, queued.json()["id"]):
-        assert body["series"][str(shown)]["measured_sparsity"]["steps"], shown
-        assert body["planned"][str(shown)]["target_sparsity"], shown
-    assert any(row["parameter"] == "model" for row in body["differences"])
-    assert (
-        httpx.get(f"{live.url}/api/compare/report", params={"runs": f"{run_id},{queued.json()['id']}"}).status_code
-        == 200
-    )
+    compare_overlays(live.url, run_id, queued_run)
     assert not (spool_dir / "spool.sqlite").exists() or callback.spool.point_count() == 0
 
 
