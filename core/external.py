@@ -32,7 +32,7 @@ MAX_STEPS = 2**40
 class ExternalLayer(BaseModel):
     """One layer of the script's model: whether it was wrapped for pruning, and its weight counts."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     name: PlainText = Field(min_length=1, max_length=200)
     class_name: PlainText = Field("", max_length=200)
@@ -44,9 +44,9 @@ class ExternalLayer(BaseModel):
 
 
 class ExternalRunSpec(BaseModel):
-    """What is known of a run trained outside PruneLab; every field but `source` may be left out."""
+    """What is known of a run trained outside PruneLab; every field may be left out."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)  # stored as JSON, which has no NaN
 
     source: ExternalSource = Field("api", description="What logged the run.")
     name: PlainText = Field("", max_length=200)

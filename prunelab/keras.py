@@ -271,8 +271,12 @@ def _build_class() -> type:
             metrics["measured_sparsity"] = self.measured_sparsity
             assert self.run_key is not None
             self.sender.log(self.run_key, self.step, metrics, wall_time)
-            if (why := self.sender.refusal(self.run_key)) is not None and not self.model.stop_training:
-                log.warning("PruneLab: the server refuses this run (%s); training stops", why)
+            if self.sender.run_ended(self.run_key) and not self.model.stop_training:
+                # Cancelled on the dashboard (or deleted): the run takes nothing more. Any other refusal (a bad
+                # token, say) leaves training alone.
+                log.warning(
+                    "PruneLab: the run ended on the server (%s); training stops", self.sender.refusal(self.run_key)
+                )
                 self.model.stop_training = True
 
         def on_epoch_end(self, epoch: int, logs: Mapping[str, float] | None = None) -> None:
@@ -288,6 +292,9 @@ def _build_class() -> type:
         def on_train_end(self, logs: Mapping[str, float] | None = None) -> None:
             self._drain()
             if self.run_key is None or self._finished:
+                return
+            if self.sender.run_ended(self.run_key):
+                self._finished = True  # cancelled on the dashboard: nothing more is taken
                 return
             try:
                 summary = self._deliver_model()

@@ -9,7 +9,9 @@ off up to `max_backoff_s`); nothing a server does can raise in the training thre
 
 from __future__ import annotations
 
+import json
 import logging
+import math
 import queue
 import threading
 import time
@@ -29,6 +31,11 @@ RETRYABLE = frozenset({408, 425, 429, 500, 502, 503, 504})
 
 class Refused(Exception):
     """The server answered, and will answer the same again: the request must not be retried."""
+
+    def __init__(self, message: str, status_code: int) -> None:
+        super().__init__(message)
+        # 404 (deleted) or 409 (cancelled on the dashboard, or failed by the reaper): the run takes nothing more.
+        self.run_ended = status_code in (404, 409)
 
 
 class Sender:
@@ -54,7 +61,8 @@ class Sender:
         self._stop = threading.Event()
         self._idle = threading.Condition()
         self._run_ids: dict[str, int] = {}
-        self._refused: dict[str, str] = {}  # run key -> why the server refuses it for good
+        self._refused: dict[str, str] = {}  # run key -> why the server refuses it (until this process ends)
+        self._ended: set[str] = set()  # run keys the server says ended (cancelled, failed, deleted)
         self._paused_until = 0.0
         self._backoff = flush_interval_s
         self._server_down = False
@@ -82,7 +90,8 @@ class Sender:
 
     def finish(self, run_key: str, status: str, summary: dict[str, Any] | None, error: str | None = None) -> None:
         self._move_inbox()
-        self.spool.add_action(run_key, "finish", {"status": status, "summary": summary, "error": error})
+        payload = {"status": status, "summary": finite(summary), "error": error}
+        self.spool.add_action(run_key, "finish", payload)
         self._wake.set()
 
     def run_id(self, run_key: str) -> int | None:
@@ -90,6 +99,10 @@ class Sender:
 
     def refusal(self, run_key: str) -> str | None:
         return self._refused.get(run_key)
+
+    def run_ended(self, run_key: str) -> bool:
+        """The server ended the run (cancelled on the dashboard, or deleted): the script may as well stop."""
+        return run_key in self._ended
 
     def wait_for(self, run_key: str, timeout: float) -> bool:
         """Wait until everything of `run_key` is delivered (True) or `timeout` passes (False)."""
@@ -123,7 +136,8 @@ class Sender:
                 break
             by_run.setdefault(run_key, []).extend(points)
         for run_key, points in by_run.items():
-            self.spool.add_points(run_key, points)
+            if run_key not in self._ended:  # a run the server ended takes no more points: they are dropped
+                self.spool.add_points(run_key, points)
 
     def _loop(self) -> None:
         while not self._stop.is_set():
@@ -159,6 +173,10 @@ class Sender:
             except Refused as refusal:
                 log.warning("PruneLab: run %s refused: %s", self._run_ids.get(run.run_key, run.run_key), refusal)
                 self._refused[run.run_key] = str(refusal)
+                if refusal.run_ended:
+                    self._ended.add(run.run_key)
+                    self.spool.forget_run(run.run_key)  # nothing of it will ever be taken
+                # Otherwise (a token refused, say) its points stay spooled for a later script with a valid token.
                 continue
         if self._server_down:
             log.warning("PruneLab: %s answers again; spooled points are being sent", self.url)
@@ -187,7 +205,7 @@ class Sender:
         if response.status_code in RETRYABLE:
             raise httpx.TransportError(f"{response.status_code} from {path}")
         if response.status_code >= 400:
-            raise Refused(f"{method} {path}: {response.status_code} {_detail(response)}")
+            raise Refused(f"{method} {path}: {response.status_code} {_detail(response)}", response.status_code)
         return response
 
     def _create(self, run: SpooledRun) -> int:
@@ -200,22 +218,20 @@ class Sender:
         if response.status_code in RETRYABLE:
             raise httpx.TransportError(f"{response.status_code} creating the run")
         if response.status_code != 201:
-            raise Refused(f"creating the run: {response.status_code} {_detail(response)}")
+            raise Refused(f"creating the run: {response.status_code} {_detail(response)}", response.status_code)
         run_id = int(response.json()["id"])
         self.spool.set_run_id(run.run_key, run_id)
         log.info("PruneLab: run %s at %s/runs/%s", run_id, self.url, run_id)
         return run_id
 
     def _send_points(self, run_id: int, run_key: str, points: list[Point]) -> None:
-        try:
-            response = self._request(
-                "POST", f"/api/runs/{run_id}/points", json={"points": [p.as_json() for p in points]}
-            )
-        except Refused:
-            self.spool.remove_points(run_key, points)
-            raise
-        body = response.json()
-        for rejected in body.get("rejected", [])[:5]:
+        # json.dumps writes NaN and Infinity (a diverged loss, stored as a gap); httpx's json= refuses them.
+        body = json.dumps({"points": [p.as_json() for p in points]})
+        response = self._request(
+            "POST", f"/api/runs/{run_id}/points", content=body, headers={"Content-Type": "application/json"}
+        )
+        answer = response.json()
+        for rejected in answer.get("rejected", [])[:5]:
             log.warning(
                 "PruneLab: point %s at step %s rejected: %s", rejected["key"], rejected["step"], rejected["error"]
             )
@@ -236,6 +252,17 @@ class Sender:
             )
         if path.is_relative_to(self.spool.folder):
             path.unlink(missing_ok=True)
+
+
+def finite(value: Any) -> Any:
+    """`value` with every non-finite float replaced by None: JSON (and the server's summary) has no NaN."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: finite(inner) for key, inner in value.items()}
+    if isinstance(value, list | tuple):
+        return [finite(inner) for inner in value]
+    return value
 
 
 def _detail(response: httpx.Response) -> str:

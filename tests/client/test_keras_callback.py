@@ -217,3 +217,32 @@ def test_points_logged_while_the_api_is_down_arrive_exactly_once(live: LiveStack
     assert set(counts.values()) == {1}  # ...exactly once
     assert sum(1 for key, _ in counts if key == "loss") == total
     assert callback.spool.point_count() == 0
+
+
+def test_cancelling_on_the_dashboard_stops_the_script(live: LiveStack, spool_dir: Path) -> None:
+    tf, tfmot, keras = tf_modules()
+    from prunelab.keras import PruneLabCallback
+
+    model = pruned_functional_model(tf, tfmot, keras)
+    callback = PruneLabCallback(name="cancelled", url=live.url, flush_interval_s=0.1)
+
+    class CancelAtStep4(keras.callbacks.Callback):  # type: ignore[misc,name-defined]
+        step = 0
+
+        def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
+            self.step += 1
+            if self.step == 4:
+                run_id = callback.wait_for_run_id(30)
+                assert httpx.post(f"{live.url}/api/runs/{run_id}/cancel", timeout=30).json()["status"] == "cancelled"
+
+    history = model.fit(
+        pipeline(tf, EXAMPLES, 4),
+        epochs=EPOCHS,
+        verbose=0,
+        callbacks=[tfmot.sparsity.keras.UpdatePruningStep(), callback, CancelAtStep4()],
+    )
+    total = EPOCHS * EXAMPLES // BATCH
+    assert callback.step < total and len(history.epoch) < EPOCHS  # fit stopped early, without an error
+    run = httpx.get(f"{live.url}/api/runs/{callback.run_id}", timeout=30).json()
+    assert run["status"] == "cancelled" and run["artifacts"] == []
+    assert callback.spool.point_count() == 0 and callback.spool.runs(live.url) == []
