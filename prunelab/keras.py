@@ -228,8 +228,11 @@ def _build_class() -> type:
         def on_train_begin(self, logs: Mapping[str, float] | None = None) -> None:
             self._weights = _stripped_weights(self.model, PruneLowMagnitude)
             self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="prunelab-snapshots")
-            if self.run_key is not None:
-                return  # a second fit with the same callback continues the same run
+            if self.run_key is not None and not self._finished:
+                return  # a fit inside a fit (none in Keras today): the same run goes on
+            # Each fit is a run of its own: a second fit with this callback starts a new one.
+            self.run_key, self._finished, self.step, self.measured_sparsity = None, False, 0, 0.0
+            self._previous_masks = {}
             self._started = time.monotonic()
             try:
                 self.spec = self._read_spec()

@@ -246,3 +246,21 @@ def test_cancelling_on_the_dashboard_stops_the_script(live: LiveStack, spool_dir
     run = httpx.get(f"{live.url}/api/runs/{callback.run_id}", timeout=30).json()
     assert run["status"] == "cancelled" and run["artifacts"] == []
     assert callback.spool.point_count() == 0 and callback.spool.runs(live.url) == []
+
+
+def test_each_fit_with_the_same_callback_is_a_run_of_its_own(live: LiveStack, spool_dir: Path) -> None:
+    tf, tfmot, keras = tf_modules()
+    from prunelab.keras import PruneLabCallback
+
+    model = pruned_functional_model(tf, tfmot, keras)
+    callback = PruneLabCallback(name="twice", url=live.url, flush_interval_s=0.1)
+    run_ids = []
+    for seed in (5, 6):
+        model.fit(pipeline(tf, EXAMPLES, seed), epochs=1, verbose=0,
+                  callbacks=[tfmot.sparsity.keras.UpdatePruningStep(), callback])  # fmt: skip
+        run_ids.append(callback.run_id)
+    assert None not in run_ids and run_ids[0] != run_ids[1]
+    for run_id in run_ids:
+        assert wait_for_run(live.url, run_id, {"succeeded", "failed"}, timeout=60)["status"] == "succeeded"
+        loss = httpx.get(f"{live.url}/api/runs/{run_id}/metrics", params={"keys": "loss"}, timeout=30).json()
+        assert loss["series"]["loss"]["steps"] == list(range(1, EXAMPLES // BATCH + 1))
