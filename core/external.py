@@ -115,6 +115,22 @@ def external_plan(spec: ExternalRunSpec) -> RunPlan:
             warnings=warnings,
             recipe=DenseRecipe() if spec.schedule is None else FromScratchRecipe(),
         )
+    try:
+        return _pruned_plan(spec, common, total_steps, steps_per_epoch)
+    except (InvalidSpec, ValueError) as problem:  # pydantic's ValidationError is a ValueError
+        message = problem.message if isinstance(problem, InvalidSpec) else str(problem).splitlines()[-1].strip()
+        return RunPlan(
+            **common,
+            schedule=ConstantSchedule(target_sparsity=0.0),
+            target_sparsity=0.0,
+            last_pruning_step=None,
+            warnings=[f"the script's schedule cannot be drawn over its {total_steps} steps: {message}"],
+            recipe=DenseRecipe(),
+        )
+
+
+def _pruned_plan(spec: ExternalRunSpec, common: dict[str, Any], total_steps: int, steps_per_epoch: int) -> RunPlan:
+    assert spec.schedule is not None
     resolved, fields = _resolve_steps(spec.schedule, total_steps)
     warnings = []
     try:

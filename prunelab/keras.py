@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from core.external import ExternalLayer, ExternalRunSpec, external_plan
-from core.schedule_math import should_prune
+from core.schedule_math import pruning_steps, should_prune
 from core.specs import BlockSparsity, ConstantSchedule, MByNSparsity, PolynomialSchedule, UnstructuredSparsity
 from prunelab.sender import Sender
 from prunelab.spool import Spool
@@ -242,7 +242,11 @@ def _build_class() -> type:
             plan = external_plan(self.spec)
             self._target = plan.target_sparsity_series() if plan.prunes else []
             if self.spec.schedule is not None and plan.total_steps:
-                self._pruning_steps = frozenset(plan.pruning_steps())
+                # Masks are read where any wrapper updates its own: layers may carry schedules of their own.
+                steps = set(plan.pruning_steps())
+                for layer in (plan.layer_schedules or {}).values():
+                    steps.update(pruning_steps(layer.schedule, plan.total_steps, self.spec.structure))
+                self._pruning_steps = frozenset(steps)
             self._schedule = self.spec.schedule
             self.run_key = uuid.uuid4().hex
             self.sender.open_run(self.run_key, self.spec.model_dump(mode="json"))

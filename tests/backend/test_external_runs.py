@@ -236,3 +236,10 @@ def test_the_reaper_never_requeues_an_external_run_and_fails_a_silent_one(
     assert report.failed == [run_id] and sent == []
     run = client.get(f"/api/runs/{run_id}").json()
     assert run["status"] == RunStatus.FAILED and "nothing heard from the script" in run["error"]
+
+
+def test_a_schedule_past_the_scripts_last_step_is_stored_with_a_warning(client: TestClient) -> None:
+    late = {**SPEC, "schedule": {"kind": "constant", "target_sparsity": 0.5, "begin_step": 500, "frequency": 10}}
+    run = external_run(client, late)
+    assert run["plan"]["warnings"] and "cannot be drawn over its 20 steps" in run["plan"]["warnings"][0]
+    assert run["spec"]["schedule"]["begin_step"] == 500  # what the script did, as it did it
