@@ -82,7 +82,9 @@ def closing_note(results: dict[str, Result]) -> list[str]:
         lines.append(
             f"Ingestion: {fmt(figure(ingestion.NAME, 'points_per_s_postgresql'), '{:,.0f}')} points/s to "
             f"PostgreSQL, {fmt(figure(ingestion.NAME, 'points_per_s_sqlite'), '{:,.0f}')} to SQLite; logging costs "
-            f"{fmt(figure(ingestion.NAME, 'logging_fraction_of_step'), '{:.2%}')} of a training step."
+            f"{fmt(figure(ingestion.NAME, 'logging_fraction_of_step'), '{:.2%}')} of a training step "
+            f"(the worker's reporter), {fmt(figure(ingestion.NAME, 'callback_fraction_of_step'), '{:.2%}')} "
+            "(PruneLabCallback in your own script)."
         )
     if readback.NAME in results:
         ratios = [

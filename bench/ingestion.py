@@ -4,17 +4,22 @@ Throughput: a claimed run's reporter is fed `steps` x 6 metrics as fast as the c
 log them, then closed; points per second count from the first `log` to the last commit.
 Per-step cost: PruningReporter.on_train_batch_end (the callback on the training thread)
 timed over a run's steps with the database reporter behind it, against a training step
-of the same model timed with model.fit.
+of the same model timed with model.fit. Beside it, the same for `prunelab.keras.PruneLabCallback`
+(what a user's own script adds), logging into a live API through its sender thread and spool.
 """
 
 from __future__ import annotations
 
+import tempfile
 import time
 from dataclasses import dataclass
+from typing import Any
+
+import httpx
 
 from bench import workloads
 from bench.report import Result, Table, median
-from bench.stacks import database, queued_run
+from bench.stacks import database, deployment, queued_run
 from core.plans import resolve_plan
 from core.specs import RunSpec
 from harness.stack import shared_data_dir
@@ -120,13 +125,45 @@ def callback_cost(size: Size) -> dict[str, float]:
         per_step.append(time.perf_counter() - before)
     callback.on_train_end()
     reporter.close()
-    pruning = [per_step[step - 1] for step in callback.pruning_steps if step <= len(per_step)]
+    pruning_steps = sorted(step for step in callback.pruning_steps if step <= len(per_step))
+    pruning = [per_step[step - 1] for step in pruning_steps]
+    script = script_callback_cost(model, plan.steps_per_epoch, logs, pruning_steps)
     return {
         "step_ms": step_s * 1e3,
         "callback_mean_us": sum(per_step) / len(per_step) * 1e6,
         "callback_median_us": median(per_step) * 1e6,
         "callback_pruning_step_us": (median(pruning) * 1e6) if pruning else 0.0,
         "steps": len(per_step),
+        **script,
+    }
+
+
+def script_callback_cost(model: Any, steps: int, logs: dict[str, float], pruning_steps: list[int]) -> dict[str, float]:
+    """PruneLabCallback's per-step cost on the training thread, logging into a live API (SQLite, no worker)."""
+    from prunelab.keras import PruneLabCallback
+
+    with deployment("sqlite+embedded", workers=0) as live, tempfile.TemporaryDirectory(prefix="bench-spool-") as spool:
+        callback = PruneLabCallback(name="bench", url=live.base_url, spool_dir=spool)
+        callback.set_model(model)
+        callback.set_params({"steps": steps, "epochs": 1, "verbose": 0})
+        callback.on_train_begin()
+        callback.on_epoch_begin(0)
+        per_step = []
+        for batch in range(steps):
+            before = time.perf_counter()
+            callback.on_train_batch_end(batch, logs)
+            per_step.append(time.perf_counter() - before)
+        callback.on_epoch_end(0, {"val_loss": 0.5, "val_accuracy": 0.75})
+        callback.on_train_end()  # strips, uploads the model and finishes the run, waiting for the sender
+        run_id = callback.run_id
+        assert run_id is not None, "the callback's run was never created"
+        stored = httpx.get(f"{live.base_url}/api/runs/{run_id}/metrics", params={"keys": "loss"}, timeout=30)
+        assert len(stored.json()["series"]["loss"]["steps"]) == steps, "the callback's points did not all arrive"
+    pruning = [per_step[step - 1] for step in pruning_steps]
+    return {
+        "script_callback_mean_us": sum(per_step) / len(per_step) * 1e6,
+        "script_callback_median_us": median(per_step) * 1e6,
+        "script_callback_pruning_step_us": (median(pruning) * 1e6) if pruning else 0.0,
     }
 
 
@@ -139,6 +176,7 @@ def run(size: Size) -> Result:
     with database("postgresql"):
         cost = callback_cost(size)
     fraction = cost["callback_mean_us"] / 1e3 / cost["step_ms"]
+    script_fraction = cost["script_callback_mean_us"] / 1e3 / cost["step_ms"]
     ingest = Table(
         f"Metric ingestion: DatabaseReporter, {size.steps:,} steps x {len(METRICS)} metrics, batched every 0.5 s",
         ["backend", "points/s", "drain after last log s", "log() per step us (6 metrics)"],
@@ -147,6 +185,7 @@ def run(size: Size) -> Result:
     per_step = Table(
         f"Per-step cost of logging ({size.label}; PostgreSQL reporter; {cost['steps']:.0f} steps of one epoch)",
         [
+            "callback",
             "training step ms (model.fit)",
             "callback mean us",
             "callback median us",
@@ -155,24 +194,38 @@ def run(size: Size) -> Result:
         ],
         [
             [
+                "worker: PruningReporter + DatabaseReporter",
                 cost["step_ms"],
                 cost["callback_mean_us"],
                 cost["callback_median_us"],
                 cost["callback_pruning_step_us"],
                 f"{fraction:.3%}",
-            ]
+            ],
+            [
+                "your script: prunelab.keras.PruneLabCallback + sender",
+                cost["step_ms"],
+                cost["script_callback_mean_us"],
+                cost["script_callback_median_us"],
+                cost["script_callback_pruning_step_us"],
+                f"{script_fraction:.3%}",
+            ],
         ],
     )
     figures: dict[str, float | str] = {
         "points_per_s_postgresql": throughput["postgresql"]["points_per_s"],
         "points_per_s_sqlite": throughput["sqlite"]["points_per_s"],
         "logging_fraction_of_step": fraction,
+        "callback_fraction_of_step": script_fraction,
     }
     notes = [
         "`log()` only enqueues; a background thread writes each batch in one transaction (heartbeat, fenced on the "
         "attempt, ON CONFLICT DO NOTHING inserts as one executemany, latest values upserted).",
         "The callback's mean includes the pruning steps, where it reads weights and masks once (one "
         "`batch_get_value`) and hands their compression to a background thread.",
+        "PruneLabCallback (a user's own tfmot script) does the same on the training thread and hands each step's "
+        "dictionary to a queue; its sender thread writes the queue to a local SQLite spool and posts batches to "
+        "`POST /api/runs/{id}/points` of a live API (SQLite deployment, no worker). Its mean includes those "
+        "threads' share of the interpreter lock.",
     ]
     return Result(
         NAME,

@@ -32,7 +32,7 @@ MAX_STEPS = 2**40
 class ExternalLayer(BaseModel):
     """One layer of the script's model: whether it was wrapped for pruning, and its weight counts."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     name: PlainText = Field(min_length=1, max_length=200)
     class_name: PlainText = Field("", max_length=200)
@@ -44,9 +44,9 @@ class ExternalLayer(BaseModel):
 
 
 class ExternalRunSpec(BaseModel):
-    """What is known of a run trained outside PruneLab; every field but `source` may be left out."""
+    """What is known of a run trained outside PruneLab; every field may be left out."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)  # stored as JSON, which has no NaN
 
     source: ExternalSource = Field("api", description="What logged the run.")
     name: PlainText = Field("", max_length=200)
@@ -115,6 +115,22 @@ def external_plan(spec: ExternalRunSpec) -> RunPlan:
             warnings=warnings,
             recipe=DenseRecipe() if spec.schedule is None else FromScratchRecipe(),
         )
+    try:
+        return _pruned_plan(spec, common, total_steps, steps_per_epoch)
+    except (InvalidSpec, ValueError) as problem:  # pydantic's ValidationError is a ValueError
+        message = problem.message if isinstance(problem, InvalidSpec) else str(problem).splitlines()[-1].strip()
+        return RunPlan(
+            **common,
+            schedule=ConstantSchedule(target_sparsity=0.0),
+            target_sparsity=0.0,
+            last_pruning_step=None,
+            warnings=[f"the script's schedule cannot be drawn over its {total_steps} steps: {message}"],
+            recipe=DenseRecipe(),
+        )
+
+
+def _pruned_plan(spec: ExternalRunSpec, common: dict[str, Any], total_steps: int, steps_per_epoch: int) -> RunPlan:
+    assert spec.schedule is not None
     resolved, fields = _resolve_steps(spec.schedule, total_steps)
     warnings = []
     try:

@@ -140,9 +140,15 @@ def _check_point(index: int, raw: object, default_wall_time: float) -> MetricPoi
     if isinstance(value, bool) or not isinstance(value, int | float):
         return reject(f"value must be a number (NaN and infinities are stored as gaps); got {value!r}"[:300])
     wall_time = raw.get("wall_time", default_wall_time)
-    if isinstance(wall_time, bool) or not isinstance(wall_time, int | float) or not math.isfinite(wall_time):
+    try:
+        number, seconds = float(value), float(wall_time)  # type: ignore[arg-type]
+    except (TypeError, ValueError, OverflowError):
+        number, seconds = math.nan, math.nan
+        if isinstance(value, int) and abs(value) > 2**1023:
+            return reject("value is too large for a 64-bit float")
+    if isinstance(wall_time, bool) or not isinstance(wall_time, int | float) or not math.isfinite(seconds):
         return reject("wall_time must be a finite number of seconds since the run started")
-    return MetricPoint(key=key, step=shown_step, value=float(value), wall_time=float(wall_time))
+    return MetricPoint(key=key, step=shown_step, value=number, wall_time=seconds)
 
 
 def ingest_points(session: Session, run_id: int, points: Sequence[object]) -> IngestReport:
@@ -183,7 +189,7 @@ def finish_external_run(
     if run.status != RunStatus.RUNNING:
         raise RunStateConflict(f"run {run_id} is already {run.status}; it cannot become {status}")
     spec = ExternalRunSpec.model_validate(run.spec)
-    merged = {**(run.summary or {}), **(summary or {})}
+    merged = {**(run.summary or {}), **_finite(summary or {})}
     latest = {key: value for key, (_, value) in latest_values(session, run_id).items()}
     if "coverage" not in merged and (coverage := coverage_from_layers(spec, latest)) is not None:
         merged["coverage"] = coverage
@@ -197,6 +203,33 @@ def finish_external_run(
     run.heartbeat_at = run.finished_at
     session.flush()
     return run
+
+
+# What each format's file starts with: a file that does not is refused before it is stored.
+SIGNATURES: dict[str, tuple[int, bytes, str]] = {
+    "keras": (0, b"PK\x03\x04", "a .keras file is a zip archive"),
+    "saved_model": (0, b"PK\x03\x04", "a saved_model is sent as a zip archive"),
+    "h5": (0, b"\x89HDF\r\n\x1a\n", "an .h5 file starts with the HDF5 signature"),
+    "tflite": (4, b"TFL3", "a .tflite file carries the TFL3 identifier"),
+    "tflite_int8": (4, b"TFL3", "a .tflite file carries the TFL3 identifier"),
+}
+
+
+def _check_signature(export_format: str, head: bytes) -> None:
+    offset, signature, rule = SIGNATURES[export_format]
+    if head[offset : offset + len(signature)] != signature:
+        raise InvalidSpec(("file",), f"this is not a {export_format} file: {rule}")
+
+
+def _finite(value: Any) -> Any:
+    """A client's summary with NaN and infinities as null: the JSON columns (PostgreSQL's above all) refuse them."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {str(key): _finite(inner) for key, inner in value.items()}
+    if isinstance(value, list):
+        return [_finite(inner) for inner in value]
+    return value
 
 
 def store_external_artifact(
@@ -215,6 +248,8 @@ def store_external_artifact(
             for chunk in iter(lambda: source.read(1 << 20), b""):
                 digest.update(chunk)
                 target.write(chunk)
+        with path.open("rb") as head:
+            _check_signature(export_format, head.read(8))
         if digest.hexdigest() != sha256:
             raise InvalidSpec(("sha256",), "the file's sha256 differs from the one sent: it was damaged on the way")
         with store_errors(f"the {export_format} file of run {run_id}"):

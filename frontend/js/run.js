@@ -117,10 +117,13 @@ function drawFacts() {
     ["schedule", `${facts.kind} → ${fmt.pct(facts.target)}`], ["final sparsity", fmt.pct(facts.finalSparsity)],
     ["test accuracy", fmt.num(facts.accuracy)], ["zipped .keras", fmt.bytes(facts.zipped)], ["duration", fmt.duration(facts.duration)],
     ["owner", run.owner ?? "—"], ["tags", run.tags.join(", ") || "—"], ["note", run.note || "—"]];
+  // An external run was trained by its own script (the Keras callback, MLflow): say so, and offer no clone.
+  const external = run.source && run.source !== "prunelab";
+  if (external) items.splice(1, 0, ["logged by", run.source.replace("_", " ")]);
   document.getElementById("facts").replaceChildren(...items.map(([label, value]) =>
     el("div", {}, el("div", { class: "muted", text: label }), typeof value === "string" ? el("strong", { text: value }) : value)));
   document.getElementById("error").textContent = run.error ? `This run failed:\n${run.error}` : "";
-  const actions = [el("a", { class: "button secondary", href: `new.html?clone=${run.id}`, text: "Clone into a new run" })];
+  const actions = external ? [] : [el("a", { class: "button secondary", href: `new.html?clone=${run.id}`, text: "Clone into a new run" })];
   if (!FINISHED.has(run.status) && mayChange(me, run)) {
     actions.push(el("button", { type: "button", class: "danger", text: "Cancel run", onclick: async () => { run = await api(`/api/runs/${run.id}/cancel`, { method: "POST" }); drawFacts(); } }));
   }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from datetime import timedelta
 from typing import Any
 
@@ -41,7 +42,9 @@ def external_run(client: TestClient, spec: dict[str, Any] | None = None) -> dict
 
 
 def points(client: TestClient, run_id: int, batch: list[Any]) -> dict[str, Any]:
-    response = client.post(f"/api/runs/{run_id}/points", json={"points": batch})
+    # Python's json writes NaN and Infinity, as the callback's sender does; httpx's json= refuses them.
+    body = json.dumps({"points": batch})
+    response = client.post(f"/api/runs/{run_id}/points", content=body, headers={"Content-Type": "application/json"})
     assert response.status_code == 200, response.text
     return response.json()
 
@@ -75,11 +78,15 @@ def test_points_are_stored_once_and_each_bad_point_is_named(client: TestClient) 
         {"key": "loss", "step": 4, "value": True},
         {"key": "loss", "step": 1.5, "value": 1.0},
         "not a point",
+        {"key": "loss", "step": 5, "value": 10**400},
+        {"key": "loss", "step": 6, "value": 1.0, "wall_time": float("inf")},
+        {"key": "diverged", "step": 1, "value": float("nan")},
     ]
     answer = points(client, run_id, batch)
-    assert answer["accepted"] == 2 and not answer["cancel_requested"]
+    assert answer["accepted"] == 3 and not answer["cancel_requested"]
     errors = {row["index"]: row["error"] for row in answer["rejected"]}
-    assert sorted(errors) == [2, 3, 4, 5, 6, 7]
+    assert sorted(errors) == [2, 3, 4, 5, 6, 7, 8, 9]
+    assert "too large" in errors[8] and "wall_time" in errors[9]
     assert "key may hold only" in errors[2]
     assert "value must be a number" in errors[3] and "value must be a number" in errors[5]
     assert "step must be in range" in errors[4] and "whole number" in errors[6]
@@ -90,6 +97,7 @@ def test_points_are_stored_once_and_each_bad_point_is_named(client: TestClient) 
     loss = series(client, run_id)["loss"]
     assert loss["steps"] == [1, 2] and loss["values"] == [2.5, 2.0]
     assert loss["wall_times"][0] == 0.1
+    assert series(client, run_id)["diverged"]["values"] == [None]  # a non-finite value is a gap
 
 
 def test_too_many_points_are_rejected_one_by_one_and_big_bodies_refused(
@@ -125,14 +133,14 @@ def test_finish_builds_the_coverage_report_and_is_idempotent(client: TestClient)
         {"key": "measured_sparsity", "step": 20, "value": 0.875},
     ]
     points(client, run_id, sparsity)
-    finished = client.post(
-        f"/api/runs/{run_id}/finish", json={"status": "succeeded", "summary": {"test_accuracy": 0.9}}
-    )
+    body = json.dumps({"status": "succeeded", "summary": {"test_accuracy": 0.9, "test_loss": float("nan")}})
+    finished = client.post(f"/api/runs/{run_id}/finish", content=body, headers={"Content-Type": "application/json"})
     assert finished.status_code == 200, finished.text
     run = finished.json()
     assert run["status"] == "succeeded" and run["finished_at"] is not None
     summary = run["summary"]
     assert summary["test_accuracy"] == 0.9 and summary["measured_sparsity"] == 0.875 and summary["steps"] == 20
+    assert summary["test_loss"] is None  # NaN: stored as null
     coverage = {layer["name"]: layer for layer in summary["coverage"]["layers"]}
     assert coverage["conv2d"]["pruned_params"] == 252 and coverage["dense"]["pruned_params"] == 1120
     assert not coverage["max_pooling2d"]["wrapped"] and coverage["max_pooling2d"]["reason"] == "no weights"
@@ -164,6 +172,10 @@ def test_an_uploaded_model_is_checked_stored_and_downloaded(client: TestClient) 
     assert [a["format"] for a in run["artifacts"]] == ["keras"] and run["summary"]["keras_size_bytes"] == len(body)
     unknown = client.put(f"/api/runs/{run_id}/artifacts/passwd", files={"file": ("m", body)}, data={"sha256": digest})
     assert unknown.status_code == 422
+    not_tflite = client.put(
+        f"/api/runs/{run_id}/artifacts/tflite", files={"file": ("m", body)}, data={"sha256": digest}
+    )
+    assert not_tflite.status_code == 422 and "TFL3" in not_tflite.text
     queued = seeded_run(client)
     to_worker_run = client.put(
         f"/api/runs/{queued}/artifacts/keras", files={"file": ("m.keras", body)}, data={"sha256": digest}
@@ -195,8 +207,11 @@ def test_bad_specs_name_the_field(client: TestClient) -> None:
         ({"source": "worker"}, "source"),
         ({"layers": [{"name": "a"}, {"name": "a"}]}, "layers"),
         ({"schedule": {"kind": "constant", "target_sparsity": 1.5}}, "schedule"),
+        ({"params": {"lr": float("nan")}}, "params"),
     ):
-        response = client.post("/api/runs/external", json=body)
+        response = client.post(
+            "/api/runs/external", content=json.dumps(body), headers={"Content-Type": "application/json"}
+        )
         assert response.status_code == 422, body
         assert response.json()["detail"][0]["field"].startswith(field), response.json()
 
@@ -221,3 +236,10 @@ def test_the_reaper_never_requeues_an_external_run_and_fails_a_silent_one(
     assert report.failed == [run_id] and sent == []
     run = client.get(f"/api/runs/{run_id}").json()
     assert run["status"] == RunStatus.FAILED and "nothing heard from the script" in run["error"]
+
+
+def test_a_schedule_past_the_scripts_last_step_is_stored_with_a_warning(client: TestClient) -> None:
+    late = {**SPEC, "schedule": {"kind": "constant", "target_sparsity": 0.5, "begin_step": 500, "frequency": 10}}
+    run = external_run(client, late)
+    assert run["plan"]["warnings"] and "cannot be drawn over its 20 steps" in run["plan"]["warnings"][0]
+    assert run["spec"]["schedule"]["begin_step"] == 500  # what the script did, as it did it

@@ -1,0 +1,86 @@
+"""A live PruneLab (API and worker processes on SQLite) for the client's tests, and a spool folder per test."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from harness.stack import Process, StackConfig, migrate, sqlite_stack, start_api, start_worker, wait_for_run
+
+
+@dataclass
+class LiveStack:
+    config: StackConfig
+    logs: Path
+    api: Process
+
+    @property
+    def url(self) -> str:
+        return self.config.base_url
+
+    def stop_api(self) -> None:
+        self.api.stop()
+
+    def start_api(self) -> None:
+        self.api = start_api(self.config, self.logs)
+
+
+@pytest.fixture(scope="session")
+def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveStack]:
+    """An API and a worker on one SQLite home; open access (no users), as a fresh install is on loopback."""
+    config = sqlite_stack(tmp_path_factory.mktemp("client-stack"))
+    migrate(config)
+    logs = config.home / "logs"
+    stack = LiveStack(config, logs, start_api(config, logs))
+    worker = start_worker(config, logs)
+    try:
+        yield stack
+    finally:
+        worker.stop()
+        stack.api.stop()
+
+
+@pytest.fixture
+def spool_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    folder = tmp_path / "spool"
+    monkeypatch.setenv("PRUNELAB_SPOOL_DIR", str(folder))
+    return folder
+
+
+QUEUED_SPEC = {
+    "name": "queued",
+    "dataset": "digits",
+    "model": "mlp",
+    "epochs": 1,
+    "batch_size": 64,
+    "schedule": {"kind": "constant", "target_sparsity": 0.5, "begin_step": 0, "frequency": 5},
+    "exports": ["keras"],
+}
+
+
+@pytest.fixture(scope="session")
+def queued_run(live: LiveStack) -> int:
+    """A run PruneLab's worker trained, to compare external runs with."""
+    created = httpx.post(f"{live.url}/api/runs", json=QUEUED_SPEC, timeout=30)
+    assert created.status_code == 201, created.text
+    run_id = int(created.json()["id"])
+    assert wait_for_run(live.url, run_id, {"succeeded", "failed"})["status"] == "succeeded"
+    return run_id
+
+
+def compare_overlays(url: str, external_id: int, queued_id: int) -> None:
+    """The compare endpoint shows both runs, each with its measured and planned sparsity, and their differences."""
+    compared = httpx.get(f"{url}/api/compare", params={"runs": f"{external_id},{queued_id}"}, timeout=30)
+    assert compared.status_code == 200, compared.text
+    body = compared.json()
+    assert [run["id"] for run in body["runs"]] == [external_id, queued_id]
+    for shown in (external_id, queued_id):
+        assert body["series"][str(shown)]["measured_sparsity"]["steps"], shown
+        assert body["planned"][str(shown)]["target_sparsity"], shown
+    assert any(row["parameter"] == "model" for row in body["differences"])
+    report = httpx.get(f"{url}/api/compare/report", params={"runs": f"{external_id},{queued_id}"}, timeout=60)
+    assert report.status_code == 200
