@@ -58,7 +58,7 @@ def test_the_readme_script_logs_an_external_run(
     namespace: dict[str, Any] = {"__name__": "readme_example"}
     exec(compile(script, "README.md (Log your own script)", "exec"), namespace)
 
-    runs = httpx.get(f"{live.url}/api/runs", timeout=30).json()
+    runs = httpx.get(f"{live.url}/api/runs", timeout=30).json()["runs"]
     run_id = next(run["id"] for run in runs if run["name"] == "constant 87.5%" and run["source"] == "keras_callback")
     run = wait_for_run(live.url, run_id, {"succeeded", "failed"}, timeout=60)
     assert run["status"] == "succeeded", run.get("error")
