@@ -35,10 +35,16 @@ if TYPE_CHECKING:
     import pandas
 
 DEFAULT_URL = "http://127.0.0.1:8000"
+RunRef = int | Run  # wherever a run is named, its id or the run itself
 PAGE_SIZE = 200
 # The server sends a keep-alive comment every 15 s, so a silent stream this long is a dead one.
 STREAM_READ_TIMEOUT_S = 45.0
 RECONNECTS = 8
+
+
+def run_ref(run: RunRef) -> int:
+    """The id of a run given by id or as a `Run`."""
+    return run.id if isinstance(run, Run) else int(run)
 
 
 class Client:
@@ -123,45 +129,46 @@ class Client:
                 break
         return runs
 
-    def get_run(self, run_id: int) -> Run:
+    def get_run(self, run_id: RunRef) -> Run:
         """One run: spec, plan, status, latest values, summary, artifacts."""
-        return Run.model_validate(self._http.json("GET", f"/api/runs/{int(run_id)}"))
+        return Run.model_validate(self._http.json("GET", f"/api/runs/{run_ref(run_id)}"))
 
-    def cancel(self, run_id: int) -> Run:
+    def cancel(self, run_id: RunRef) -> Run:
         """Cancel a run: a queued run never starts, a running one stops within a few steps."""
-        return Run.model_validate(self._http.json("POST", f"/api/runs/{int(run_id)}/cancel"))
+        return Run.model_validate(self._http.json("POST", f"/api/runs/{run_ref(run_id)}/cancel"))
 
-    def delete(self, run_id: int) -> None:
+    def delete(self, run_id: RunRef) -> None:
         """Delete a finished or queued run with its metrics and files."""
-        self._http.request("DELETE", f"/api/runs/{int(run_id)}")
+        self._http.request("DELETE", f"/api/runs/{run_ref(run_id)}")
 
-    def update(self, run_id: int, *, tags: Sequence[str] | None = None, note: str | None = None) -> Run:
+    def update(self, run_id: RunRef, *, tags: Sequence[str] | None = None, note: str | None = None) -> Run:
         """Replace a run's tags and/or note (None leaves it as it is)."""
         patch: dict[str, Any] = {}
         if tags is not None:
             patch["tags"] = list(tags)
         if note is not None:
             patch["note"] = note
-        return Run.model_validate(self._http.json("PATCH", f"/api/runs/{int(run_id)}", json=patch))
+        return Run.model_validate(self._http.json("PATCH", f"/api/runs/{run_ref(run_id)}", json=patch))
 
-    def add_tags(self, run_id: int, *tags: str) -> Run:
+    def add_tags(self, run_id: RunRef, *tags: str) -> Run:
         """Add tags to a run (those it has stay)."""
         current = self.get_run(run_id).tags
         return self.update(run_id, tags=list(dict.fromkeys([*current, *tags])))
 
-    def remove_tags(self, run_id: int, *tags: str) -> Run:
+    def remove_tags(self, run_id: RunRef, *tags: str) -> Run:
         """Remove tags from a run."""
         current = self.get_run(run_id).tags
         return self.update(run_id, tags=[tag for tag in current if tag not in tags])
 
     def events(
-        self, run_id: int, after_step: int = 0, *, timeout: float | None = None
+        self, run_id: RunRef, after_step: int = 0, *, timeout: float | None = None
     ) -> Iterator[tuple[str, dict[str, Any]]]:
         """The run's live events (`metrics`, `status`, `end`) from its Server-Sent Events stream, until `end`.
 
         A dropped stream is opened again from the last step seen (series logged less often than every step,
         such as validation, may then skip a point). Raises `WaitTimeout` after `timeout` seconds.
         """
+        run_id = run_ref(run_id)
         deadline = None if timeout is None else time.monotonic() + timeout
         step, failures = after_step, 0
         while True:
@@ -172,7 +179,7 @@ class Client:
             try:
                 with self._http.stream(
                     "GET",
-                    f"/api/runs/{int(run_id)}/events",
+                    f"/api/runs/{run_id}/events",
                     params={"after_step": step},
                     timeout=httpx.Timeout(self._http.client.timeout.connect, read=read_s),
                 ) as response:
@@ -188,15 +195,18 @@ class Client:
                             return
                         if deadline is not None and time.monotonic() >= deadline:
                             raise WaitTimeout(f"run {run_id} did not finish within {timeout:g} s")
-            except ServerUnreachable:
-                failures += 1
-                if failures > RECONNECTS or (deadline is not None and time.monotonic() >= deadline):
-                    if deadline is not None and time.monotonic() >= deadline:
-                        raise WaitTimeout(f"run {run_id} did not finish within {timeout:g} s") from None
-                    raise
-                time.sleep(min(2.0**failures / 4, 5.0))
+                lost: PruneLabError = ServerUnreachable(f"the event stream of run {run_id} kept closing")
+            except ServerUnreachable as error:
+                lost = error
+            # The stream broke or closed before `end` (a restarted server): open it again, a few times.
+            failures += 1
+            if deadline is not None and time.monotonic() >= deadline:
+                raise WaitTimeout(f"run {run_id} did not finish within {timeout:g} s") from None
+            if failures > RECONNECTS:
+                raise lost
+            time.sleep(min(2.0**failures / 4, 5.0))
 
-    def wait(self, run_id: int, timeout: float | None = None, *, progress: bool | None = None) -> Run:
+    def wait(self, run_id: RunRef, timeout: float | None = None, *, progress: bool | None = None) -> Run:
         """Follow a run until it succeeds, fails or is cancelled, and return it as it ended.
 
         `progress` draws a bar of steps with the latest sparsity and accuracy (default: when stderr is a
@@ -215,14 +225,14 @@ class Client:
 
     # Metrics
 
-    def metric_keys(self, run_id: int) -> dict[str, int]:
+    def metric_keys(self, run_id: RunRef) -> dict[str, int]:
         """The keys a run has logged, each with its last step."""
-        rows = self._http.json("GET", f"/api/runs/{int(run_id)}/metric-keys")
+        rows = self._http.json("GET", f"/api/runs/{run_ref(run_id)}/metric-keys")
         return {row["key"]: row["last_step"] for row in rows}
 
     def metrics(
         self,
-        run_id: int,
+        run_id: RunRef,
         keys: Iterable[str] | None = None,
         *,
         max_points: int | None = None,
@@ -240,10 +250,10 @@ class Client:
         for name, value in (("max_points", max_points), ("start_step", start_step), ("end_step", end_step)):
             if value is not None:
                 params[name] = value
-        body = self._http.json("GET", f"/api/runs/{int(run_id)}/metrics", params=params)
+        body = self._http.json("GET", f"/api/runs/{run_ref(run_id)}/metrics", params=params)
         return dict(body["series"])
 
-    def metrics_frame(self, run_id: int) -> pandas.DataFrame:
+    def metrics_frame(self, run_id: RunRef) -> pandas.DataFrame:
         """A run's full history as a pandas DataFrame (key, step, value, wall_time; NaN where not finite).
 
         Needs pandas (`pip install 'prunelab-client[pandas]'`).
@@ -253,7 +263,7 @@ class Client:
         except ImportError:
             raise PruneLabError("metrics_frame needs pandas: pip install pandas") from None
         buffer = io.BytesIO()
-        with self._http.stream("GET", f"/api/runs/{int(run_id)}/metrics.csv") as response:
+        with self._http.stream("GET", f"/api/runs/{run_ref(run_id)}/metrics.csv") as response:
             for chunk in response.iter_bytes():
                 buffer.write(chunk)
         buffer.seek(0)
@@ -261,7 +271,7 @@ class Client:
 
     def export_metrics(
         self,
-        run_id: int,
+        run_id: RunRef,
         path: str | os.PathLike[str],
         format: Literal["csv", "parquet"] = "csv",  # noqa: A002
     ) -> Path:
@@ -269,7 +279,7 @@ class Client:
         if format not in ("csv", "parquet"):
             raise PruneLabError(f"format must be csv or parquet, not {format!r}")
         target = Path(path)
-        with self._http.stream("GET", f"/api/runs/{int(run_id)}/metrics.{format}") as response:
+        with self._http.stream("GET", f"/api/runs/{run_ref(run_id)}/metrics.{format}") as response:
             stream_to(response, target)
         return target
 
@@ -277,7 +287,7 @@ class Client:
 
     def download(
         self,
-        run_id: int,
+        run_id: RunRef,
         format: str = "keras",  # noqa: A002
         path: str | os.PathLike[str] | None = None,
         *,
@@ -299,14 +309,14 @@ class Client:
 
     def compare(
         self,
-        run_ids: Sequence[int],
+        run_ids: Sequence[RunRef],
         *,
         keys: Iterable[str] | None = None,
         max_points: int | None = None,
         baseline: int | None = None,
     ) -> dict[str, Any]:
         """Runs side by side (`GET /api/compare`): runs, differing parameters, Pareto ids, planned and logged series."""
-        params: dict[str, Any] = {"runs": ",".join(str(int(run_id)) for run_id in run_ids)}
+        params: dict[str, Any] = {"runs": ",".join(str(run_ref(run_id)) for run_id in run_ids)}
         if keys is not None:
             params["keys"] = ",".join(keys)
         if max_points is not None:
@@ -316,10 +326,10 @@ class Client:
         return dict(self._http.json("GET", "/api/compare", params=params))
 
     def write_report(
-        self, run_ids: Sequence[int], path: str | os.PathLike[str], *, baseline: int | None = None
+        self, run_ids: Sequence[RunRef], path: str | os.PathLike[str], *, baseline: int | None = None
     ) -> Path:
         """Write the comparison as one self-contained HTML file (it opens without a network)."""
-        params: dict[str, Any] = {"runs": ",".join(str(int(run_id)) for run_id in run_ids)}
+        params: dict[str, Any] = {"runs": ",".join(str(run_ref(run_id)) for run_id in run_ids)}
         if baseline is not None:
             params["baseline"] = baseline
         target = Path(path)
@@ -327,13 +337,13 @@ class Client:
             stream_to(response, target)
         return target
 
-    def compare_url(self, run_ids: Sequence[int]) -> str:
+    def compare_url(self, run_ids: Sequence[RunRef]) -> str:
         """The dashboard's compare page for these runs."""
-        return f"{self.url}/compare.html?runs={','.join(str(int(run_id)) for run_id in run_ids)}"
+        return f"{self.url}/compare.html?runs={','.join(str(run_ref(run_id)) for run_id in run_ids)}"
 
-    def run_url(self, run_id: int) -> str:
+    def run_url(self, run_id: RunRef) -> str:
         """The dashboard's page of one run."""
-        return f"{self.url}/run.html?id={int(run_id)}"
+        return f"{self.url}/run.html?id={run_ref(run_id)}"
 
     # Uploads
 
