@@ -32,7 +32,7 @@ netns-tools:
 test: $(STAMP) browser netns-tools
 	$(BIN)/python -m pytest
 
-LINTED := core backend worker harness tests migrations bench
+LINTED := core backend worker harness tests migrations bench prunelab
 
 lint: $(STAMP)
 	$(BIN)/ruff check $(LINTED)
