@@ -142,11 +142,13 @@ def runs() -> None:
 @runs.command("ls")
 @click.argument("filter_", metavar="[FILTER]", required=False)
 @click.option("-n", "--limit", type=click.IntRange(1), default=50, show_default=True, help="At most this many runs.")
+@click.option("--sort", help="created, id, name, status or a metric key (the server's sort).")
+@click.option("--asc", is_flag=True, help="Ascending (default: descending).")
 @click.option("--json", "as_json", is_flag=True, help="Print the runs as JSON.")
 @click.pass_context
-def runs_ls(ctx: click.Context, filter_: str | None, limit: int, as_json: bool) -> int:
-    """List runs, newest first; FILTER is the server's filter (as in the dashboard's runs table)."""
-    found = client_from(ctx).list_runs(filter_, limit=limit)
+def runs_ls(ctx: click.Context, filter_: str | None, limit: int, sort: str | None, asc: bool, as_json: bool) -> int:
+    """List runs, newest first; FILTER is the server's filter, e.g. 'accuracy > 0.98 tag:sweep'."""
+    found = client_from(ctx).list_runs(filter_, sort=sort, order="asc" if asc else None, limit=limit)
     if as_json:
         echo_json([run.model_dump(mode="json") for run in found])
     elif not found:

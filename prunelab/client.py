@@ -92,38 +92,57 @@ class Client:
         body = spec.model_dump(mode="json") if isinstance(spec, BaseModel) else dict(spec)
         return Run.model_validate(self._http.json("POST", "/api/runs", json=body))
 
-    def iter_runs(self, filter: str | None = None, *, page_size: int = PAGE_SIZE) -> Iterator[Run]:  # noqa: A002
-        """Every run the server lists, newest first, page by page; `filter` is the server's filter string.
+    def iter_runs(
+        self,
+        filter: str | None = None,  # noqa: A002
+        *,
+        sort: str | None = None,
+        order: Literal["asc", "desc"] | None = None,
+        page_size: int = PAGE_SIZE,
+    ) -> Iterator[Run]:
+        """Every run the server lists (newest first unless `sort`/`order` say otherwise), page by page.
 
-        A server that pages with a cursor answers `{"runs": [...], "next_cursor": ...}` and the cursor is
-        followed; one that answers a plain list is paged with `offset`.
+        `filter` is the server's filter string (e.g. `accuracy > 0.98 kind:polynomial tag:sweep`), `sort` a
+        column or metric key. A server that pages with a cursor answers `{"runs": [...], "next_cursor": ...}`
+        and the cursor is followed; an older one answers a plain list, paged with `offset`, and cannot filter.
         """
         params: dict[str, Any] = {"limit": page_size}
-        if filter:
-            params["filter"] = filter
+        for name, value in (("filter", filter), ("sort", sort), ("order", order)):
+            if value:
+                params[name] = value
         offset = 0
         while True:
             page = self._http.json("GET", "/api/runs", params=params)
             if isinstance(page, dict):
-                items: list[Any] = next(
-                    (page[key] for key in ("runs", "items", "data") if isinstance(page.get(key), list)), []
-                )
+                items: list[Any] = page.get("runs") or []
                 yield from (Run.model_validate(item) for item in items)
                 cursor = page.get("next_cursor")
                 if not cursor or not items:
                     return
                 params["cursor"] = cursor
             else:
+                if filter or sort or order:
+                    raise PruneLabError(
+                        f"the server at {self.url} predates filtering and sorting runs: upgrade it, or list all runs"
+                    )
                 yield from (Run.model_validate(item) for item in page)
                 if len(page) < page_size:
                     return
                 offset += len(page)
                 params["offset"] = offset
 
-    def list_runs(self, filter: str | None = None, *, limit: int | None = None) -> list[Run]:  # noqa: A002
-        """Runs, newest first (at most `limit`); `filter` is passed to the server as it is."""
+    def list_runs(
+        self,
+        filter: str | None = None,  # noqa: A002
+        *,
+        sort: str | None = None,
+        order: Literal["asc", "desc"] | None = None,
+        limit: int | None = None,
+    ) -> list[Run]:
+        """Runs (at most `limit`), newest first unless `sort`/`order` say otherwise; see `iter_runs`."""
         runs: list[Run] = []
-        for run in self.iter_runs(filter, page_size=min(PAGE_SIZE, limit or PAGE_SIZE)):
+        page_size = min(PAGE_SIZE, limit or PAGE_SIZE)
+        for run in self.iter_runs(filter, sort=sort, order=order, page_size=page_size):
             runs.append(run)
             if limit is not None and len(runs) >= limit:
                 break

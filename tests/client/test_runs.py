@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterator
+
+import httpx
 import pytest
 
 from core.specs import RunSpec
-from harness.stack import free_port
+from harness.stack import free_port, migrate, sqlite_stack, start_api
 from prunelab import Client, PruneLabError, Run, ServerUnreachable, WaitTimeout
 from tests.client.conftest import LONG, TINY
 
@@ -39,6 +43,31 @@ def test_nothing_listening_raises_server_unreachable_not_an_httpx_error() -> Non
     with Client(f"http://127.0.0.1:{free_port()}") as nowhere, pytest.raises(ServerUnreachable) as refused:
         nowhere.list_runs()
     assert "cannot reach PruneLab" in str(refused.value) and refused.value.status_code is None
+
+
+SERVICE_TOKEN = "client-test-service-token-0123456789"
+
+
+@pytest.fixture(scope="module")
+def guarded_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """An API (no worker needed) that answers only requests carrying its service token."""
+    config = sqlite_stack(tmp_path_factory.mktemp("guarded"))
+    config.extra = {"PRUNELAB_API_TOKEN": SERVICE_TOKEN}
+    migrate(config)
+    api = start_api(config, config.home / "logs")
+    try:
+        yield config.base_url
+    finally:
+        api.stop()
+
+
+def test_the_token_is_sent_and_a_missing_one_gets_the_servers_401(guarded_url: str) -> None:
+    with Client(guarded_url, SERVICE_TOKEN) as signed:
+        assert signed.list_runs() == []
+    with Client(guarded_url) as anonymous, pytest.raises(PruneLabError) as refused:
+        anonymous.list_runs()
+    assert refused.value.status_code == 401
+    assert "Authorization: Bearer" in refused.value.message and "PRUNELAB_TOKEN" in refused.value.message
 
 
 def test_url_and_token_come_from_the_environment(monkeypatch: pytest.MonkeyPatch, client: Client) -> None:
@@ -77,6 +106,40 @@ def test_listing_pages_through_every_run_once(client: Client, trained: Run) -> N
     paged = [run.id for run in client.iter_runs(page_size=2)]
     assert paged == [run.id for run in everything] and len(paged) == len(set(paged)) >= 3
     assert [run.id for run in client.list_runs(limit=2)] == [run.id for run in everything][:2]
+
+
+def test_a_filter_is_evaluated_by_the_server(client: Client, trained: Run) -> None:
+    client.add_tags(trained.id, "filtered")
+    try:
+        found = client.list_runs("tag:filtered")
+    except PruneLabError as error:  # a server from before runs were filtered and paged by a cursor (issue 14)
+        assert "predates filtering" in str(error) and error.status_code is None
+    else:
+        assert [run.id for run in found] == [trained.id]
+    finally:
+        client.remove_tags(trained.id, "filtered")
+
+
+def test_cursor_pages_are_followed_with_the_filter_and_sort_sent_each_time() -> None:
+    # The paging protocol of GET /api/runs ({"runs", "next_cursor"}), scripted: each request is checked.
+    def run(run_id: int) -> dict[str, object]:
+        return {"id": run_id, "name": f"r{run_id}", "status": "succeeded"}
+
+    pages = {None: ([run(5), run(4)], "c1"), "c1": ([run(3), run(2)], "c2"), "c2": ([run(1)], None)}
+    asked: list[dict[str, str]] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        params = dict(request.url.params)
+        asked.append(params)
+        runs, next_cursor = pages[params.get("cursor")]
+        return httpx.Response(200, content=json.dumps({"runs": runs, "next_cursor": next_cursor, "total": 5}))
+
+    with Client("http://scripted", transport=httpx.MockTransport(answer)) as scripted:
+        assert [r.id for r in scripted.iter_runs("tag:sweep", sort="accuracy", page_size=2)] == [5, 4, 3, 2, 1]
+        assert [r.id for r in scripted.list_runs(limit=3)] == [5, 4, 3]
+    assert [params.get("cursor") for params in asked[:3]] == [None, "c1", "c2"]
+    assert all(params["filter"] == "tag:sweep" and params["sort"] == "accuracy" for params in asked[:3])
+    assert len(asked) == 5  # the limit stopped the second listing after two pages
 
 
 def test_cancel_wait_with_a_timeout_and_delete(client: Client) -> None:
