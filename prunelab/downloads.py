@@ -21,7 +21,6 @@ DOWNLOAD_FORMATS: dict[str, str] = {
     **EXPORT_FORMATS,
     **{name: suffix for name, suffix in RUN_FILE_FORMATS.items() if name != "masks"},
 }
-CHUNK_BYTES = 1 << 16
 
 
 def download_url(run_id: int, file_format: str) -> str:
@@ -40,7 +39,7 @@ def stream_to(response: httpx.Response, target: Path) -> None:
     """Write a streamed response to `target` through a temporary file, so a cut stream leaves no half file."""
     partial = target.with_name(target.name + ".part")
     with partial.open("wb") as handle:
-        for chunk in response.iter_bytes(CHUNK_BYTES):
+        for chunk in response.iter_bytes():
             handle.write(chunk)
     os.replace(partial, target)
 
@@ -91,7 +90,7 @@ def download_to(http: Http, run: Run, file_format: str, path: Path | None, progr
         with partial.open("r+b" if start else "wb") as handle, byte_bar(target.name, total, start, progress) as bar:
             handle.seek(start)
             handle.truncate()
-            for chunk in response.iter_bytes(CHUNK_BYTES):
+            for chunk in response.iter_bytes():
                 handle.write(chunk)
                 digest.update(chunk)
                 bar.update(len(chunk))

@@ -4,12 +4,42 @@ refused when the bytes on disk do not hash to the sha256 the server recorded."""
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from prunelab import ChecksumMismatch, Client, PruneLabError, Run
+from prunelab import ChecksumMismatch, Client, PruneLabError, Run, ServerUnreachable
+
+
+class CutModelDownloads(httpx.BaseTransport):
+    """A real connection that breaks after `limit` bytes of a model's body, as a dropped network does."""
+
+    def __init__(self, limit: int) -> None:
+        self.inner = httpx.HTTPTransport()
+        self.limit = limit
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        response = self.inner.handle_request(request)
+        if not request.url.path.endswith("/model"):
+            return response
+        limit, body = self.limit, response.stream
+
+        class Cut(httpx.SyncByteStream):
+            def __iter__(self) -> Iterator[bytes]:
+                sent = 0
+                for chunk in body:  # type: ignore[union-attr]
+                    if sent + len(chunk) >= limit:
+                        yield chunk[: limit - sent]
+                        raise httpx.ReadError("connection reset (cut by the test)")
+                    sent += len(chunk)
+                    yield chunk
+
+            def close(self) -> None:
+                body.close()  # type: ignore[union-attr]
+
+        return httpx.Response(response.status_code, headers=response.headers, stream=Cut())
 
 
 def served_bytes(client: Client, run: Run, file_format: str) -> bytes:
@@ -51,6 +81,20 @@ def test_a_cut_download_resumes_from_its_partial_file(client: Client, trained: R
     (tmp_path / "again.keras.part").write_bytes(whole)
     third = client.download(trained.id, "keras", tmp_path / "again.keras")
     assert third.resumed_from == len(whole) - 1 and third.path.read_bytes() == whole
+
+
+def test_a_download_cut_mid_stream_keeps_its_bytes_and_the_next_call_resumes(
+    client: Client, trained: Run, tmp_path: Path
+) -> None:
+    whole = served_bytes(client, trained, "keras")
+    cut_at = len(whole) * 2 // 3
+    target = tmp_path / "model.keras"
+    with Client(client.url, transport=CutModelDownloads(cut_at)) as flaky, pytest.raises(ServerUnreachable) as cut:
+        flaky.download(trained.id, "keras", target)
+    assert "connection reset" in str(cut.value)
+    assert not target.exists() and (tmp_path / "model.keras.part").stat().st_size == cut_at
+    done = client.download(trained.id, "keras", target)
+    assert done.resumed_from == cut_at and target.read_bytes() == whole
 
 
 def test_a_partial_file_with_wrong_bytes_is_caught_by_the_sha256(client: Client, trained: Run, tmp_path: Path) -> None:
