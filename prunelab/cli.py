@@ -269,7 +269,7 @@ def compare(
         client.write_report(run_ids, output, baseline=baseline)
         click.echo(f"wrote {output} ({len(set(run_ids))} runs)")
         return 0
-    compared = client.compare(run_ids, keys=[], baseline=baseline)
+    compared = client.compare(run_ids, keys=["measured_sparsity"], max_points=100, baseline=baseline)
     if open_page:
         url = client.compare_url(run_ids)
         click.echo(url)
