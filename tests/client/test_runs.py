@@ -100,6 +100,8 @@ def test_events_stream_a_live_run_step_by_step_until_the_end(client: Client) -> 
 
 
 def test_listing_pages_through_every_run_once(client: Client, trained: Run) -> None:
+    for name in ("listed 1", "listed 2"):
+        client.cancel(client.create_run({**LONG, "name": name}))
     everything = client.list_runs()
     assert trained.id in {run.id for run in everything}
     assert [run.id for run in everything] == sorted((run.id for run in everything), reverse=True)  # newest first
