@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -13,11 +14,12 @@ from backend import __version__
 from backend.compare.routes import router as compare_router
 from backend.db import SessionDep
 from backend.errors import install_handlers
-from backend.kit.limits import BodySizeLimit
+from backend.kit.limits import BodySizeLimit, PathLimit
 from backend.kit.route_table import api_methods
 from backend.kit.static import install_frontend
 from backend.previews.routes import router as previews_router
 from backend.runs.downloads import router as downloads_router
+from backend.runs.external_routes import router as external_router
 from backend.runs.history import router as history_router
 from backend.runs.reaper import ReaperThread
 from backend.runs.routes import router as runs_router
@@ -40,7 +42,8 @@ async def lifespan(_: FastAPI) -> AsyncIterator[None]:
 
 def install_middleware(app: FastAPI, settings: Settings) -> None:
     # Added innermost first: CORS (answers preflights) -> access (who, CSRF, owner) -> body size -> the app.
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_upload_bytes)
+    points = PathLimit(re.compile(r"/api/runs/[^/]+/points"), settings.max_points_bytes, "PRUNELAB_MAX_POINTS_BYTES")
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_upload_bytes, path_limits=[points])
     app.add_middleware(AccessControl, settings=settings)
     if settings.cors_origin_list:
         app.add_middleware(
@@ -61,7 +64,15 @@ def create_app() -> FastAPI:
     )
     install_handlers(app)
     app.state.login_throttle = LoginThrottle()  # per app, so one app's failed sign-ins never slow another's
-    routers = (runs_router, history_router, downloads_router, uploads_router, previews_router, compare_router)
+    routers = (
+        runs_router,
+        external_router,
+        history_router,
+        downloads_router,
+        uploads_router,
+        previews_router,
+        compare_router,
+    )
     for router in (*routers, users_router):
         app.include_router(router)
 

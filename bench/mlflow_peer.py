@@ -111,7 +111,8 @@ def mlflow_server(home: Path) -> Iterator[MlflowClient]:
             return False
 
     try:
-        wait_until(healthy, timeout=120, what=f"MLflow on {base_url}", process=server)
+        # MLflow migrates its SQLite store on first start: 110 s here with the machine's two cores busy.
+        wait_until(healthy, timeout=600, what=f"MLflow on {base_url}", process=server)
         with httpx.Client(timeout=600) as client:
             yield MlflowClient(base_url, client)
     finally:

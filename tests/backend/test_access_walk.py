@@ -36,7 +36,7 @@ ACCESS_RULES: list[tuple[frozenset[str], str, str]] = [
     (WRITE, r"/api/runs/\{run_id\}(/.+)?", OWNER),
     (WRITE, r"/api/uploads/\{upload_id\}(/.+)?", OWNER),
     # Creating things (and one's own password) is for anyone signed in.
-    (frozenset({"POST"}), r"/api/(runs|models|datasets|schedules/preview|auth/password)", SIGNED_IN),
+    (frozenset({"POST"}), r"/api/(runs|runs/external|models|datasets|schedules/preview|auth/password)", SIGNED_IN),
     # Anyone signed in reads everything, the API's own description included.
     (READ, r"/api/.+|/openapi\.json|/docs|/docs/oauth2-redirect|/redoc", SIGNED_IN),
 ]
@@ -151,6 +151,10 @@ def test_every_route_as_every_caller(team_client: tuple[TestClient, Team], datab
     owner_only = {(method, template) for method, template, access, _ in table if access == OWNER}
     run = "/api/runs/{run_id}"
     assert {("PATCH", run), ("DELETE", run), ("POST", f"{run}/cancel")} <= owner_only
+    # An external run's points, files and end are its owner's, like any write to a run.
+    assert {("POST", f"{run}/points"), ("POST", f"{run}/finish"), ("PUT", f"{run}/artifacts/{{export_format}}")} <= (
+        owner_only
+    )
 
 
 def write_table(table: list[tuple[str, str, str, dict[str, int]]], database: str) -> None:
@@ -170,7 +174,7 @@ def test_an_unclassified_route_fails_the_walk() -> None:
     with pytest.raises(AssertionError, match="matches no rule"):
         classify("PUT", "/api/settings")
     with pytest.raises(AssertionError, match="matches no rule"):
-        classify("POST", "/api/runs/external")  # not a run id: someone must decide who may call it
+        classify("POST", "/api/runs/batch")  # not a run id: someone must decide who may call it
     assert classify("POST", "/api/runs/{run_id}/metrics") == OWNER  # a new action on a run: the owner's by rule
 
 
