@@ -187,9 +187,12 @@ def runs_show(ctx: click.Context, run_id: int, as_json: bool) -> int:
     for label, value in rows:
         if value not in (None, ""):
             click.echo(f"  {label:<10}{value}")
-    for key, value in sorted((run.summary or {}).items()):
-        if isinstance(value, int | float | str):
-            click.echo(f"  {key:<10}{value}" if len(key) < 10 else f"  {key}: {value}")
+    figures = {key: value for key, value in (run.summary or {}).items() if isinstance(value, int | float | str)}
+    if figures:
+        click.echo("  summary")
+        width = max(map(len, figures)) + 2
+        for key, value in sorted(figures.items()):
+            click.echo(f"    {key:<{width}}{value:.6g}" if isinstance(value, float) else f"    {key:<{width}}{value}")
     for artifact in run.artifacts:
         click.echo(f"  file      {artifact.format}\t{artifact.size_bytes:,} bytes\tsha256 {artifact.sha256[:16]}")
     return 0
