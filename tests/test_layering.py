@@ -39,6 +39,13 @@ def test_api_process_does_not_import_tensorflow() -> None:
     assert not loaded & set(TENSORFLOW), sorted(loaded & set(TENSORFLOW))
 
 
+def test_the_client_and_its_command_load_no_server_and_no_tensorflow() -> None:
+    # prunelab.keras (the Keras callback) needs TensorFlow by design; the client and the command never do.
+    loaded = loaded_after("import prunelab, prunelab.client, prunelab.cli, prunelab.downloads")
+    assert not loaded & {*WEB_AND_QUEUE, *TENSORFLOW, "backend", "worker"}, sorted(loaded)
+    assert {"prunelab", "httpx", "click", "tqdm"} <= loaded
+
+
 def test_training_library_loads_no_web_database_or_queue_code() -> None:
     imports = (
         "import pkgutil, importlib, worker.training; "

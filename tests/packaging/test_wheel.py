@@ -69,11 +69,15 @@ def test_the_wheel_holds_the_dashboard_migrations_and_alembic_configuration(whee
         "core/specs.py",
         "backend/app.py",
         "worker/training/train.py",
+        "prunelab/client.py",  # the client ships with the server: one `prunelab` command has both verb sets
+        "prunelab/cli.py",
     ):
         assert required in names, required
     versions = sorted(name for name in names if name.startswith("migrations/versions/") and name.endswith(".py"))
     assert len(versions) == len(list((REPO / "migrations" / "versions").glob("*.py")))
-    assert not [name for name in names if name.split("/")[0] in ("tests", "bench", "harness", "docs")]
+    assert not [name for name in names if name.split("/")[0] in ("tests", "bench", "harness", "docs", "clients")]
+    entry_points = zipfile.ZipFile(wheel).read(next(n for n in names if n.endswith("/entry_points.txt"))).decode()
+    assert "prunelab = prunelab.cli:main" in entry_points
 
 
 @pytest.fixture(scope="module")

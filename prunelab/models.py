@@ -1,0 +1,101 @@
+"""What the client returns: runs, their files and uploads, parsed from the server's JSON.
+
+Fields the server adds later are kept (`extra="allow"`), so a newer server never breaks an older client.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any, TypedDict
+
+from pydantic import BaseModel, ConfigDict, Field
+
+FINISHED_STATUSES = frozenset({"succeeded", "failed", "cancelled"})
+
+
+class Artifact(BaseModel):
+    """A stored file of a run: a model format, the manifest, the masks."""
+
+    model_config = ConfigDict(extra="allow")
+
+    format: str
+    size_bytes: int
+    zip_size_bytes: int = 0
+    sha256: str
+    url: str
+
+
+class Run(BaseModel):
+    """A run as `GET /api/runs/{id}` shows it: spec, plan, status, latest values, summary and files."""
+
+    model_config = ConfigDict(extra="allow")
+
+    id: int
+    name: str
+    status: str
+    spec: dict[str, Any] = Field(default_factory=dict)
+    plan: dict[str, Any] = Field(default_factory=dict)
+    summary: dict[str, Any] | None = None
+    error: str | None = None
+    cancel_requested: bool = False
+    attempt: int = 0
+    created_at: datetime | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    step: int | None = None
+    parent_run_id: int | None = None
+    latest: dict[str, float | None] = Field(default_factory=dict)
+    artifacts: list[Artifact] = Field(default_factory=list)
+    tags: list[str] = Field(default_factory=list)
+    note: str = ""
+    owner: str | None = None
+
+    @property
+    def finished(self) -> bool:
+        """True once the run succeeded, failed or was cancelled."""
+        return self.status in FINISHED_STATUSES
+
+    @property
+    def total_steps(self) -> int | None:
+        """Training steps the plan resolved (None before the server planned them)."""
+        total = self.plan.get("total_steps")
+        return int(total) if isinstance(total, int | float) else None
+
+    def artifact(self, artifact_format: str) -> Artifact | None:
+        """The stored file of this format, if the run has one."""
+        return next((artifact for artifact in self.artifacts if artifact.format == artifact_format), None)
+
+
+class Upload(BaseModel):
+    """An uploaded `.keras` model or `.npz` data set."""
+
+    model_config = ConfigDict(extra="allow")
+
+    id: int
+    kind: str
+    original_filename: str
+    size_bytes: int
+    sha256: str
+    meta: dict[str, Any] = Field(default_factory=dict)
+    created_at: datetime | None = None
+    owner: str | None = None
+
+
+class Series(TypedDict):
+    """One metric's points: parallel lists; a value is None where the logged value was not finite."""
+
+    steps: list[int]
+    values: list[float | None]
+    wall_times: list[float]
+
+
+@dataclass(frozen=True)
+class Download:
+    """A file written by `Client.download`, its sha256 checked against the server's record."""
+
+    path: Path
+    size_bytes: int
+    sha256: str
+    resumed_from: int  # bytes already on disk from an earlier, cut download (0: downloaded whole)
