@@ -1,4 +1,4 @@
-"""PruneLab's Python client: `from prunelab import Client`; a training script logs with `prunelab.keras.PruneLabCallback`.
+"""PruneLab's Python client: `from prunelab import Client`; a script logs with `prunelab.keras.PruneLabCallback`.
 
 The client needs httpx and pydantic only (no server, no TensorFlow): `pip install prunelab-client`, or the
 server's `pip install prunelab`, which includes it. `prunelab` on the command line is `prunelab.cli`.
