@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import lru_cache
 
+import orjson
 from sqlalchemy.orm import Session
 
 from backend.metrics import service as metrics
@@ -12,6 +14,18 @@ from backend.runs.downloads import artifact_out
 from backend.runs.schemas import RunOut
 from core.plans import RunPlan
 from core.specs import RunSpec
+
+
+# A stored spec and plan never change, and validating them is most of a run's presentation: a page of runs
+# validates each distinct one once per process (keyed by its exact JSON, so an edited row is validated anew).
+@lru_cache(maxsize=4096)
+def _spec(spec_json: bytes) -> RunSpec:
+    return RunSpec.model_validate_json(spec_json)
+
+
+@lru_cache(maxsize=4096)
+def _plan(plan_json: bytes) -> RunPlan:
+    return RunPlan.model_validate_json(plan_json)
 
 
 def run_out(session: Session, run: Run) -> RunOut:
@@ -29,8 +43,8 @@ def _shown(run: Run, latest: dict[str, tuple[int, float | None]]) -> RunOut:
         id=run.id,
         name=run.name,
         status=run.status,
-        spec=RunSpec.model_validate(run.spec),
-        plan=RunPlan.model_validate(run.plan),
+        spec=_spec(orjson.dumps(run.spec, option=orjson.OPT_SORT_KEYS)),
+        plan=_plan(orjson.dumps(run.plan, option=orjson.OPT_SORT_KEYS)),
         summary=run.summary,
         error=run.error,
         cancel_requested=run.cancel_requested,
