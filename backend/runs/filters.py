@@ -103,7 +103,7 @@ class FieldIs:
 
 @dataclass(frozen=True)
 class MetricCompare:
-    """A final metric (summary value, else latest value; `plan:` keys from the resolved plan) against a number."""
+    """A final metric (the summary's number, else the latest value; `target`: the plan's) against a number."""
 
     key: str
     op: Op

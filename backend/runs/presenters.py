@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import lru_cache
 
+import orjson
 from sqlalchemy.orm import Session
 
 from backend.metrics import service as metrics
@@ -13,6 +15,19 @@ from backend.runs.schemas import RunOut
 from core.external import ExternalRunSpec
 from core.plans import RunPlan
 from core.specs import RunSpec
+
+
+# A stored spec and plan never change, and validating them is most of a run's presentation: a page of runs
+# validates each distinct one once per process (keyed by its exact JSON, so an edited row is validated anew).
+@lru_cache(maxsize=4096)
+def _spec(spec_json: bytes, trained_here: bool) -> RunSpec | ExternalRunSpec:
+    """A queued run's spec, or what an external run's client read from its script."""
+    return RunSpec.model_validate_json(spec_json) if trained_here else ExternalRunSpec.model_validate_json(spec_json)
+
+
+@lru_cache(maxsize=4096)
+def _plan(plan_json: bytes) -> RunPlan:
+    return RunPlan.model_validate_json(plan_json)
 
 
 def run_out(session: Session, run: Run) -> RunOut:
@@ -31,8 +46,8 @@ def _shown(run: Run, latest: dict[str, tuple[int, float | None]]) -> RunOut:
         name=run.name,
         status=run.status,
         source=run.source,
-        spec=RunSpec.model_validate(run.spec) if run.source == "prunelab" else ExternalRunSpec.model_validate(run.spec),
-        plan=RunPlan.model_validate(run.plan),
+        spec=_spec(orjson.dumps(run.spec, option=orjson.OPT_SORT_KEYS), run.source == "prunelab"),
+        plan=_plan(orjson.dumps(run.plan, option=orjson.OPT_SORT_KEYS)),
         summary=run.summary,
         error=run.error,
         cancel_requested=run.cancel_requested,

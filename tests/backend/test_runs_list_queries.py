@@ -5,12 +5,19 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import event
 
 from backend.db import engine_for
 from backend.settings import get_settings
 from tests.backend.seed import seeded_run
+
+
+@pytest.fixture(autouse=True)
+def no_reaper(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The API's reaper shares the engine: its passes would be counted with the request's statements."""
+    monkeypatch.setenv("PRUNELAB_REAPER_INTERVAL_S", "0")
 
 
 @contextmanager

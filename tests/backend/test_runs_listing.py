@@ -128,7 +128,7 @@ EXAMPLES = [
     "keras_zip_bytes < 100000 or not test_loss > 0.1",
     "tag:SWEEP2 or tag:best",
     "tag:p_1",  # LIKE's wildcard in a tag, taken literally (pX1 is another tag)
-    "tag:p%1 or tag:\"p_1\"",
+    'tag:p%1 or tag:"p_1"',
     "not tag:sweep",
     "status:succeeded owner:ana",
     "not owner:ana",

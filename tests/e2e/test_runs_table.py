@@ -33,7 +33,7 @@ def seeded_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Sta
         patch.setenv("PRUNELAB_DATABASE_URL", config.database_url)
         patch.setenv("PRUNELAB_HOME", str(home))
         get_settings.cache_clear()
-        runs = insert_runs(RUNS, seed=5)
+        runs = insert_runs(RUNS, seed=11)
     get_settings.cache_clear()
     api = start_api(config, home / "logs")
     try:
