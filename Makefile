@@ -29,7 +29,7 @@ netns-tools:
 	@command -v socat >/dev/null && command -v ip >/dev/null && command -v tc >/dev/null || \
 	  { [ "$$(id -u)" = 0 ] && apt-get update -qq && apt-get install -y -qq socat iproute2 >/dev/null; } || true
 
-test: $(STAMP) browser netns-tools
+test: $(STAMP) browser netns-tools mlflow-venv
 	$(BIN)/python -m pytest
 
 LINTED := core backend worker harness tests migrations bench

@@ -16,6 +16,8 @@ from backend.errors import install_handlers
 from backend.kit.limits import BodySizeLimit
 from backend.kit.route_table import api_methods
 from backend.kit.static import install_frontend
+from backend.mlflow_api.errors import install_handlers as install_mlflow_handlers
+from backend.mlflow_api.routes import router as mlflow_router
 from backend.previews.routes import router as previews_router
 from backend.runs.downloads import router as downloads_router
 from backend.runs.history import router as history_router
@@ -62,8 +64,9 @@ def create_app() -> FastAPI:
     install_handlers(app)
     app.state.login_throttle = LoginThrottle()  # per app, so one app's failed sign-ins never slow another's
     routers = (runs_router, history_router, downloads_router, uploads_router, previews_router, compare_router)
-    for router in (*routers, users_router):
+    for router in (*routers, users_router, mlflow_router):
         app.include_router(router)
+    install_mlflow_handlers(app)  # MLflow's error shape on its paths
 
     @app.get("/api/health", tags=["health"])
     def health(session: SessionDep) -> dict[str, str]:
