@@ -13,6 +13,7 @@ from backend import __version__
 from backend.compare.routes import router as compare_router
 from backend.db import SessionDep
 from backend.errors import install_handlers
+from backend.imports.routes import router as imports_router
 from backend.kit.limits import BodySizeLimit
 from backend.kit.route_table import api_methods
 from backend.kit.static import install_frontend
@@ -64,7 +65,7 @@ def create_app() -> FastAPI:
     install_handlers(app)
     app.state.login_throttle = LoginThrottle()  # per app, so one app's failed sign-ins never slow another's
     routers = (runs_router, history_router, downloads_router, uploads_router, previews_router, compare_router)
-    for router in (*routers, users_router, mlflow_router):
+    for router in (*routers, users_router, mlflow_router, imports_router):
         app.include_router(router)
     install_mlflow_handlers(app)  # MLflow's error shape on its paths
 

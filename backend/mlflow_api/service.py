@@ -193,7 +193,7 @@ def _check_value(path: str, value: str, limit: int) -> None:
         raise invalid(f"'{path}' exceeds the maximum length of {limit} characters")
 
 
-def _open_external_run(session: Session, name: str, owner_id: int | None) -> Run:
+def open_external_run(session: Session, name: str, owner_id: int | None) -> Run:
     # The MLflow run's PruneLab side: a run PruneLab did not train, running from the start.
     spec = RunSpec(name=name[:200])
     run = Run(
@@ -238,23 +238,57 @@ def create_run(session: Session, principal: Principal, request: schemas.CreateRu
     for key, value in tags.items():
         _check_key("tags.key", key)
         _check_value("tags.value", value, schemas.MAX_TAG_VAL_LENGTH)
-    name = request.run_name or tags.get(RUN_NAME_TAG) or ""
-    run = _open_external_run(session, name or "mlflow run", principal.user_id)
+    user = request.user_id or tags.get(USER_TAG, "") or (principal.name or "")
+    return add_run(session, experiment, request.run_name, principal.user_id, user, request.start_time or now_ms(), tags)
+
+
+def add_run(
+    session: Session,
+    experiment: MlflowExperiment,
+    run_name: str,
+    owner_id: int | None,
+    user_id: str,
+    start_time_ms: int,
+    tags: dict[str, str],
+) -> MlflowRun:
+    """Store an MLflow run (an external run and its MLflow row) with its tags; RUNNING until updated."""
+    name = run_name or tags.get(RUN_NAME_TAG) or ""
+    run = open_external_run(session, name or "mlflow run", owner_id)
     if not name:
         name = f"mlflow run {run.id}"
         run.name = name
-    tags[RUN_NAME_TAG] = name
-    user = request.user_id or tags.get(USER_TAG, "") or (principal.name or "")
-    row = MlflowRun(
-        run_id=run.id,
-        experiment_id=experiment.id,
-        user_id=user[:250],
-        start_time_ms=request.start_time or now_ms(),
-    )
+    tags = {**tags, RUN_NAME_TAG: name}
+    row = MlflowRun(run_id=run.id, experiment_id=experiment.id, user_id=user_id[:250], start_time_ms=start_time_ms)
     session.add(row)
     session.add_all(RunTagValue(run_id=run.id, key=key, value=value) for key, value in tags.items())
     session.flush()
     return row
+
+
+def experiment_named(session: Session, name: str) -> MlflowExperiment:
+    """The experiment called `name`, made when there is none (imports)."""
+    try:
+        return get_experiment_by_name(session, name)
+    except MlflowApiError:
+        return create_experiment(session, schemas.CreateExperiment(name=name))
+
+
+def end_run(row: MlflowRun, status: str, end_time_ms: int | None) -> None:
+    """Give an MLflow run its final MLflow status (FINISHED, FAILED, KILLED) and end time."""
+    run = row.run
+    run.status = TO_PRUNELAB.get(status, RunStatus.SUCCEEDED)
+    if RunStatus(run.status).finished:
+        run.finished_at = utcnow()
+        row.end_time_ms = end_time_ms or now_ms()
+
+
+def log_params(session: Session, run_id: int, params: dict[str, str]) -> None:
+    """Params of a run, checked as log-batch checks them (imports)."""
+    _log_params(session, run_id, [schemas.KeyValue(key=k, value=v) for k, v in params.items()])
+
+
+def set_tags(session: Session, run_id: int, tags: dict[str, str]) -> None:
+    _set_tags(session, run_id, _checked_tags([schemas.KeyValue(key=k, value=v) for k, v in tags.items()]))
 
 
 def update_run(session: Session, principal: Principal, request: schemas.UpdateRun) -> MlflowRun:
