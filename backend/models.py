@@ -117,6 +117,9 @@ class Run(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
     status: Mapped[str] = mapped_column(String(16), default=RunStatus.QUEUED, index=True)
+    # Who trains it: "prunelab" (the worker), or the client of an external run (backend/runs/external.py),
+    # which the worker never claims and the reaper never requeues.
+    source: Mapped[str] = mapped_column(String(32), default="prunelab", server_default="prunelab")
     spec: Mapped[dict[str, Any]] = mapped_column(JSON)
     plan: Mapped[dict[str, Any]] = mapped_column(JSON)
     summary: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)

@@ -48,6 +48,11 @@ class Settings(BaseSettings):
     reaper_interval_s: float = Field(
         10, ge=0, description="Seconds between the API's reaper passes (dead runs, lost queue entries); 0 disables."
     )
+    external_run_timeout_s: float = Field(
+        24 * 3600,
+        gt=0,
+        description="An external run nothing was heard from for this long (its script was killed) is marked failed.",
+    )
     max_attempts: int = Field(2, ge=1, description="A dead run is requeued while it has had fewer attempts than this.")
     reconcile_after_s: float = Field(
         60, ge=0, description="A run queued this long in the database but missing from the broker is sent again."
@@ -67,6 +72,10 @@ class Settings(BaseSettings):
     cors_allow_credentials: bool = Field(False, description="Let CORS requests carry cookies (never with `*`).")
     max_upload_bytes: int = Field(
         200 * 1024 * 1024, gt=0, description="Largest request body accepted, refused with 413 before it is read."
+    )
+
+    max_points_bytes: int = Field(
+        8 * 1024 * 1024, gt=0, description="Largest batch of metric points (POST /api/runs/{id}/points) accepted."
     )
 
     @model_validator(mode="after")

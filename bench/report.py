@@ -86,6 +86,7 @@ def render(
     closing: list[str],
     chart_paths: Sequence[Path],
     doc_path: Path,
+    sources: dict[str, dict[str, str]] | None = None,
 ) -> str:
     machine_line = ", ".join(f"{key}: {value}" for key, value in machine.items())
     parts = [
@@ -110,7 +111,13 @@ def render(
     ]
     for result in results:
         parts += [f"## {result.title}", ""]
-        produced = f"_Produced by `{command}` (size `{result.size}`, {result.elapsed_s:.0f} s) on {machine_line}._"
+        source = (sources or {}).get(result.name, {})
+        produced = (
+            f"_Produced by `{source.get('command', command)}` at commit {source.get('commit', '?')}, "
+            f"{source.get('finished', 'now')} (size `{result.size}`, {result.elapsed_s:.0f} s; load average "
+            f"{source.get('load average at start', '?')} at start, {source.get('load average at end', '?')} at end) "
+            f"on {machine_line}._"
+        )
         for table in result.tables:
             parts += [table.markdown(), "", produced, ""]
         parts += [f"- {note}" for note in result.notes]

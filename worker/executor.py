@@ -58,7 +58,13 @@ def claim_run(run_id: int, worker_name: str) -> Claim | None:
     with session_scope() as session:
         row = session.execute(
             update(Run)
-            .where(Run.id == run_id, Run.status == RunStatus.QUEUED, Run.cancel_requested.is_(False), base_ready)
+            .where(
+                Run.id == run_id,
+                Run.status == RunStatus.QUEUED,
+                Run.source == "prunelab",  # an external run is never trained here
+                Run.cancel_requested.is_(False),
+                base_ready,
+            )
             .values(
                 status=RunStatus.RUNNING,
                 attempt=Run.attempt + 1,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Response
 from fastapi.responses import HTMLResponse
@@ -41,7 +41,9 @@ def compare(
 
 
 # The report is HTML, its 404 is JSON like every error: documented as such, not as the route's media type.
-JSON_NOT_FOUND = {404: {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorMessage"}}}}}
+JSON_NOT_FOUND: dict[int | str, dict[str, Any]] = {
+    404: {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorMessage"}}}}
+}
 
 
 @router.get("/report", response_class=HTMLResponse, responses=JSON_NOT_FOUND)

@@ -242,7 +242,7 @@ def store_run(session: Session, source: SourceRun, owner_id: int | None) -> Mlfl
         record_points(session, row.run_id, points[start : start + WRITE_BATCH])
     row.run.started_at = datetime.fromtimestamp(row.start_time_ms / 1000, UTC)
     status = str(info.get("status") or "FINISHED")
-    mlflow.end_run(row, "FINISHED" if status == "RUNNING" else status, info.get("end_time"))
+    mlflow.end_run(session, row, "FINISHED" if status == "RUNNING" else status, info.get("end_time"))
     session.flush()
     return row
 

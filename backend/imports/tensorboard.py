@@ -14,6 +14,7 @@ from backend.imports.tensorboard_events import EventScalars, is_event_file, prun
 from backend.metrics.service import MetricPoint, record_points
 from backend.mlflow_api import service as mlflow
 from backend.models import Run, RunStatus
+from backend.runs import external
 from backend.uploads.archives import UploadRejected, check_archive
 from core.errors import InvalidUpload
 
@@ -28,7 +29,7 @@ def store_scalars(session: Session, scalars: EventScalars, name: str, owner_id: 
     if not scalars.series:
         detail = f" ({'; '.join(scalars.problems)})" if scalars.problems else ""
         raise InvalidUpload(f"no scalar summaries found in {scalars.files} TensorBoard event file(s){detail}")
-    run = mlflow.open_external_run(session, name or "TensorBoard import", owner_id)
+    run = mlflow.open_external_run(session, name or "TensorBoard import", owner_id, source="tensorboard")
     points = [
         MetricPoint(key, step, value, wall_time)
         for key, steps in scalars.series.items()
@@ -40,13 +41,13 @@ def store_scalars(session: Session, scalars: EventScalars, name: str, owner_id: 
     mlflow.log_params(session, run.id, params)
     mlflow.set_tags(session, run.id, {SOURCE_TAG: f"tensorboard:{source}"[:8000]})
     wall_times = [point.wall_time for point in points]
-    run.started_at = datetime.fromtimestamp(min(wall_times), UTC)
-    run.finished_at = datetime.fromtimestamp(max(wall_times), UTC)
-    run.status = RunStatus.SUCCEEDED
-    run.summary = {
+    summary = {
         "imported": {"from": "tensorboard", "event_files": scalars.files, "points": len(points),
                      "problems": scalars.problems[:20], "params": params},
     }  # fmt: skip
+    external.finish_external_run(session, run.id, RunStatus.SUCCEEDED, None, summary)
+    run.started_at = datetime.fromtimestamp(min(wall_times), UTC)
+    run.finished_at = datetime.fromtimestamp(max(wall_times), UTC)
     session.flush()
     return run
 

@@ -36,9 +36,8 @@ from backend.metrics.store import Window, read_points
 from backend.mlflow_api import schemas, search
 from backend.mlflow_api.errors import MlflowApiError, invalid, not_found
 from backend.models import MlflowExperiment, MlflowRun, Run, RunParam, RunStatus, RunTagValue, utcnow
+from backend.runs import external
 from backend.runs import service as runs
-from core.plans import resolve_plan
-from core.specs import RunSpec
 
 DEFAULT_EXPERIMENT_ID = 0
 DEFAULT_EXPERIMENT_NAME = "Default"
@@ -193,21 +192,9 @@ def _check_value(path: str, value: str, limit: int) -> None:
         raise invalid(f"'{path}' exceeds the maximum length of {limit} characters")
 
 
-def open_external_run(session: Session, name: str, owner_id: int | None) -> Run:
-    # The MLflow run's PruneLab side: a run PruneLab did not train, running from the start.
-    spec = RunSpec(name=name[:200])
-    run = Run(
-        name=spec.display_name(),
-        status=RunStatus.RUNNING,
-        spec=spec.model_dump(mode="json"),
-        plan=resolve_plan(spec).model_dump(mode="json"),
-        owner_id=owner_id,
-        started_at=utcnow(),
-        heartbeat_at=utcnow(),
-    )
-    session.add(run)
-    session.flush()
-    return run
+def open_external_run(session: Session, name: str, owner_id: int | None, source: str = "mlflow") -> Run:
+    """The PruneLab side of an MLflow run (or an import): an external run, running, never queued."""
+    return external.create_external_run(session, name[:200], None, owner_id, source=source)
 
 
 def find_run(session: Session, run_ref: str) -> MlflowRun:
@@ -273,13 +260,21 @@ def experiment_named(session: Session, name: str) -> MlflowExperiment:
         return create_experiment(session, schemas.CreateExperiment(name=name))
 
 
-def end_run(row: MlflowRun, status: str, end_time_ms: int | None) -> None:
-    """Give an MLflow run its final MLflow status (FINISHED, FAILED, KILLED) and end time."""
-    run = row.run
-    run.status = TO_PRUNELAB.get(status, RunStatus.SUCCEEDED)
-    if RunStatus(run.status).finished:
-        run.finished_at = utcnow()
-        row.end_time_ms = end_time_ms or now_ms()
+def _set_status(session: Session, row: MlflowRun, mlflow_status: str, end_time_ms: int | None) -> None:
+    """MLflow lets a client set any status; a running run that ends is finished as external runs are."""
+    run, status = row.run, TO_PRUNELAB[mlflow_status]
+    if run.status == RunStatus.RUNNING and status in external.FINISHED_BY_CLIENT:
+        error = "the MLflow client set the run's status to FAILED" if status == RunStatus.FAILED else None
+        external.finish_external_run(session, run.id, status, error, None)
+    else:
+        run.status = status
+        run.finished_at = utcnow() if status.finished else None
+    row.end_time_ms = (end_time_ms or row.end_time_ms or now_ms()) if status.finished else None
+
+
+def end_run(session: Session, row: MlflowRun, status: str, end_time_ms: int | None) -> None:
+    """Give an MLflow run its final MLflow status (FINISHED, FAILED, KILLED) and end time (imports)."""
+    _set_status(session, row, status if status in TO_PRUNELAB else "FINISHED", end_time_ms)
 
 
 def log_params(session: Session, run_id: int, params: dict[str, str]) -> None:
@@ -296,14 +291,7 @@ def update_run(session: Session, principal: Principal, request: schemas.UpdateRu
     row = writable_run(session, principal, request.ref())
     run = row.run
     if request.status is not None:
-        status = TO_PRUNELAB[request.status]
-        run.status = status
-        if status.finished:
-            run.finished_at = utcnow()
-            row.end_time_ms = request.end_time or row.end_time_ms or now_ms()
-        else:
-            run.finished_at = None
-            row.end_time_ms = None
+        _set_status(session, row, request.status, request.end_time)
     if request.end_time is not None:
         row.end_time_ms = request.end_time
     if request.run_name:

@@ -10,6 +10,7 @@ from backend.metrics import service as metrics
 from backend.models import Run
 from backend.runs.downloads import artifact_out
 from backend.runs.schemas import RunOut
+from core.external import ExternalRunSpec
 from core.plans import RunPlan
 from core.specs import RunSpec
 
@@ -29,7 +30,8 @@ def _shown(run: Run, latest: dict[str, tuple[int, float | None]]) -> RunOut:
         id=run.id,
         name=run.name,
         status=run.status,
-        spec=RunSpec.model_validate(run.spec),
+        source=run.source,
+        spec=RunSpec.model_validate(run.spec) if run.source == "prunelab" else ExternalRunSpec.model_validate(run.spec),
         plan=RunPlan.model_validate(run.plan),
         summary=run.summary,
         error=run.error,

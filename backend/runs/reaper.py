@@ -14,6 +14,10 @@ One pass (run every `reaper_interval_s` by a thread in the API process, or once 
   again (Redis and kombu's SQLAlchemy transport; other brokers are not inspected).
   A duplicate message is harmless: the claim is atomic, a second one skips.
 
+External runs (backend/runs/external.py) have no worker: they are never requeued or re-sent.
+One whose client has been silent for `external_run_timeout_s` (its script was killed before it
+finished the run) is marked failed, so it does not show as running for ever.
+
 Each pass also compacts the metric history of finished runs that still have hot rows (runs
 that finished before compaction existed, or whose worker died before compacting them).
 
@@ -42,6 +46,7 @@ from backend.models import Run, RunStatus, utcnow
 from backend.queue.broker import run_ids_in_broker
 from backend.queue.client import enqueue_run
 from backend.runs import links
+from backend.runs.external import PRUNELAB_SOURCE
 from backend.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -85,6 +90,7 @@ def reap_dead_runs(session: Session, settings: Settings, now: datetime, report: 
     stale = session.execute(
         select(Run.id, Run.attempt, Run.heartbeat_at).where(
             Run.status == RunStatus.RUNNING,
+            Run.source == PRUNELAB_SOURCE,
             or_(Run.heartbeat_at < cutoff, Run.heartbeat_at.is_(None)),
         )
     ).all()
@@ -94,6 +100,23 @@ def reap_dead_runs(session: Session, settings: Settings, now: datetime, report: 
         outcome = release_run(session, run_id, attempt, reason, max_attempts=settings.max_attempts, retry=True)
         if outcome:
             getattr(report, outcome).append(run_id)
+
+
+def fail_silent_external_runs(session: Session, settings: Settings, now: datetime, report: ReaperReport) -> None:
+    """Fail external runs whose client sent nothing for `external_run_timeout_s`; never requeued."""
+    cutoff = now - timedelta(seconds=settings.external_run_timeout_s)
+    silent = session.execute(
+        select(Run.id, Run.attempt, Run.heartbeat_at).where(
+            Run.status == RunStatus.RUNNING,
+            Run.source != PRUNELAB_SOURCE,
+            or_(Run.heartbeat_at < cutoff, Run.heartbeat_at.is_(None)),
+        )
+    ).all()
+    for run_id, attempt, heartbeat_at in silent:
+        seen = heartbeat_at.isoformat(timespec="seconds") if heartbeat_at else "never"
+        reason = f"nothing heard from the script since {seen}: it stopped without finishing the run"
+        if release_run(session, run_id, attempt, reason, max_attempts=1, retry=False):
+            report.failed.append(run_id)
 
 
 def reconcile_queue(
@@ -121,6 +144,7 @@ def reap_once(settings: Settings) -> ReaperReport:
     report = ReaperReport()
     with session_scope() as session:
         reap_dead_runs(session, settings, utcnow(), report)
+        fail_silent_external_runs(session, settings, utcnow(), report)
     remove_stale_partials(settings)
     report.compacted = compact_pending()
     try:

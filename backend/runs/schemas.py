@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from core.external import ExternalRunSpec
 from core.plans import RunPlan
 from core.specs import PlainText, RunSpec
 
@@ -23,7 +24,10 @@ class RunOut(BaseModel):
     id: int
     name: str
     status: str
-    spec: RunSpec
+    source: str = Field(
+        "prunelab", description="'prunelab': trained by PruneLab's worker; otherwise what logged this external run."
+    )
+    spec: RunSpec | ExternalRunSpec = Field(description="A queued run's spec, or what is known of an external run.")
     plan: RunPlan
     summary: dict[str, Any] | None
     error: str | None
@@ -66,3 +70,38 @@ class MaskLayerOut(BaseModel):
 
 class MasksOut(BaseModel):
     layers: list[MaskLayerOut]
+
+
+class ExternalFinish(BaseModel):
+    """How the client of an external run ends it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    status: Literal["succeeded", "failed"]
+    error: PlainText | None = Field(None, max_length=10_000, description="Why it failed, shown on the run page.")
+    summary: dict[str, Any] | None = Field(
+        None, description="Final figures (test_accuracy, measured_sparsity, coverage...), merged into the run's."
+    )
+
+
+class PointsIn(BaseModel):
+    """A batch of metric points; each is checked on its own and a rejected one does not stop the others."""
+
+    points: list[Any] = Field(
+        max_length=100_000,
+        description="[{key, step, value, wall_time?}]: step a whole number >= 0, value a number (NaN/inf: a gap), "
+        "wall_time seconds since the run started (default: now). Beyond 10,000 points each is rejected.",
+    )
+
+
+class RejectedPointOut(BaseModel):
+    index: int = Field(description="Position of the point in the batch.")
+    key: str | None
+    step: int | None
+    error: str
+
+
+class PointsOut(BaseModel):
+    accepted: int = Field(description="Points stored, or already stored by an earlier delivery (the first wins).")
+    rejected: list[RejectedPointOut]
+    cancel_requested: bool = Field(description="Someone cancelled the run on the dashboard: the client should stop.")

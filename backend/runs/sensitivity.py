@@ -31,6 +31,8 @@ def sensitivity_proposal(
 ) -> ProposalOut:
     """Per-layer targets with the given parameter-weighted mean, and the spec that prunes to them."""
     run = get_run(session, run_id)
+    if run.source != "prunelab":
+        raise RunStateConflict(f"run {run_id} is an external run, not a sensitivity sweep")
     spec = RunSpec.model_validate(run.spec)
     if not isinstance(spec.recipe, SensitivityRecipe):
         raise RunStateConflict(f"run {run_id} is a {spec.recipe.kind} run, not a sensitivity sweep")

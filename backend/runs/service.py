@@ -93,12 +93,14 @@ def update_run(session: Session, run_id: int, tags: list[str] | None, note: str 
 
 
 def cancel_run(session: Session, run_id: int) -> Run:
-    """A queued run never starts; a running one stops within a few steps; a finished one is left as it is."""
+    """A queued run never starts; a running one stops within a few steps (an external one at once); a finished
+    one is left as it is."""
     run = get_run(session, run_id)
     if RunStatus(run.status).finished:
         return run
     run.cancel_requested = True
-    if run.status == RunStatus.QUEUED:
+    # No worker watches an external run: it ends now, and its client's next batch of points is refused.
+    if run.status == RunStatus.QUEUED or run.source != "prunelab":
         run.status = RunStatus.CANCELLED
         run.finished_at = utcnow()
         links.fail_waiting_runs(session, run_id, "was cancelled")

@@ -33,6 +33,10 @@ def check_base_run(session: Session, spec: RunSpec, base_run_id: int) -> Run:
     base = session.get(Run, base_run_id)
     if base is None:
         raise InvalidSpec(BASE_FIELD, f"run {base_run_id} does not exist")
+    if base.source != "prunelab":
+        raise InvalidSpec(
+            BASE_FIELD, f"run {base_run_id} is an external run; a base run must be a dense run PruneLab trained"
+        )
     base_spec = RunSpec.model_validate(base.spec)
     # A sensitivity sweep's exported model is the dense model it swept, so it can be a base too.
     if base_spec.recipe.kind not in ("dense", "sensitivity"):

@@ -104,7 +104,7 @@ export function runFacts(run) {
   const started = run.started_at ? Date.parse(run.started_at) : null;
   const ended = run.finished_at ? Date.parse(run.finished_at) : started ? Date.now() : null;
   return {
-    kind: run.spec.schedule.kind,
+    kind: run.spec.schedule?.kind ?? "none",
     target: run.plan.target_sparsity,
     finalSparsity: summary.measured_sparsity ?? run.latest.measured_sparsity ?? null,
     accuracy: summary.test_accuracy ?? null,

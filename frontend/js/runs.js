@@ -26,7 +26,7 @@ const COLUMNS = [
   ["duration", "duration", (r, f) => f.duration, fmt.duration, true],
   ["created", "created", (r) => r.created_at, fmt.date, false],
 ];
-const FIELDS = { status: (r) => r.status, dataset: (r) => r.spec.dataset, model: (r) => r.spec.model, kind: (r) => r.spec.schedule.kind };
+const FIELDS = { status: (r) => r.status, dataset: (r) => r.spec.dataset, model: (r) => r.spec.model, kind: (r) => r.spec.schedule?.kind ?? "none" };
 // Exact matches: owner:ana is ana's runs, not anabel's.
 const EXACT_FIELDS = { owner: (r) => r.owner ?? "" };
 

@@ -1,7 +1,7 @@
 """MLflow-compatible API: experiments, the MLflow side of runs, run params and key/value tags
 
 Revision ID: i10_mlflow
-Revises: i14_series_store
+Revises: i10_external_runs
 Create Date: 2026-11-30 11:20:00.000000
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "i10_mlflow"
-down_revision: str | None = "i14_series_store"
+down_revision: str | None = "i10_external_runs"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -36,7 +36,11 @@ ACCESS_RULES: list[tuple[frozenset[str], str, str]] = [
     (WRITE, r"/api/runs/\{run_id\}(/.+)?", OWNER),
     (WRITE, r"/api/uploads/\{upload_id\}(/.+)?", OWNER),
     # Creating things (and one's own password) is for anyone signed in.
-    (frozenset({"POST"}), r"/api/(runs|models|datasets|schedules/preview|auth/password|imports/[a-z]+)", SIGNED_IN),
+    (
+        frozenset({"POST"}),
+        r"/api/(runs|runs/external|models|datasets|schedules/preview|auth/password|imports/[a-z]+)",
+        SIGNED_IN,
+    ),
     # MLflow's tracking API names runs in the body, not the path: anyone signed in may call it, and the service
     # refuses writes to another user's run (PERMISSION_DENIED; tests/mlflow_api/test_api.py walks that).
     (frozenset({"POST"}), r"/api/2\.0/mlflow/.+", SIGNED_IN),
@@ -154,6 +158,10 @@ def test_every_route_as_every_caller(team_client: tuple[TestClient, Team], datab
     owner_only = {(method, template) for method, template, access, _ in table if access == OWNER}
     run = "/api/runs/{run_id}"
     assert {("PATCH", run), ("DELETE", run), ("POST", f"{run}/cancel")} <= owner_only
+    # An external run's points, files and end are its owner's, like any write to a run.
+    assert {("POST", f"{run}/points"), ("POST", f"{run}/finish"), ("PUT", f"{run}/artifacts/{{export_format}}")} <= (
+        owner_only
+    )
 
 
 def write_table(table: list[tuple[str, str, str, dict[str, int]]], database: str) -> None:
@@ -173,7 +181,7 @@ def test_an_unclassified_route_fails_the_walk() -> None:
     with pytest.raises(AssertionError, match="matches no rule"):
         classify("PUT", "/api/settings")
     with pytest.raises(AssertionError, match="matches no rule"):
-        classify("POST", "/api/runs/external")  # not a run id: someone must decide who may call it
+        classify("POST", "/api/runs/batch")  # not a run id: someone must decide who may call it
     assert classify("POST", "/api/runs/{run_id}/metrics") == OWNER  # a new action on a run: the owner's by rule
 
 

@@ -1,0 +1,44 @@
+"""A section run alone keeps its result; the report renders it later with where it came from."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bench import sections
+from bench.report import Result, Table, render
+
+
+def test_a_stored_section_renders_with_its_provenance(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sections, "RESULTS", tmp_path)
+    result = Result(
+        name="series",
+        title="7. Metric history store",
+        size="20 runs x 20,000 steps",
+        tables=[Table("reads", ["read", "p50 ms"], [["compare", 123.4], ["run page", 12]])],
+        figures={"compare_after_ms_postgresql": 123.4},
+        notes=["a note"],
+        elapsed_s=61.0,
+    )
+    provenance = {"command": "python -m bench --only series", "commit": "abc1234", "finished": "2026-11-30 11:00 UTC"}
+    sections.save("full", result, provenance)
+
+    stored = sections.load("full", "series")
+    assert stored is not None
+    loaded, source = stored
+    assert loaded == result and source == provenance
+    assert sections.load("full", "downloads") is None
+
+    text = render(
+        [loaded],
+        command="python -m bench --only downloads",
+        machine={"cores": "2"},
+        mode="full size",
+        closing=[],
+        chart_paths=[],
+        doc_path=tmp_path / "benchmarks.md",
+        sources={"series": source},
+    )
+    assert "_Produced by `python -m bench --only series` at commit abc1234, 2026-11-30 11:00 UTC" in text
+    assert "| compare | 123.4 |" in text
