@@ -87,7 +87,7 @@ class MlflowClient:
 
 
 @contextmanager
-def mlflow_server(home: Path) -> Iterator[MlflowClient]:
+def mlflow_server(home: Path, start_timeout_s: float = 120) -> Iterator[MlflowClient]:
     """`mlflow server` on loopback with a SQLite backend store in `home`; stopped afterwards."""
     path = executable()
     if path is None:
@@ -111,7 +111,7 @@ def mlflow_server(home: Path) -> Iterator[MlflowClient]:
             return False
 
     try:
-        wait_until(healthy, timeout=120, what=f"MLflow on {base_url}", process=server)
+        wait_until(healthy, timeout=start_timeout_s, what=f"MLflow on {base_url}", process=server)
         with httpx.Client(timeout=600) as client:
             yield MlflowClient(base_url, client)
     finally:

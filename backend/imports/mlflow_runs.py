@@ -266,10 +266,10 @@ def export_run(session: Session, store: ArtifactStore, run_id: int, folder: Path
     """Write run `run_id` as mlflow-export-import's run folder (run.json, artifacts/); returns run.json's path."""
     run: Run = runs.get_run(session, run_id)
     row = session.get(MlflowRun, run_id)
-    params = dict(session.execute(select(RunParam.key, RunParam.value).where(RunParam.run_id == run_id)).tuples())
-    tags = dict(
-        session.execute(select(RunTagValue.key, RunTagValue.value).where(RunTagValue.run_id == run_id)).tuples()
-    )
+    param_rows = session.execute(select(RunParam.key, RunParam.value).where(RunParam.run_id == run_id))
+    params = {key: value for key, value in param_rows}
+    tag_rows = session.execute(select(RunTagValue.key, RunTagValue.value).where(RunTagValue.run_id == run_id))
+    tags = {key: value for key, value in tag_rows}
     if row is None:  # a run PruneLab trained: its spec is its params
         params = {**_spec_params(run.spec), **params}
     experiment = session.get(MlflowExperiment, row.experiment_id) if row is not None else None

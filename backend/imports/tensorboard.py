@@ -10,7 +10,14 @@ from typing import BinaryIO
 
 from sqlalchemy.orm import Session
 
-from backend.imports.tensorboard_events import EventScalars, is_event_file, pruning_params, read_folder
+from backend.imports.tensorboard_events import (
+    EventScalars,
+    external_spec,
+    is_event_file,
+    measured_sparsity,
+    pruning_params,
+    read_folder,
+)
 from backend.metrics.service import MetricPoint, record_points
 from backend.mlflow_api import service as mlflow
 from backend.models import Run, RunStatus
@@ -29,10 +36,15 @@ def store_scalars(session: Session, scalars: EventScalars, name: str, owner_id: 
     if not scalars.series:
         detail = f" ({'; '.join(scalars.problems)})" if scalars.problems else ""
         raise InvalidUpload(f"no scalar summaries found in {scalars.files} TensorBoard event file(s){detail}")
-    run = mlflow.open_external_run(session, name or "TensorBoard import", owner_id, source="tensorboard")
+    spec = external_spec(scalars, name or "TensorBoard import")
+    run = external.create_external_run(session, spec.name, spec, owner_id, source="tensorboard")
+    # The planned-vs-measured chart's series: the layers' sparsity weighted by their prunable weights.
+    measured = (
+        {"measured_sparsity": measured_sparsity(scalars, spec)} if "measured_sparsity" not in scalars.series else {}
+    )
     points = [
         MetricPoint(key, step, value, wall_time)
-        for key, steps in scalars.series.items()
+        for key, steps in {**scalars.series, **measured}.items()
         for step, (value, wall_time) in steps.items()
     ]
     for start in range(0, len(points), WRITE_BATCH):

@@ -18,7 +18,6 @@ written) ends that file's reading and is reported.
 from __future__ import annotations
 
 import json
-import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -29,6 +28,9 @@ from tensorboard.compat.proto import event_pb2
 from tensorboard.compat.tensorflow_stub import errors as stub_errors
 from tensorboard.compat.tensorflow_stub.pywrap_tensorflow import PyRecordReader_New
 from tensorboard.util import tensor_util
+
+from core.external import ExternalLayer, ExternalRunSpec
+from core.specs import ConstantSchedule, PolynomialSchedule, Schedule
 
 EVENT_FILE = re.compile(r"events\.out\.tfevents\.")
 WRAPPER_PREFIX = "prune_low_magnitude_"
@@ -142,5 +144,93 @@ def pruning_params(keras_model: dict[str, Any] | None) -> dict[str, str]:
     return params
 
 
-def finite_or_nan(value: float) -> float:
-    return value if math.isfinite(value) else math.nan
+def _schedule(config: dict[str, Any]) -> Schedule | None:
+    """PruneLab's model of a tfmot schedule config (ConstantSparsity, PolynomialDecay); None for others."""
+    kind, values = config.get("class_name"), config.get("config") or {}
+    window = {key: values[key] for key in ("begin_step", "end_step", "frequency") if key in values}
+    try:
+        if kind == "ConstantSparsity":
+            return ConstantSchedule(target_sparsity=values["target_sparsity"], **window)
+        if kind == "PolynomialDecay":
+            return PolynomialSchedule(
+                initial_sparsity=values["initial_sparsity"],
+                final_sparsity=values["final_sparsity"],
+                power=values.get("power", 3),
+                **window,
+            )
+    except (KeyError, ValueError, TypeError):
+        return None
+    return None
+
+
+def _weights(class_name: str, config: dict[str, Any], input_shape: Any) -> tuple[int, int]:
+    """(all weights, prunable kernel weights) of a Dense or Conv2D layer from its config; (0, 0) when unknown."""
+    try:
+        channels = int(input_shape[-1])
+        if class_name == "Dense":
+            kernel = channels * int(config["units"])
+            bias = int(config["units"]) if config.get("use_bias", True) else 0
+        elif class_name == "Conv2D":
+            height, width = config["kernel_size"]
+            kernel = int(height) * int(width) * channels * int(config["filters"])
+            bias = int(config["filters"]) if config.get("use_bias", True) else 0
+        else:
+            return 0, 0
+    except (KeyError, TypeError, ValueError, IndexError):
+        return 0, 0
+    return kernel + bias, kernel
+
+
+def external_spec(scalars: EventScalars, name: str) -> ExternalRunSpec:
+    """What the files tell of the run: the wrappers' schedule and layers (Keras' model summary), epochs and steps."""
+    layers: list[ExternalLayer] = []
+    schedule = None
+    model_layers = ((scalars.keras_model or {}).get("config") or {}).get("layers") or []
+    for layer in model_layers if isinstance(model_layers, list) else []:
+        if not isinstance(layer, dict) or layer.get("class_name") == "InputLayer":
+            continue
+        config = layer.get("config") or {}
+        wrapped = layer.get("class_name") == "PruneLowMagnitude"
+        inner = (config.get("layer") or {}) if wrapped else layer
+        inner_config = inner.get("config") or {}
+        input_shape = (layer.get("build_config") or {}).get("input_shape")
+        params, prunable = _weights(str(inner.get("class_name", "")), inner_config, input_shape)
+        layer_name = str(inner_config.get("name") or config.get("name") or f"layer{len(layers)}")
+        if wrapped and schedule is None:
+            schedule = _schedule(config.get("pruning_schedule") or {})
+        if any(existing.name == layer_name for existing in layers):
+            continue
+        class_name = str(inner.get("class_name", ""))[:200]
+        layers.append(
+            ExternalLayer(name=layer_name[:200], class_name=class_name, params=params,
+                          prunable_params=prunable if wrapped else 0, wrapped=wrapped)
+        )  # fmt: skip
+    pruning_steps = sorted({step for key, points in scalars.series.items() if key.startswith("layer_sparsity/")
+                            for step in points})  # fmt: skip
+    epoch_points = scalars.series.get("train/epoch_loss") or {}
+    epochs = len(epoch_points) or None
+    # PruningSummaries logs at each epoch's start, at the optimizer's iteration: the gap is an epoch's steps.
+    steps_per_epoch = pruning_steps[1] - pruning_steps[0] if len(pruning_steps) >= 2 else None
+    return ExternalRunSpec(
+        source="tensorboard",
+        name=name[:200],
+        epochs=epochs if epochs and epochs <= 100_000 else None,
+        steps_per_epoch=steps_per_epoch or None,
+        schedule=schedule,
+        layers=layers[:10_000],
+    )
+
+
+def measured_sparsity(scalars: EventScalars, spec: ExternalRunSpec) -> dict[int, tuple[float, float]]:
+    """The prunable-weight-weighted mean of the layers' sparsity at each step all wrapped layers were logged."""
+    weights = {layer.name: layer.prunable_params for layer in spec.layers if layer.wrapped and layer.prunable_params}
+    series = [(scalars.series.get(f"layer_sparsity/{name}") or {}, weight) for name, weight in weights.items()]
+    if not series or any(not points for points, _ in series):
+        return {}
+    total = sum(weights.values())
+    shared = set.intersection(*(set(points) for points, _ in series))
+    return {
+        step: (sum(points[step][0] * weight for points, weight in series) / total,
+               max(points[step][1] for points, _ in series))
+        for step in sorted(shared)
+    }  # fmt: skip

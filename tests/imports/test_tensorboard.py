@@ -77,6 +77,18 @@ def test_an_uploaded_zip_becomes_a_run_with_per_layer_sparsity(client: TestClien
     assert schedule["class_name"] == "ConstantSparsity" and schedule["config"]["target_sparsity"] == 0.5
     assert_layer_sparsity(client, run["id"], pruning_logs.expected["layer_sparsity"])
     assert max(pruning_logs.expected["layer_sparsity"]["hidden"].values()) == pytest.approx(0.5)
+    # The spec and coverage come from the Keras model summary: schedule, wrapped layers and their weights.
+    assert run["source"] == "tensorboard"
+    assert run["spec"]["schedule"]["kind"] == "constant" and run["spec"]["schedule"]["target_sparsity"] == 0.5
+    assert run["plan"]["total_steps"] == 18  # 3 epochs of 6 steps (192 training examples, batch 32)
+    coverage = run["summary"]["coverage"]
+    assert [(layer["name"], layer["wrapped"], layer["params"]) for layer in coverage["layers"]] == [
+        ("hidden", True, 8 * 16 + 16),
+        ("logits", True, 16 * 2 + 2),
+    ]
+    assert coverage["sparsity_prunable"] == pytest.approx(0.5)
+    measured = client.get(f"/api/runs/{run['id']}/metrics", params={"keys": "measured_sparsity"}).json()
+    assert measured["series"]["measured_sparsity"]["values"][-1] == pytest.approx(0.5)
     epochs = client.get(f"/api/runs/{run['id']}/metrics", params={"keys": "train/epoch_loss"}).json()
     assert epochs["series"]["train/epoch_loss"]["steps"] == list(range(pruning_logs.expected["epochs"]))
     assert run["id"] in [listed["id"] for listed in client.get("/api/runs").json()]
