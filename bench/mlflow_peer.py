@@ -87,7 +87,7 @@ class MlflowClient:
 
 
 @contextmanager
-def mlflow_server(home: Path, start_timeout_s: float = 120) -> Iterator[MlflowClient]:
+def mlflow_server(home: Path) -> Iterator[MlflowClient]:
     """`mlflow server` on loopback with a SQLite backend store in `home`; stopped afterwards."""
     path = executable()
     if path is None:
@@ -111,7 +111,8 @@ def mlflow_server(home: Path, start_timeout_s: float = 120) -> Iterator[MlflowCl
             return False
 
     try:
-        wait_until(healthy, timeout=start_timeout_s, what=f"MLflow on {base_url}", process=server)
+        # MLflow migrates its SQLite store on first start: 110 s here with the machine's two cores busy.
+        wait_until(healthy, timeout=600, what=f"MLflow on {base_url}", process=server)
         with httpx.Client(timeout=600) as client:
             yield MlflowClient(base_url, client)
     finally:
