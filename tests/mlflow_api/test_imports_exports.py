@@ -56,8 +56,7 @@ print(json.dumps({
 
 @pytest.fixture(scope="module")
 def mlflow_url(live: Live, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    # MLflow's server imports much of its package before it answers: minutes on a busy two-core machine.
-    with mlflow_server(tmp_path_factory.mktemp("mlflow-server"), start_timeout_s=420) as server:
+    with mlflow_server(tmp_path_factory.mktemp("mlflow-server")) as server:
         yield server.base_url
 
 

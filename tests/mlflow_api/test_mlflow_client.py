@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import math
+import re
 
 import httpx
 import pytest
 
+from harness.stack import REPO
 from tests.mlflow_api.conftest import Live
+
+OUTPUT = REPO / "test-output"
 
 pytestmark = pytest.mark.integration
 
@@ -39,6 +43,8 @@ found = mlflow.search_runs(
 missed = mlflow.search_runs(
     experiment_ids=[experiment.experiment_id], filter_string="params.final_sparsity = '0.5'", output_format="list"
 )
+searched = [e.name for e in client.search_experiments(filter_string="name LIKE 'pruning%'")]
+by_id = client.get_experiment(experiment.experiment_id).name
 errors = {}
 try:
     client.log_param(run_id, "final_sparsity", 0.5)
@@ -61,6 +67,8 @@ print(json.dumps({
     "found": [r.info.run_id for r in found],
     "missed": [r.info.run_id for r in missed],
     "errors": errors,
+    "searched": searched,
+    "by_id": by_id,
 }))
 """.replace("STEPS_", str(STEPS))
 
@@ -96,6 +104,7 @@ def test_mlflow_client_round_trips_every_point_and_the_run_shows_in_prunelab(liv
     assert result["found"] == [result["run_id"]] and result["missed"] == []
     assert result["experiment_by_name"] == result["experiment_id"]
     assert result["errors"] == {"param": "INVALID_PARAMETER_VALUE", "missing": "RESOURCE_DOES_NOT_EXIST"}
+    assert result["searched"] == ["pruning with mlflow"] and result["by_id"] == "pruning with mlflow"
 
     # The same run over PruneLab's own API: a finished run with every point.
     run_id = int(result["run_id"])
@@ -112,6 +121,27 @@ def test_mlflow_client_round_trips_every_point_and_the_run_shows_in_prunelab(liv
     assert deleted == {"after_delete": "RESOURCE_DOES_NOT_EXIST"}
     assert httpx.get(f"{live.url}/api/runs/{run_id}", timeout=10).status_code == 404
     print(f"MLflow client: {len(history)} points of loss round-tripped through run {run_id}")
+
+    # Which endpoints MLflow's client called, from the API's access log (tests/mlflow_api/test_api.py calls
+    # get-history-bulk-interval, the MLflow UI's chart read, which the Python client does not use).
+    called = endpoint_counts(live)
+    assert set(called) >= {
+        "POST experiments/create", "GET experiments/get", "GET experiments/get-by-name", "POST experiments/search",
+        "POST runs/create", "POST runs/update", "GET runs/get", "POST runs/search", "POST runs/delete",
+        "POST runs/log-metric", "POST runs/log-batch", "POST runs/log-parameter", "POST runs/set-tag",
+        "GET metrics/get-history",
+    }, called  # fmt: skip
+    OUTPUT.mkdir(exist_ok=True)
+    table = "\n".join(f"| {endpoint} | {count} |" for endpoint, count in sorted(called.items()))
+    (OUTPUT / "mlflow-client-endpoints.md").write_text(f"| endpoint | calls |\n|---|---|\n{table}\n")
+
+
+def endpoint_counts(live: Live) -> dict[str, int]:
+    log = (live.config.home / "logs" / "api.log").read_text(errors="replace")
+    counts: dict[str, int] = {}
+    for method, path in re.findall(r'"(GET|POST) /api/2\.0/mlflow/([\w/-]+)', log):
+        counts[f"{method} {path}"] = counts.get(f"{method} {path}", 0) + 1
+    return counts
 
 
 def test_nan_round_trips_as_nan(live: Live) -> None:
