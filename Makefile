@@ -7,6 +7,7 @@ STAMP := $(VENV)/.installed-stamp
 
 MLFLOW_VENV := .venv-mlflow
 MLFLOW_VERSION ?= 3.17.2
+MLFLOW_EXPORT_IMPORT_VERSION ?= 1.2.0
 
 .PHONY: run test lint bench bench-quick mlflow-venv browser netns-tools clean
 
@@ -29,7 +30,7 @@ netns-tools:
 	@command -v socat >/dev/null && command -v ip >/dev/null && command -v tc >/dev/null || \
 	  { [ "$$(id -u)" = 0 ] && apt-get update -qq && apt-get install -y -qq socat iproute2 >/dev/null; } || true
 
-test: $(STAMP) browser netns-tools
+test: $(STAMP) browser netns-tools mlflow-venv
 	$(BIN)/python -m pytest
 
 LINTED := core backend worker harness tests migrations bench prunelab
@@ -40,12 +41,17 @@ lint: $(STAMP)
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-# MLflow, the read-back benchmark's peer, in its own virtualenv: its pins would move PruneLab's packages.
-$(MLFLOW_VENV)/bin/mlflow:
-	$(PYTHON) -m venv $(MLFLOW_VENV)
-	$(MLFLOW_VENV)/bin/python -m pip install --quiet 'mlflow==$(MLFLOW_VERSION)'
+# MLflow, the read-back benchmark's peer and the client the MLflow API tests drive (with mlflow-export-import,
+# whose folders PruneLab imports and exports), in its own virtualenv: its pins would move PruneLab's packages.
+# mlflow-export-import imports tabulate without declaring it. The stamp names the versions: a change reinstalls.
+MLFLOW_STAMP := $(MLFLOW_VENV)/.installed-$(MLFLOW_VERSION)-$(MLFLOW_EXPORT_IMPORT_VERSION)
+$(MLFLOW_STAMP):
+	test -d $(MLFLOW_VENV) || $(PYTHON) -m venv $(MLFLOW_VENV)
+	$(MLFLOW_VENV)/bin/python -m pip install --quiet 'mlflow==$(MLFLOW_VERSION)' \
+	  'mlflow-export-import==$(MLFLOW_EXPORT_IMPORT_VERSION)' tabulate
+	touch $@
 
-mlflow-venv: $(MLFLOW_VENV)/bin/mlflow
+mlflow-venv: $(MLFLOW_STAMP)
 
 # Regenerate docs/benchmarks.md (charts go to docs/benchmarks/, not committed).
 bench: $(STAMP) mlflow-venv

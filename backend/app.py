@@ -14,9 +14,12 @@ from backend import __version__
 from backend.compare.routes import router as compare_router
 from backend.db import SessionDep
 from backend.errors import install_handlers
+from backend.imports.routes import router as imports_router
 from backend.kit.limits import BodySizeLimit, PathLimit
 from backend.kit.route_table import api_methods
 from backend.kit.static import install_frontend
+from backend.mlflow_api.errors import install_handlers as install_mlflow_handlers
+from backend.mlflow_api.routes import router as mlflow_router
 from backend.previews.routes import router as previews_router
 from backend.runs.downloads import router as downloads_router
 from backend.runs.external_routes import router as external_router
@@ -43,7 +46,9 @@ async def lifespan(_: FastAPI) -> AsyncIterator[None]:
 def install_middleware(app: FastAPI, settings: Settings) -> None:
     # Added innermost first: CORS (answers preflights) -> access (who, CSRF, owner) -> body size -> the app.
     points = PathLimit(re.compile(r"/api/runs/[^/]+/points"), settings.max_points_bytes, "PRUNELAB_MAX_POINTS_BYTES")
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_upload_bytes, path_limits=[points])
+    # MLflow's tracking API takes small JSON bodies too (its own server refuses log-batch bodies over 1 MB).
+    mlflow = PathLimit(re.compile(r"/api/2\.0/mlflow/.+"), settings.max_points_bytes, "PRUNELAB_MAX_POINTS_BYTES")
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_upload_bytes, path_limits=[points, mlflow])
     app.add_middleware(AccessControl, settings=settings)
     if settings.cors_origin_list:
         app.add_middleware(
@@ -73,8 +78,9 @@ def create_app() -> FastAPI:
         previews_router,
         compare_router,
     )
-    for router in (*routers, users_router):
+    for router in (*routers, users_router, mlflow_router, imports_router):
         app.include_router(router)
+    install_mlflow_handlers(app)  # MLflow's error shape on its paths
 
     @app.get("/api/health", tags=["health"])
     def health(session: SessionDep) -> dict[str, str]:

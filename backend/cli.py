@@ -11,6 +11,8 @@ import sys
 import time
 from collections.abc import Sequence
 
+from backend.imports.cli import add_commands as add_import_commands
+from backend.imports.cli import run_command as run_import_command
 from backend.settings import Settings, get_settings
 from backend.users.cli import add_commands as add_user_commands
 from backend.users.cli import run_command as run_user_command
@@ -210,6 +212,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     report.add_argument("-o", "--output", default="report.html", help="file to write (default: report.html)")
     report.add_argument("--baseline", type=int, help="a run drawn dashed as the dense baseline")
     add_user_commands(commands)
+    add_import_commands(commands)
     args = parser.parse_args(argv)
     settings = get_settings()
 
@@ -239,6 +242,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return write_report(args.run_ids, args.output, args.baseline)
     if args.command in ("users", "tokens"):
         return run_user_command(args)
+    if args.command in ("import", "export"):
+        return run_import_command(args)
     if args.command == "api":
         if refuse_open_exposure(settings):
             return 2

@@ -263,3 +263,53 @@ class Upload(Base):
     @property
     def owner_name(self) -> str | None:
         return self.owner.name if self.owner else None
+
+
+class MlflowExperiment(Base):
+    """An MLflow experiment (`/api/2.0/mlflow/experiments/...`): a named folder of external runs.
+
+    Id 0 is MLflow's "Default", made on first use; deleting experiments is not offered.
+    """
+
+    __tablename__ = "mlflow_experiments"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(500), unique=True)
+    artifact_location: Mapped[str] = mapped_column(String(1000), default="")
+    tags: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class MlflowRun(Base):
+    """The MLflow side of a run logged through the MLflow API: its experiment and MLflow's own fields."""
+
+    __tablename__ = "mlflow_runs"
+
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
+    experiment_id: Mapped[int] = mapped_column(ForeignKey("mlflow_experiments.id"), index=True)
+    user_id: Mapped[str] = mapped_column(String(250), default="")
+    start_time_ms: Mapped[int] = mapped_column(BigInteger)
+    end_time_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True, default=None)
+
+    run: Mapped[Run] = relationship(lazy="joined")
+
+
+class RunParam(Base):
+    """A run's parameter (MLflow's `log_param`): set once; logging the same key again must repeat the value."""
+
+    __tablename__ = "run_params"
+
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
+    key: Mapped[str] = mapped_column(String(250), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+
+
+class RunTagValue(Base):
+    """A run's key/value tag (MLflow's `set_tag`, last write wins); the run's own `tags` are plain labels."""
+
+    __tablename__ = "run_tag_values"
+
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
+    key: Mapped[str] = mapped_column(String(250), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)

@@ -30,6 +30,8 @@ from backend.kit.identity import Principal
 from backend.settings import Settings
 from backend.users import service as users
 
+MLFLOW_PREFIX = "/api/2.0/mlflow/"
+MLFLOW_CODES = {401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED"}
 PUBLIC_API_PATHS = frozenset({"/api/health", "/api/auth/login", "/api/auth/logout"})
 # FastAPI's own routes describe the API; they are guarded like it.
 GUARDED_DOCS_PATHS = frozenset({"/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"})
@@ -168,7 +170,11 @@ async def refuse(scope: Scope, send: Send, refusal: Refusal) -> None:
     if scope["type"] == "websocket":
         await send({"type": "websocket.close", "code": 1008})
         return
-    body = json.dumps({"detail": refusal.detail}).encode()
+    content: dict[str, str] = {"detail": refusal.detail}
+    if route_path(scope).startswith(MLFLOW_PREFIX):
+        # MLflow's clients read MLflow's error shape (their MLFLOW_TRACKING_TOKEN is the bearer token).
+        content.update(error_code=MLFLOW_CODES.get(refusal.status, "BAD_REQUEST"), message=refusal.detail)
+    body = json.dumps(content).encode()
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     await send({"type": "http.response.start", "status": refusal.status, "headers": headers + refusal.headers})
     await send({"type": "http.response.body", "body": body})

@@ -1,0 +1,624 @@
+"""The MLflow tracking API over PruneLab's runs: experiments, runs, params, tags and the metric store.
+
+An MLflow run is a PruneLab external run (it appears in the dashboard, compare and downloads like
+any other) plus an `mlflow_runs` row naming its experiment; its run id is the PruneLab run id as a
+string. Metrics go through `record_points`, so the policy is PruneLab's:
+
+- one value per (run, key, step): the first write wins, so a retried `log_batch` never doubles a
+  point. MLflow keeps every (value, timestamp) logged at a step; here a second value at the same
+  step is dropped. `mlflow.log_metric(key, value)` without `step=` logs at step 0, so log with
+  `step=` (Keras callbacks and `log_metrics(..., step=)` do) to keep a series.
+- non-finite values (NaN, Infinity) are stored as gaps and served back as "NaN".
+- timestamps are kept to the millisecond (stored as seconds).
+
+Params are immutable (logging a key again with another value is INVALID_PARAMETER_VALUE, as in
+MLflow); tags are overwritten. Deleting a run deletes it in PruneLab (its metrics and files with
+it): there is no restore. Services flush; the request's session commits.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from backend.artifacts.storage import ArtifactStore
+from backend.kit import ownership
+from backend.kit.identity import Principal
+from backend.metrics import service as metrics
+from backend.metrics.service import MetricPoint
+from backend.metrics.store import Window, read_points
+from backend.mlflow_api import schemas, search
+from backend.mlflow_api.errors import MlflowApiError, invalid, not_found
+from backend.models import MlflowExperiment, MlflowRun, Run, RunParam, RunStatus, RunTagValue, utcnow
+from backend.runs import external
+from backend.runs import service as runs
+
+DEFAULT_EXPERIMENT_ID = 0
+DEFAULT_EXPERIMENT_NAME = "Default"
+RUN_NAME_TAG = "mlflow.runName"
+USER_TAG = "mlflow.user"
+PRUNELAB_KEY_LIMIT = metrics.MAX_KEY_LENGTH  # PruneLab's metric keys are shorter than MLflow's 250
+MAX_STEP = 2**62  # PruneLab's step range (MLflow's is any 64-bit integer; negative steps are refused here)
+
+TO_PRUNELAB = {
+    "RUNNING": RunStatus.RUNNING,
+    "SCHEDULED": RunStatus.QUEUED,
+    "FINISHED": RunStatus.SUCCEEDED,
+    "FAILED": RunStatus.FAILED,
+    "KILLED": RunStatus.CANCELLED,
+}
+TO_MLFLOW = {prunelab: mlflow for mlflow, prunelab in TO_PRUNELAB.items()}
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def _ms(moment: Any) -> int:
+    return int(moment.timestamp() * 1000)
+
+
+# -- experiments ---------------------------------------------------------------------------------------
+
+
+def _default_experiment(session: Session) -> MlflowExperiment:
+    experiment = session.get(MlflowExperiment, DEFAULT_EXPERIMENT_ID)
+    if experiment is None:
+        experiment = MlflowExperiment(id=DEFAULT_EXPERIMENT_ID, name=DEFAULT_EXPERIMENT_NAME, tags={})
+        session.add(experiment)
+        session.flush()
+    return experiment
+
+
+def experiment_json(experiment: MlflowExperiment) -> schemas.Json:
+    return {
+        "experiment_id": str(experiment.id),
+        "name": experiment.name,
+        "artifact_location": experiment.artifact_location,
+        "lifecycle_stage": "active",
+        "creation_time": _ms(experiment.created_at),
+        "last_update_time": _ms(experiment.updated_at),
+        "tags": [{"key": key, "value": value} for key, value in sorted((experiment.tags or {}).items())],
+    }
+
+
+def _experiment_id(raw: str) -> int:
+    try:
+        value = int(raw)
+    except (TypeError, ValueError):
+        raise invalid(f"Invalid experiment ID '{raw}'. Experiment ID must be a valid integer.") from None
+    if not 0 <= value < 2**31:
+        raise not_found(f"No Experiment with id={raw} exists")
+    return value
+
+
+def get_experiment(session: Session, experiment_id: str) -> MlflowExperiment:
+    value = _experiment_id(experiment_id)
+    if value == DEFAULT_EXPERIMENT_ID:
+        return _default_experiment(session)
+    experiment = session.get(MlflowExperiment, value)
+    if experiment is None:
+        raise not_found(f"No Experiment with id={experiment_id} exists")
+    return experiment
+
+
+def get_experiment_by_name(session: Session, name: str) -> MlflowExperiment:
+    if name == DEFAULT_EXPERIMENT_NAME:
+        return _default_experiment(session)
+    experiment = session.scalars(select(MlflowExperiment).where(MlflowExperiment.name == name)).first()
+    if experiment is None:
+        raise not_found(f"Could not find experiment with name '{name}'")
+    return experiment
+
+
+def _check_name(name: str) -> None:
+    if not name:
+        raise invalid(f"Invalid experiment name: '{name}'")
+    if len(name) > schemas.MAX_EXPERIMENT_NAME_LENGTH:
+        raise invalid(f"'name' exceeds the maximum length of {schemas.MAX_EXPERIMENT_NAME_LENGTH} characters")
+
+
+def create_experiment(session: Session, request: schemas.CreateExperiment) -> MlflowExperiment:
+    """A new experiment; RESOURCE_ALREADY_EXISTS when the name is taken."""
+    _check_name(request.name)
+    _default_experiment(session)
+    exists = session.scalars(select(MlflowExperiment.id).where(MlflowExperiment.name == request.name)).first()
+    if exists is not None:
+        raise MlflowApiError("RESOURCE_ALREADY_EXISTS", f"Experiment(name={request.name}) already exists.")
+    for tag in request.tags:
+        _check_key("tags.key", tag.key)
+    experiment = MlflowExperiment(
+        name=request.name,
+        artifact_location=request.artifact_location,
+        tags={tag.key: tag.value for tag in request.tags},
+    )
+    session.add(experiment)
+    try:
+        with session.begin_nested():
+            session.flush()
+    except IntegrityError:  # a concurrent create of the same name won
+        raise MlflowApiError("RESOURCE_ALREADY_EXISTS", f"Experiment(name={request.name}) already exists.") from None
+    return experiment
+
+
+def _offset(page_token: str | None) -> int:
+    if not page_token:
+        return 0
+    if not page_token.isdigit():
+        raise invalid(f"Invalid page token {page_token!r}: pass the next_page_token of the previous answer")
+    return int(page_token)
+
+
+def search_experiments(session: Session, request: schemas.SearchExperiments) -> schemas.Json:
+    """Experiments by name filter (`name = 'x'`, `name LIKE 'x%'`), newest first, paged."""
+    clauses = search.parse_filter(request.filter)
+    for clause in clauses:
+        if (clause.entity, clause.key) != ("attributes", "run_name"):
+            raise invalid("experiments/search filters on the experiment's name only: name = '...' or name LIKE '...'")
+    if request.view_type == "DELETED_ONLY":
+        return {"experiments": []}  # experiments are never deleted here
+    _default_experiment(session)
+    found = [
+        experiment
+        for experiment in session.scalars(select(MlflowExperiment).order_by(MlflowExperiment.id.desc()))
+        if all(search.holds(clause, experiment.name) for clause in clauses)
+    ]
+    start = _offset(request.page_token)
+    page = found[start : start + request.max_results]
+    answer: schemas.Json = {"experiments": [experiment_json(experiment) for experiment in page]}
+    if start + request.max_results < len(found):
+        answer["next_page_token"] = str(start + request.max_results)
+    return answer
+
+
+# -- runs ----------------------------------------------------------------------------------------------
+
+
+def _check_key(path: str, key: str, limit: int = schemas.MAX_ENTITY_KEY_LENGTH) -> None:
+    if not key:
+        raise invalid(f"Missing value for required parameter '{path}'.")
+    if len(key) > limit:
+        raise invalid(f"'{path}' exceeds the maximum length of {limit} characters")
+
+
+def _check_value(path: str, value: str, limit: int) -> None:
+    if len(value) > limit:
+        raise invalid(f"'{path}' exceeds the maximum length of {limit} characters")
+
+
+def open_external_run(session: Session, name: str, owner_id: int | None, source: str = "mlflow") -> Run:
+    """The PruneLab side of an MLflow run (or an import): an external run, running, never queued."""
+    return external.create_external_run(session, name[:200], None, owner_id, source=source)
+
+
+def find_run(session: Session, run_ref: str) -> MlflowRun:
+    """The MLflow run named by an MLflow run id; RESOURCE_DOES_NOT_EXIST for anything else."""
+    if not run_ref:
+        raise invalid("Missing value for required parameter 'run_id'.")
+    if not run_ref.isdigit() or len(run_ref) > 12:
+        raise not_found(f"Run with id={run_ref} not found")
+    row = session.get(MlflowRun, int(run_ref))
+    if row is None:
+        raise not_found(f"Run with id={run_ref} not found")
+    return row
+
+
+def writable_run(session: Session, principal: Principal, run_ref: str) -> MlflowRun:
+    """The run, when `principal` may change it (its owner, an admin, the service token)."""
+    row = find_run(session, run_ref)
+    reason = ownership.refusal(session, principal, "run_id", row.run_id)
+    if reason is not None:
+        raise MlflowApiError("PERMISSION_DENIED", reason)
+    return row
+
+
+def create_run(session: Session, principal: Principal, request: schemas.CreateRun) -> MlflowRun:
+    """An external run in an experiment, RUNNING from `start_time`; the run name is also the mlflow.runName tag."""
+    experiment = get_experiment(session, request.experiment_id or str(DEFAULT_EXPERIMENT_ID))
+    tags = {tag.key: tag.value for tag in request.tags}
+    for key, value in tags.items():
+        _check_key("tags.key", key)
+        _check_value("tags.value", value, schemas.MAX_TAG_VAL_LENGTH)
+    user = request.user_id or tags.get(USER_TAG, "") or (principal.name or "")
+    return add_run(session, experiment, request.run_name, principal.user_id, user, request.start_time or now_ms(), tags)
+
+
+def add_run(
+    session: Session,
+    experiment: MlflowExperiment,
+    run_name: str,
+    owner_id: int | None,
+    user_id: str,
+    start_time_ms: int,
+    tags: dict[str, str],
+) -> MlflowRun:
+    """Store an MLflow run (an external run and its MLflow row) with its tags; RUNNING until updated."""
+    name = run_name or tags.get(RUN_NAME_TAG) or ""
+    run = open_external_run(session, name or "mlflow run", owner_id)
+    if not name:
+        name = f"mlflow run {run.id}"
+        run.name = name
+    tags = {**tags, RUN_NAME_TAG: name}
+    row = MlflowRun(run_id=run.id, experiment_id=experiment.id, user_id=user_id[:250], start_time_ms=start_time_ms)
+    session.add(row)
+    session.add_all(RunTagValue(run_id=run.id, key=key, value=value) for key, value in tags.items())
+    session.flush()
+    return row
+
+
+def experiment_named(session: Session, name: str) -> MlflowExperiment:
+    """The experiment called `name`, made when there is none (imports)."""
+    try:
+        return get_experiment_by_name(session, name)
+    except MlflowApiError:
+        return create_experiment(session, schemas.CreateExperiment(name=name))
+
+
+def _set_status(session: Session, row: MlflowRun, mlflow_status: str, end_time_ms: int | None) -> None:
+    """MLflow lets a client set any status; a running run that ends is finished as external runs are."""
+    run, status = row.run, TO_PRUNELAB[mlflow_status]
+    if run.status == RunStatus.RUNNING and status in external.FINISHED_BY_CLIENT:
+        error = "the MLflow client set the run's status to FAILED" if status == RunStatus.FAILED else None
+        external.finish_external_run(session, run.id, status, error, None)
+    else:
+        run.status = status
+        run.finished_at = utcnow() if status.finished else None
+    row.end_time_ms = (end_time_ms or row.end_time_ms or now_ms()) if status.finished else None
+
+
+def end_run(session: Session, row: MlflowRun, status: str, end_time_ms: int | None) -> None:
+    """Give an MLflow run its final MLflow status (FINISHED, FAILED, KILLED) and end time (imports)."""
+    _set_status(session, row, status if status in TO_PRUNELAB else "FINISHED", end_time_ms)
+
+
+def log_params(session: Session, run_id: int, params: dict[str, str]) -> None:
+    """Params of a run, checked as log-batch checks them (imports)."""
+    _log_params(session, run_id, [schemas.KeyValue(key=k, value=v) for k, v in params.items()])
+
+
+def set_tags(session: Session, run_id: int, tags: dict[str, str]) -> None:
+    _set_tags(session, run_id, _checked_tags([schemas.KeyValue(key=k, value=v) for k, v in tags.items()]))
+
+
+def update_run(session: Session, principal: Principal, request: schemas.UpdateRun) -> MlflowRun:
+    """Set status (a finished status ends the PruneLab run), end time and name."""
+    row = writable_run(session, principal, request.ref())
+    run = row.run
+    if request.status is not None:
+        _set_status(session, row, request.status, request.end_time)
+    if request.end_time is not None:
+        row.end_time_ms = request.end_time
+    if request.run_name:
+        run.name = request.run_name[:200]
+        _set_tags(session, run.id, {RUN_NAME_TAG: request.run_name})
+    session.flush()
+    return row
+
+
+def delete_run(session: Session, store: ArtifactStore, principal: Principal, run_ref: str) -> None:
+    """Delete the PruneLab run (metrics, params, tags and files); a running one is ended as KILLED first."""
+    row = writable_run(session, principal, run_ref)
+    if row.run.status == RunStatus.RUNNING:
+        row.run.status = RunStatus.CANCELLED
+        row.run.finished_at = utcnow()
+        session.flush()
+    runs.delete_run(session, store, row.run_id)
+
+
+def _touch(run: Run) -> None:
+    if run.status == RunStatus.RUNNING:
+        run.heartbeat_at = utcnow()
+
+
+def _metric_value(path: str, value: float | str) -> float:
+    if isinstance(value, str):
+        try:
+            return float(value)  # "NaN", "Infinity", "-Infinity" (protobuf JSON), or a number sent as a string
+        except ValueError:
+            raise invalid(
+                f"Invalid value {value!r} for parameter '{path}' supplied: "
+                "Please specify value as a valid double (64-bit floating point)"
+            ) from None
+    return float(value)
+
+
+def _at(path: str, index: int, field: str) -> str:
+    """The JSON path MLflow names in messages: `metrics[3].key` in a batch, `key` in a single-item request."""
+    return f"{path}[{index}].{field}" if path else field
+
+
+def _points(metrics_in: Sequence[schemas.MetricIn], path: str = "metrics") -> list[MetricPoint]:
+    points = []
+    for index, metric in enumerate(metrics_in):
+        _check_key(_at(path, index, "key"), metric.key, PRUNELAB_KEY_LIMIT)
+        if metric.timestamp < 0:
+            raise invalid(f"Invalid value {metric.timestamp} for parameter '{_at(path, index, 'timestamp')}' supplied: "
+                          "Timestamp must be a nonnegative long (64-bit integer)")  # fmt: skip
+        if not 0 <= metric.step <= MAX_STEP:
+            raise invalid(f"Invalid value {metric.step} for parameter '{_at(path, index, 'step')}' supplied: "
+                          f"PruneLab stores steps from 0 to {MAX_STEP}")  # fmt: skip
+        value = _metric_value(_at(path, index, "value"), metric.value)
+        points.append(MetricPoint(metric.key, metric.step, value, metric.timestamp / 1000.0))
+    return points
+
+
+def _log_params(session: Session, run_id: int, params: Sequence[schemas.KeyValue], path: str = "params") -> None:
+    seen: dict[str, str] = {}
+    for index, param in enumerate(params):
+        _check_key(_at(path, index, "key"), param.key)
+        _check_value(_at(path, index, "value"), param.value, schemas.MAX_PARAM_VAL_LENGTH)
+        if param.key in seen and seen[param.key] != param.value:
+            raise invalid(f"Duplicate parameter keys have been submitted: ['{param.key}']. Please ensure "
+                          "the request contains only one param value per param key.")  # fmt: skip
+        seen[param.key] = param.value
+    if not seen:
+        return
+    stored = dict(
+        session.execute(select(RunParam.key, RunParam.value).where(RunParam.run_id == run_id, RunParam.key.in_(seen)))
+        .tuples()
+        .all()
+    )
+    for key, value in seen.items():
+        if key in stored and stored[key] != value:
+            raise invalid(
+                f"Changing param values is not allowed. Param with key='{key}' was already logged with "
+                f"value='{stored[key]}' for run ID='{run_id}'. Attempted logging new value '{value}'."
+            )
+        if key not in stored:
+            session.add(RunParam(run_id=run_id, key=key, value=value))
+
+
+def _set_tags(session: Session, run_id: int, tags: dict[str, str]) -> None:
+    for key, value in tags.items():
+        row = session.get(RunTagValue, (run_id, key))
+        if row is None:
+            session.add(RunTagValue(run_id=run_id, key=key, value=value))
+        else:
+            row.value = value
+
+
+def _checked_tags(tags: Sequence[schemas.KeyValue], path: str = "tags") -> dict[str, str]:
+    for index, tag in enumerate(tags):
+        _check_key(_at(path, index, "key"), tag.key)
+        _check_value(_at(path, index, "value"), tag.value, schemas.MAX_TAG_VAL_LENGTH)
+    return {tag.key: tag.value for tag in tags}
+
+
+def log_batch(session: Session, principal: Principal, request: schemas.LogBatch) -> None:
+    """Metrics, params and tags in one request, within MLflow's limits; all or nothing."""
+    for entity, limit, count in (
+        ("metrics", schemas.MAX_METRICS_PER_BATCH, len(request.metrics)),
+        ("params", schemas.MAX_PARAMS_TAGS_PER_BATCH, len(request.params)),
+        ("tags", schemas.MAX_PARAMS_TAGS_PER_BATCH, len(request.tags)),
+        (
+            "metrics, params, and tags",
+            schemas.MAX_ENTITIES_PER_BATCH,
+            len(request.metrics) + len(request.params) + len(request.tags),
+        ),
+    ):
+        if count > limit:
+            raise invalid(
+                f"A batch logging request can contain at most {limit} {entity}. Got {count} {entity}. "
+                f"Please split up {entity} across multiple requests and try again."
+            )
+    row = writable_run(session, principal, request.ref())
+    points = _points(request.metrics)
+    tags = _checked_tags(request.tags)
+    _log_params(session, row.run_id, request.params)
+    _set_tags(session, row.run_id, tags)
+    metrics.record_points(session, row.run_id, points)
+    _touch(row.run)
+    session.flush()
+
+
+def log_metric(session: Session, principal: Principal, request: schemas.LogMetric) -> None:
+    row = writable_run(session, principal, request.ref())
+    metrics.record_points(session, row.run_id, _points([request], path=""))
+    _touch(row.run)
+    session.flush()
+
+
+def log_param(session: Session, principal: Principal, request: schemas.LogParam) -> None:
+    row = writable_run(session, principal, request.ref())
+    _log_params(session, row.run_id, [request], path="")
+    session.flush()
+
+
+def set_tag(session: Session, principal: Principal, request: schemas.SetTag) -> None:
+    row = writable_run(session, principal, request.ref())
+    tags = _checked_tags([request], path="")
+    _set_tags(session, row.run_id, tags)
+    if RUN_NAME_TAG in tags:
+        row.run.name = tags[RUN_NAME_TAG][:200] or row.run.name
+    session.flush()
+
+
+# -- reading -------------------------------------------------------------------------------------------
+
+
+def _json_value(value: float | None) -> float | str:
+    return "NaN" if value is None or not math.isfinite(value) else value
+
+
+def run_json(
+    row: MlflowRun,
+    latest: dict[str, tuple[int, float | None]],
+    params: dict[str, str],
+    tags: dict[str, str],
+) -> schemas.Json:
+    run = row.run
+    info: schemas.Json = {
+        "run_id": str(run.id),
+        "run_uuid": str(run.id),
+        "run_name": run.name,
+        "experiment_id": str(row.experiment_id),
+        "user_id": row.user_id,
+        "status": TO_MLFLOW.get(RunStatus(run.status), "RUNNING"),
+        "start_time": row.start_time_ms,
+        "artifact_uri": "",
+        "lifecycle_stage": "active",
+    }
+    if row.end_time_ms is not None:
+        info["end_time"] = row.end_time_ms
+    return {
+        "info": info,
+        "data": {
+            # The latest value of each key (its timestamp is not kept with it: 0).
+            "metrics": [
+                {"key": key, "value": _json_value(value), "timestamp": 0, "step": step}
+                for key, (step, value) in sorted(latest.items())
+            ],
+            "params": [{"key": key, "value": value} for key, value in sorted(params.items())],
+            "tags": [{"key": key, "value": value} for key, value in sorted(tags.items())],
+        },
+        "inputs": {},
+    }
+
+
+def _params_and_tags(session: Session, run_ids: Sequence[int]) -> tuple[dict[int, dict[str, str]], ...]:
+    params: dict[int, dict[str, str]] = {run_id: {} for run_id in run_ids}
+    tags: dict[int, dict[str, str]] = {run_id: {} for run_id in run_ids}
+    if run_ids:
+        for run_id, key, value in session.execute(
+            select(RunParam.run_id, RunParam.key, RunParam.value).where(RunParam.run_id.in_(run_ids))
+        ):
+            params[run_id][key] = value
+        for run_id, key, value in session.execute(
+            select(RunTagValue.run_id, RunTagValue.key, RunTagValue.value).where(RunTagValue.run_id.in_(run_ids))
+        ):
+            tags[run_id][key] = value
+    return params, tags
+
+
+def runs_json(session: Session, rows: Sequence[MlflowRun]) -> list[schemas.Json]:
+    run_ids = [row.run_id for row in rows]
+    latest = metrics.latest_values_of_runs(session, run_ids)
+    params, tags = _params_and_tags(session, run_ids)
+    return [run_json(row, latest[row.run_id], params[row.run_id], tags[row.run_id]) for row in rows]
+
+
+def get_run(session: Session, run_ref: str) -> schemas.Json:
+    return runs_json(session, [find_run(session, run_ref)])[0]
+
+
+def _sort_key(value: Any) -> tuple[int, Any]:
+    # Runs without the key sort last either way, as MLflow puts NULLs last.
+    return (0, value) if value is not None else (1, 0)
+
+
+def search_runs(session: Session, request: schemas.SearchRuns) -> schemas.Json:
+    """Runs of the experiments that pass the filter, ordered (newest first by default) and paged."""
+    clauses = search.parse_filter(request.filter)
+    orders = search.parse_order_by(request.order_by)
+    if request.run_view_type == "DELETED_ONLY":
+        return {}  # a deleted run is gone
+    experiment_ids = [_experiment_id(raw) for raw in request.experiment_ids]
+    rows = list(
+        session.scalars(
+            select(MlflowRun).where(MlflowRun.experiment_id.in_(experiment_ids)).order_by(MlflowRun.run_id.desc())
+        )
+    )
+    shown = runs_json(session, rows)
+
+    def value_of(entry: schemas.Json, entity: str, key: str) -> Any:
+        if entity == "attributes":
+            return entry["info"].get(key)
+        for item in entry["data"][entity]:
+            if item["key"] == key:
+                value = item["value"]
+                return float("nan") if value == "NaN" else value
+        return None
+
+    found = [entry for entry in shown if all(search.holds(c, value_of(entry, c.entity, c.key)) for c in clauses)]
+    found.sort(key=lambda entry: (-entry["info"]["start_time"], -int(entry["info"]["run_id"])))
+    for order in reversed(orders):
+        present = [entry for entry in found if value_of(entry, order.entity, order.key) is not None]
+        absent = [entry for entry in found if value_of(entry, order.entity, order.key) is None]
+        present.sort(key=lambda entry: value_of(entry, order.entity, order.key), reverse=order.descending)
+        found = present + absent
+    start = _offset(request.page_token)
+    page = found[start : start + request.max_results]
+    answer: schemas.Json = {"runs": page} if page else {}
+    if start + request.max_results < len(found):
+        answer["next_page_token"] = str(start + request.max_results)
+    return answer
+
+
+def _history_json(key: str, steps: Sequence[int], values: Sequence[float], wall_times: Sequence[float]) -> list[Any]:
+    return [
+        {"key": key, "value": _json_value(None if math.isnan(value) else value),
+         "timestamp": round(wall_time * 1000), "step": int(step)}
+        for step, value, wall_time in zip(steps, values, wall_times, strict=True)
+    ]  # fmt: skip
+
+
+def metric_history(
+    session: Session, run_ref: str, key: str, max_results: int | None, page_token: str | None
+) -> schemas.Json:
+    """Every point of one metric in step order; paged by step when `max_results` is given."""
+    row = find_run(session, run_ref)
+    if max_results is not None and max_results <= 0:
+        raise invalid(f"Invalid value {max_results} for parameter 'max_results' supplied. "
+                      "It must be a positive integer.")  # fmt: skip
+    first = None
+    if page_token:
+        if not page_token.lstrip("-").isdigit():
+            raise invalid(f"Invalid page token {page_token!r}: pass the next_page_token of the previous answer")
+        first = int(page_token)
+    points = read_points(session, [row.run_id], [key], Window(first=first))[row.run_id][key]
+    answer: schemas.Json = {}
+    if max_results is not None and len(points) > max_results:
+        answer["next_page_token"] = str(int(points.steps[max_results]))
+        points = points.between(int(points.steps[0]), int(points.steps[max_results - 1]))
+    history = _history_json(key, points.steps.tolist(), points.values.tolist(), points.wall_times.tolist())
+    if history:
+        answer["metrics"] = history
+    return answer
+
+
+def metric_history_bulk_interval(
+    session: Session,
+    run_refs: Sequence[str],
+    key: str,
+    start_step: int | None,
+    end_step: int | None,
+    max_results: int,
+) -> schemas.Json:
+    """Each run's metric sampled to about `max_results` points in [start_step, end_step], extremes kept.
+
+    PruneLab's store answers from its min/max pyramid, so the cost follows `max_results`, not the history.
+    """
+    if not run_refs:
+        raise invalid("Missing value for required parameter 'run_ids'.")
+    if len(run_refs) > schemas.MAX_RUNS_PER_BULK_INTERVAL:
+        raise invalid(
+            f"GetMetricHistoryBulkInterval request must specify at most {schemas.MAX_RUNS_PER_BULK_INTERVAL} "
+            f"run_ids. Received {len(run_refs)} run_ids."
+        )
+    if not 1 <= max_results <= schemas.MAX_RESULTS_PER_RUN:
+        raise invalid(f"max_results must be between 1 and {schemas.MAX_RESULTS_PER_RUN}.")
+    if (start_step is None) != (end_step is None):
+        raise invalid("If either start step or end step are specified, both must be specified.")
+    if start_step is not None and end_step is not None and start_step > end_step:
+        raise invalid(
+            f"end_step must be greater than start_step. Found start_step={start_step} and end_step={end_step}."
+        )
+    rows = [find_run(session, ref) for ref in dict.fromkeys(run_refs)]
+    window = Window(first=start_step, last=end_step)
+    series = read_points(session, [row.run_id for row in rows], [key], window, max_points=max_results)
+    found = []
+    for row in sorted(rows, key=lambda r: str(r.run_id)):
+        points = series[row.run_id][key]
+        for entry in _history_json(key, points.steps.tolist(), points.values.tolist(), points.wall_times.tolist()):
+            found.append({**entry, "run_id": str(row.run_id)})
+    return {"metrics": found} if found else {}
+
+
+def count_runs(session: Session, experiment_id: int) -> int:
+    return session.scalar(select(func.count()).where(MlflowRun.experiment_id == experiment_id)) or 0
