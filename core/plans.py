@@ -33,6 +33,7 @@ class RunPlan(BaseModel):
     phase_steps: list[int] = Field(
         default_factory=list,
         description="Steps of each phase: [training], lottery_ticket [pruning, retraining], "
+        "then one per compress stage that trains (cluster, qat), "
         "sensitivity [dense training, evaluations]; empty in plans stored before recipes (one phase).",
     )
     layer_schedules: dict[str, LayerSchedule] | None = Field(

@@ -65,7 +65,8 @@ def test_unknown_dataset_and_model_name_the_choices() -> None:
     )
     assert (
         errors["model"]
-        == "Value error, unknown model 'resnet'; choose one of: mlp, mnist_cnn, mobilenet_tiny, tutorial_cnn, tutorial_mnist_cnn"
+        == "Value error, unknown model 'resnet'; choose one of: "
+        "mlp, mnist_cnn, mobilenet_tiny, tutorial_cnn, tutorial_mnist_cnn"
     )
 
 
