@@ -232,6 +232,7 @@ def _stages(
         ctx, "pruned", "h5", pruned_file, pruned_accuracy, kernel_layers(stripped), per_channel=False, clusters=None
     )
     rows = [pruned]
+    _log(ctx, pruned)
     phase = len(plan.phase_steps) - sum(1 for stage in spec.compress if stage.kind in ("cluster", "qat"))
     epoch = first_compress_epoch(spec)
     current = stripped  # the latest float Keras model
