@@ -75,13 +75,14 @@ SIZES = {
         Chain(16, 1, 1e-4, 1, 1e-5),
     ),
     "quick": Size(
-        "MNIST, tutorial_mnist_cnn, 2 epochs + 1-epoch stages (QUICK: the seed trains 30)",
-        ("mnist",),
+        "MNIST and Fashion-MNIST, tutorial_mnist_cnn, 2 epochs + 1-epoch stages (QUICK: the seed trains 30)",
+        ("mnist", "fashion_mnist"),
         "tutorial_mnist_cnn",
         2,
         250,
         0.2,
         Chain(16, 1, 1e-5, 1, 1e-5),
+        alternative=Chain(8, 1, 1e-5, 1, 1e-5),
     ),
     "full": Size(
         "MNIST and Fashion-MNIST, tutorial_mnist_cnn, 30 epochs (the seed's setting) + 2-epoch stages",
