@@ -19,7 +19,7 @@ EXPORT_FORMATS: dict[str, str] = {
     "tflite_int8": ".tflite",
     # The compress stages (the run spec's `compress`): one file per stage, and two TFLite references.
     "clustered_h5": ".h5",
-    "qat_keras": ".keras",
+    "qat_h5": ".h5",
     "tflite_int8_compressed": ".tflite",
     "tflite_int8_pruned": ".tflite",
     "tflite_sparse": ".tflite",
@@ -34,7 +34,7 @@ ARTIFACT_FILE_NAMES: dict[str, str] = {
     "tflite": "model.tflite",
     "tflite_int8": "model_int8.tflite",
     "clustered_h5": "model_clustered.h5",  # weight clustering, stripped: each kernel holds <= k values
-    "qat_keras": "model_qat.keras",  # quantization-aware model (load inside tfmot's quantize_scope)
+    "qat_h5": "model_qat.h5",  # quantization-aware model (load inside tfmot's quantize_scope)
     "tflite_int8_compressed": "model_int8_compressed.tflite",  # full integer, from the last compress stage
     "tflite_int8_pruned": "model_int8_pruned.tflite",  # full integer, from the plain pruned model (reference)
     "tflite_sparse": "model_sparse.tflite",  # float, weights stored sparse (EXPERIMENTAL_SPARSITY)

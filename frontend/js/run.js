@@ -186,7 +186,7 @@ function drawDownloads() {
 const DOWNLOAD_LABELS = {
   keras: ".keras", h5: ".h5", saved_model: "SavedModel (.zip)", tflite: "TFLite float (.tflite)",
   tflite_int8: "TFLite int8 (.tflite)", manifest: "manifest.json",
-  clustered_h5: "clustered .h5", qat_keras: "quantization-aware .keras", tflite_int8_compressed: "compressed TFLite int8",
+  clustered_h5: "clustered .h5", qat_h5: "quantization-aware .h5", tflite_int8_compressed: "compressed TFLite int8",
   tflite_int8_pruned: "pruned TFLite int8", tflite_sparse: "sparse TFLite float",
 };
 

@@ -48,7 +48,7 @@ def test_run_page_staircase_and_compare_pareto_points(stack: StackConfig, page: 
     base = stack.base_url
     created = httpx.post(f"{base}/api/runs", json=SPEC, timeout=30)
     assert created.status_code == 201, created.text
-    plain = httpx.post(f"{base}/api/runs", json={**SPEC, "name": "e2e plain", "compress": []}, timeout=30)
+    plain = httpx.post(f"{base}/api/runs", json={**SPEC, "name": "e2e plain", "compress": [], "exports": ["keras"]}, timeout=30)
     run_id, plain_id = created.json()["id"], plain.json()["id"]
     run = wait_for_run(base, run_id, {"succeeded", "failed"}, timeout=600)
     assert run["status"] == "succeeded", run["error"]

@@ -272,8 +272,8 @@ def _stages(
                 extra_zeros=extra,
             )
         elif isinstance(stage, QatStage):
-            result.files["qat_keras"] = ctx.output_dir / ARTIFACT_FILE_NAMES["qat_keras"]
-            wrapped.save(result.files["qat_keras"])
+            result.files["qat_h5"] = ctx.output_dir / ARTIFACT_FILE_NAMES["qat_h5"]
+            wrapped.save(result.files["qat_h5"])  # HDF5: tf-keras's .keras does not reload quantize layers
             calibration = next((s.calibration_examples for s in spec.compress if isinstance(s, TfliteInt8Stage)), 100)
             qat_file = _int8(wrapped, ctx.output_dir / ARTIFACT_FILE_NAMES["tflite_int8_compressed"], ctx, calibration)
             int8_kernels = kernel_tensors(qat_file, {name: mask.shape for name, mask in ctx.masks.items()})
@@ -281,8 +281,8 @@ def _stages(
             row = _row(
                 ctx,
                 "qat",
-                "qat_keras",
-                result.files["qat_keras"],
+                "qat_h5",
+                result.files["qat_h5"],
                 _evaluate(wrapped, ctx.dataset, spec.batch_size),
                 int8_kernels,
                 per_channel=True,
