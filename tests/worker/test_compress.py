@@ -8,10 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core.specs import RunSpec
-from tests.worker.conftest import Run, run_training
+from core.specs import QatStage, RunSpec
+from tests.worker.conftest import DATA_DIR, Run, run_training
 from worker.training import export_tflite, qat
 from worker.training.compress import kernel_layers
+from worker.training.datasets import load_dataset
 from worker.training.tf import keras
 from worker.training.tflite_kernels import kernel_tensors, values_per_channel
 
@@ -118,9 +119,14 @@ def test_qat_preserves_the_zeros(compressed: Run) -> None:
     pruned_row = _rows(compressed)["pruned"]
     for name, layer in row["layers"].items():
         assert layer["sparsity"] >= pruned_row["layers"][name]["sparsity"], name
-    model = qat.load(compressed.result.exports["qat_h5"])
-    x_test = np.zeros((4, 8, 8, 1), dtype=np.float32)
-    assert model.predict(x_test, verbose=0).shape == (4, 10)
+    stage = next(stage for stage in compressed.spec.compress if isinstance(stage, QatStage))
+    clustered = compressed.result.exports.get("clustered_h5")
+    model = qat.load(
+        compressed.result.exports["qat_h5"], stage, keras.models.load_model(clustered) if clustered else None
+    )
+    model.compile(loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
+    dataset = load_dataset("digits", DATA_DIR)
+    assert model.evaluate(dataset.x_test, dataset.y_test, verbose=0)[1] == pytest.approx(row["test_accuracy"], abs=1e-6)
 
 
 def test_every_export_loads_and_predicts_as_measured(compressed: Run) -> None:

@@ -25,7 +25,17 @@ def quantize(model: keras.Model, stage: QatStage) -> keras.Model:
     return tfmot.quantization.keras.quantize_apply(annotated, scheme(stage.scheme))
 
 
-def load(path: Path) -> keras.Model:
-    """A saved quantization-aware model (its layers are tfmot's, so they load inside `quantize_scope`)."""
+def load(path: Path, stage: QatStage, clustered: keras.Model | None = None) -> keras.Model:
+    """A saved quantization-aware model.
+
+    pqat and default load whole inside `quantize_scope`. A pcqat model's cluster state is not in its config, so it
+    is rebuilt from the clustered model it was trained from (the `clustered_h5` export) and given the saved weights.
+    """
+    if stage.scheme == "pcqat":
+        if clustered is None:
+            raise ValueError("a pcqat model is rebuilt from its clustered model: pass the clustered_h5 export")
+        rebuilt = quantize(clustered, stage)
+        rebuilt.load_weights(path)
+        return rebuilt
     with tfmot.quantization.keras.quantize_scope():
         return keras.models.load_model(path)
