@@ -8,7 +8,7 @@ const NOT_JSON = Symbol("not JSON");
 
 export const GROUPS = [
   ["data/model", "Data and model"], ["training", "Training"], ["schedule", "Schedule"],
-  ["structure", "Structure"], ["recipe", "Recipe"], ["export", "Export"],
+  ["structure", "Structure"], ["recipe", "Recipe"], ["compress", "Compress after pruning"], ["export", "Export"],
 ];
 
 const fieldId = (path) => `f-${path.replaceAll(".", "-")}`;
