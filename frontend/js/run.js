@@ -34,11 +34,27 @@ function trace(chart, key, name, extra = {}) {
   return { x: xValues(axis, run, s.steps, s.wall_times), y: smoothed, name, mode: s.steps.length < 3 ? "lines+markers" : "lines", ...extra };
 }
 
+// Where each phase after the first begins (lottery retraining, each compress stage that trains), on the step axis.
+function phaseBoundaries() {
+  const phases = run.plan.phase_steps || [];
+  const training = (run.spec.compress || []).filter((stage) => stage.kind !== "tflite_int8");
+  const names = [...phases.slice(0, phases.length - training.length).map((_, i) => (i ? "retraining" : "pruning")),
+    ...training.map((stage) => (stage.kind === "qat" ? `qat (${stage.scheme})` : stage.kind))];
+  let step = 0;
+  return phases.map((steps, index) => ({ step: (step += steps) - steps, name: names[index] })).slice(1);
+}
+
 function drawCurves() {
   const axis = controls.xaxis.value;
   const log = controls.logy.checked ? "log" : "linear";
+  const perStep = { step: 1, epoch: 1 / run.plan.steps_per_epoch }[axis];
+  const boundaries = perStep ? phaseBoundaries() : []; // wall time: the plan knows steps, not times
+  const shapes = boundaries.map(({ step }) => ({ type: "line", xref: "x", yref: "paper", x0: step * perStep, x1: step * perStep,
+    y0: 0, y1: 1, line: { color: "#888", dash: "dash", width: 1 } }));
+  const annotations = boundaries.map(({ step, name }) => ({ xref: "x", yref: "paper", x: step * perStep, y: 1, text: name,
+    showarrow: false, xanchor: "left", yanchor: "top", font: { size: 10, color: "#555" } }));
   const layout = (chart, title, ytitle) => ({
-    title: { text: title }, yaxis: { title: { text: ytitle }, type: log },
+    title: { text: title }, yaxis: { title: { text: ytitle }, type: log }, shapes, annotations,
     xaxis: { title: { text: X_AXES[axis].title }, ...(zoomed[chart] ? { range: zoomed[chart].range, autorange: false } : {}) },
   });
   const chart = (id, traces, title, ytitle) => {

@@ -48,7 +48,9 @@ def test_run_page_staircase_and_compare_pareto_points(stack: StackConfig, page: 
     base = stack.base_url
     created = httpx.post(f"{base}/api/runs", json=SPEC, timeout=30)
     assert created.status_code == 201, created.text
-    plain = httpx.post(f"{base}/api/runs", json={**SPEC, "name": "e2e plain", "compress": [], "exports": ["keras"]}, timeout=30)
+    plain = httpx.post(
+        f"{base}/api/runs", json={**SPEC, "name": "e2e plain", "compress": [], "exports": ["keras"]}, timeout=30
+    )
     run_id, plain_id = created.json()["id"], plain.json()["id"]
     run = wait_for_run(base, run_id, {"succeeded", "failed"}, timeout=600)
     assert run["status"] == "succeeded", run["error"]
@@ -58,6 +60,9 @@ def test_run_page_staircase_and_compare_pareto_points(stack: StackConfig, page: 
 
     page.goto(f"{base}/run.html?id={run_id}")
     expect(page.locator("#stages-section")).to_be_visible()
+    page.wait_for_function("document.getElementById('chart-loss')?.layout?.shapes?.length === 1")
+    boundary = page.evaluate("document.getElementById('chart-loss').layout.annotations[0]")
+    assert (boundary["x"], boundary["text"]) == (run["plan"]["phase_steps"][0], "cluster")  # the cluster phase begins
     page.wait_for_function("document.getElementById('chart-stages')?.data?.length >= 2")
     staircase = page.evaluate(
         "(() => { const t = document.getElementById('chart-stages').data[0]; return {x: t.x, y: t.y, text: t.text,"
