@@ -231,7 +231,7 @@ def run(size: Size) -> Result:
                         key,
                         sparse["float_size_bytes"],
                         sparse["sparse_size_bytes"],
-                        sparse["same_predictions"],
+                        "yes" if sparse["same_predictions"] else "no",
                         sparse["dense_latency_ms_xnnpack_on"],
                         sparse["sparse_latency_ms_xnnpack_on"],
                         sparse["dense_latency_ms_xnnpack_off"],

@@ -149,8 +149,8 @@ def run(size: Size) -> Result:
         "do; `model.fit` is the like-for-like figure for per-step logging.",
         "End-to-end counts from data loading to the last write (TensorFlow's import excluded from both); `model.fit` "
         "times the training loop alone, where per-step logging would show.",
-        f"Goal: ratio <= {GOAL} on the seeds' MNIST CNN (the full size). Same data split, seed, schedule, batch size and "
-        "epochs.",
+        f"Goal: ratio <= {GOAL} on the seeds' MNIST CNN (the full size). Same data split, seed, schedule, batch size "
+        "and epochs.",
     ]
     chart = go.Figure(
         [
