@@ -23,7 +23,7 @@ from core.errors import (
     UploadNotFound,
 )
 from core.recipes import RECIPE_KINDS
-from core.specs import SCHEDULE_KINDS, STRUCTURE_KINDS
+from core.specs import COMPRESS_KINDS, SCHEDULE_KINDS, STRUCTURE_KINDS
 
 
 class ErrorMessage(BaseModel):
@@ -51,7 +51,7 @@ STATUS_CODES: tuple[tuple[type[PruneLabError], int], ...] = (
     (ArtifactStoreUnavailable, 503),
 )
 
-UNION_TAGS = frozenset(SCHEDULE_KINDS + STRUCTURE_KINDS + RECIPE_KINDS)
+UNION_TAGS = frozenset(SCHEDULE_KINDS + STRUCTURE_KINDS + RECIPE_KINDS + COMPRESS_KINDS)
 
 
 def status_code(error: PruneLabError) -> int:

@@ -8,6 +8,7 @@ noisy or shared machine shifts both sides alike.
 BENCHMARKS_EXPECTED_FIGURES = {
     "training_overhead": ("wall_ratio_postgresql", "fit_ratio_postgresql", "rss_ratio_postgresql"),
     "published_results": ("accuracy_constant-87.5", "zip_ratio_polynomial-87.5", "ptq_ratio_polynomial-90"),
+    "compression": ("accuracy_digits_polynomial", "x_smaller_digits_chain"),
     "ingestion": (
         "points_per_s_postgresql",
         "points_per_s_sqlite",

@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from bench import (
+    compression,
     downloads,
     ingestion,
     published_results,
@@ -35,6 +36,7 @@ BENCHMARKS = {
     for module in (
         training_overhead,
         published_results,
+        compression,
         ingestion,
         readback,
         series_store,
@@ -77,6 +79,24 @@ def closing_note(results: dict[str, Result]) -> list[str]:
             f"{fmt(figure(name, 'zip_ratio_polynomial-90'), '{:.1f}')}x by zip (about 6x) and "
             f"{fmt(figure(name, 'ptq_ratio_polynomial-90'), '{:.1f}')}x with PTQ (about 24x) "
             f"({results[name].size})."
+        )
+    if compression.NAME in results:
+        name = compression.NAME
+        result = results[name]
+
+        def either(key: str, pattern: str) -> str:
+            return fmt(figure(name, key), pattern)
+
+        lines.append(
+            "Compression (the seeds' CNN through the API): seed table ConstantSparsity "
+            f"{either('accuracy_mnist_constant', '{:.2%}')} (published 98.86%), PolynomialDecay "
+            f"{either('accuracy_mnist_polynomial', '{:.2%}')} (99.27%); prune -> cluster -> PCQAT -> int8 TFLite "
+            f"{either('x_smaller_mnist_chain', '{:.1f}')}x smaller than the dense .h5 zip at "
+            f"{either('accuracy_loss_points_mnist_chain', '{:.2f}')} points (goal >= 20x at <= 0.3: "
+            f"{result.figures.get('goal_met_mnist_chain', 'n/a')}); Fashion-MNIST "
+            f"{either('x_smaller_fashion_mnist_chain', '{:.1f}')}x at "
+            f"{either('accuracy_loss_points_fashion_mnist_chain', '{:.2f}')} points (goal >= 15x at <= 0.5: "
+            f"{result.figures.get('goal_met_fashion_mnist_chain', 'n/a')}) ({result.size})."
         )
     if ingestion.NAME in results:
         lines.append(

@@ -54,8 +54,13 @@ SIZES = {
     # Quick: the MNIST CNN's layers on 8x8 digits; steps are ~50x shorter than on MNIST, so any
     # per-step cost of logging weighs far more here than on the real model.
     "quick": Size("digits (8x8), mnist_cnn, 10 epochs, batch 32", _spec("digits", "mnist_cnn", 10, 32, 0.1), 2),
-    # Full: the pruning_with_keras tutorial's setting on MNIST.
-    "full": Size("MNIST, mnist_cnn, 2 epochs, batch 128", _spec("mnist", "mnist_cnn", 2, 128, 0.1), 3),
+    # Full: the seeds' CNN (431,242 parameters) in the seed's setting: MNIST, 30 epochs, batch 250, validation 0.2;
+    # three trials per arm, interleaved (plain, PostgreSQL, SQLite, plain, ...), so drift on a shared machine hits all.
+    "full": Size(
+        "MNIST, tutorial_mnist_cnn (the seeds' CNN), 30 epochs, batch 250",
+        _spec("mnist", "tutorial_mnist_cnn", 30, 250, 0.2),
+        3,
+    ),
 }
 
 
@@ -144,8 +149,8 @@ def run(size: Size) -> Result:
         "do; `model.fit` is the like-for-like figure for per-step logging.",
         "End-to-end counts from data loading to the last write (TensorFlow's import excluded from both); `model.fit` "
         "times the training loop alone, where per-step logging would show.",
-        f"Goal: ratio <= {GOAL} on the MNIST CNN (the full size). Same data split, seed, schedule, batch size and "
-        "epochs.",
+        f"Goal: ratio <= {GOAL} on the seeds' MNIST CNN (the full size). Same data split, seed, schedule, batch size "
+        "and epochs.",
     ]
     chart = go.Figure(
         [

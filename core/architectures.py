@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 
+from core.catalog import MODELS
 from core.scope import LayerFacts
 
 Shape = tuple[int, ...]
@@ -73,6 +74,25 @@ def _tutorial_cnn(input_shape: Shape, num_classes: int) -> list[LayerFacts]:
     ]
 
 
+def _valid_conv_pool(size: int) -> int:
+    # A 'valid' 3x3 convolution, then 2x2 pooling (floor, as Keras pools without padding).
+    return (size - 2) // 2
+
+
+def _tutorial_mnist_cnn(input_shape: Shape, num_classes: int) -> list[LayerFacts]:
+    height, width, channels = input_shape
+    flat = _valid_conv_pool(_valid_conv_pool(height)) * _valid_conv_pool(_valid_conv_pool(width)) * 64
+    return [
+        _conv("conv1", 3, channels, 32),
+        _weightless("pool1", "MaxPooling2D"),
+        _conv("conv2", 3, 32, 64),
+        _weightless("pool2", "MaxPooling2D"),
+        _weightless("flatten", "Flatten"),
+        _dense("dense", flat, 256),
+        _dense("logits", 256, num_classes),
+    ]
+
+
 def _mobilenet_tiny(input_shape: Shape, num_classes: int) -> list[LayerFacts]:
     channels = input_shape[-1]
     layers = [
@@ -96,8 +116,14 @@ ARCHITECTURES: dict[str, Callable[[Shape, int], list[LayerFacts]]] = {
     "mlp": _mlp,
     "mnist_cnn": _mnist_cnn,
     "tutorial_cnn": _tutorial_cnn,
+    "tutorial_mnist_cnn": _tutorial_mnist_cnn,
     "mobilenet_tiny": _mobilenet_tiny,
 }
+
+
+def fits(model: str, input_shape: Shape) -> bool:
+    """Whether zoo model `model` builds for images of `input_shape` (its smallest side is large enough)."""
+    return min(input_shape[:2]) >= MODELS[model].min_input_size
 
 
 def model_layers(model: str, input_shape: Shape, num_classes: int) -> list[LayerFacts]:

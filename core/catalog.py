@@ -25,6 +25,7 @@ class DatasetInfo:
 class ModelInfo:
     name: str
     description: str
+    min_input_size: int = 1  # the smallest image side the model builds for ('valid' layers shrink it)
 
 
 DATASETS: dict[str, DatasetInfo] = {
@@ -81,6 +82,12 @@ MODELS: dict[str, ModelInfo] = {
             name="tutorial_cnn",
             description="The 20,410-parameter MNIST model of tfmot's 'Pruning in Keras' tutorial: "
             "Conv12(3x3, valid)-Pool-Flatten-Dense10",
+        ),
+        ModelInfo(
+            name="tutorial_mnist_cnn",
+            description="The 431,242-parameter MNIST CNN of the seeds' tfmot schedules comparison: "
+            "Conv32(3x3, valid)-Pool-Conv64(3x3, valid)-Pool-Flatten-Dense256-Dense10 (images of 10x10 or more)",
+            min_input_size=10,
         ),
         ModelInfo(
             name="mobilenet_tiny",

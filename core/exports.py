@@ -17,6 +17,12 @@ EXPORT_FORMATS: dict[str, str] = {
     "saved_model": ".zip",
     "tflite": ".tflite",
     "tflite_int8": ".tflite",
+    # The compress stages (the run spec's `compress`): one file per stage, and two TFLite references.
+    "clustered_h5": ".h5",
+    "qat_h5": ".h5",
+    "tflite_int8_compressed": ".tflite",
+    "tflite_int8_pruned": ".tflite",
+    "tflite_sparse": ".tflite",
 }
 # Files that describe a run's model but are not one: the mask pictures and the export manifest.
 RUN_FILE_FORMATS: dict[str, str] = {"masks": ".npz", "manifest": ".json", "rewind": ".npz"}
@@ -27,6 +33,11 @@ ARTIFACT_FILE_NAMES: dict[str, str] = {
     "saved_model": "saved_model.zip",
     "tflite": "model.tflite",
     "tflite_int8": "model_int8.tflite",
+    "clustered_h5": "model_clustered.h5",  # weight clustering, stripped: each kernel holds <= k values
+    "qat_h5": "model_qat.h5",  # quantization-aware model (load inside tfmot's quantize_scope)
+    "tflite_int8_compressed": "model_int8_compressed.tflite",  # full integer, from the last compress stage
+    "tflite_int8_pruned": "model_int8_pruned.tflite",  # full integer, from the plain pruned model (reference)
+    "tflite_sparse": "model_sparse.tflite",  # float, weights stored sparse (EXPERIMENTAL_SPARSITY)
     "masks": "masks.npz",
     "manifest": "manifest.json",
     "rewind": "rewind.npz",  # lottery_ticket: the weights rewound to, and the final masks

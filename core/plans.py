@@ -7,8 +7,8 @@ import math
 from pydantic import BaseModel, Field
 
 from core import schedule_math
-from core.architectures import model_layers
-from core.catalog import DATASETS, DatasetInfo
+from core.architectures import fits, model_layers
+from core.catalog import DATASETS, MODELS, DatasetInfo
 from core.errors import InvalidSpec
 from core.recipe_plans import LayerSchedule, RecipePlan, resolve_recipe
 from core.recipes import FromScratchRecipe, Recipe
@@ -33,6 +33,7 @@ class RunPlan(BaseModel):
     phase_steps: list[int] = Field(
         default_factory=list,
         description="Steps of each phase: [training], lottery_ticket [pruning, retraining], "
+        "then one per compress stage that trains (cluster, qat), "
         "sensitivity [dense training, evaluations]; empty in plans stored before recipes (one phase).",
     )
     layer_schedules: dict[str, LayerSchedule] | None = Field(
@@ -153,6 +154,13 @@ def resolve_plan(spec: RunSpec, layers: list[LayerFacts] | None = None) -> RunPl
         raise InvalidSpec(("validation_split",), "validation_split leaves no training examples; lower it")
     steps_per_epoch = math.ceil(train / spec.batch_size)
     if layers is None and spec.recipe.kind != "uploaded_model" and getattr(spec.recipe, "upload_id", None) is None:
+        if not fits(spec.model, dataset.input_shape):
+            side = MODELS[spec.model].min_input_size
+            raise InvalidSpec(
+                ("model",),
+                f"{spec.model} needs images of at least {side}x{side}; {spec.dataset} has "
+                f"{dataset.input_shape[0]}x{dataset.input_shape[1]}: choose a larger dataset or another model",
+            )
         layers = model_layers(spec.model, dataset.input_shape, dataset.num_classes)
     recipe = resolve_recipe(spec, layers, steps_per_epoch)
     if not recipe.prunes:

@@ -33,6 +33,21 @@ class RecipePlan:
 
 
 def resolve_recipe(spec: RunSpec, layers: list[LayerFacts] | None, steps_per_epoch: int) -> RecipePlan:
+    """Phases and checks of the spec's recipe, then one phase per compress stage that trains."""
+    plan = _resolve_recipe(spec, layers, steps_per_epoch)
+    if not spec.compress:
+        return plan
+    if isinstance(spec.recipe, SensitivityRecipe):
+        raise InvalidSpec(("compress",), "a sensitivity sweep exports no model to compress; remove compress")
+    for stage in spec.compress:
+        if stage.kind in ("cluster", "qat"):
+            plan.phase_steps.append(stage.epochs * steps_per_epoch)  # type: ignore[union-attr]
+    if not plan.prunes and any(getattr(stage, "scheme", None) == "pqat" for stage in spec.compress):
+        plan.warnings.append("qat scheme pqat preserves sparsity, and this run prunes nothing: it trains as default")
+    return plan
+
+
+def _resolve_recipe(spec: RunSpec, layers: list[LayerFacts] | None, steps_per_epoch: int) -> RecipePlan:
     """Phases and checks of the spec's recipe; raises InvalidSpec naming the recipe field at fault."""
     recipe = spec.recipe
     training_steps = spec.epochs * steps_per_epoch

@@ -240,6 +240,88 @@ class Scope(BaseModel):
     keep_last_dense: bool = Field(False, description="Leave the last prunable layer (the classifier) dense.")
 
 
+class ClusterStage(BaseModel):
+    """tfmot `cluster_weights`: each prunable kernel keeps `number_of_clusters` shared values, then fine-tunes."""
+
+    model_config = ConfigDict(extra="forbid")
+    kind: Literal["cluster"] = "cluster"
+    number_of_clusters: int = Field(16, description="Shared values per kernel (tfmot's number_of_clusters).")
+    centroid_init: Literal["linear", "kmeans_plus_plus", "density_based", "random"] = Field(
+        "kmeans_plus_plus", description="tfmot's CentroidInitialization: how the shared values start."
+    )
+    preserve_sparsity: bool = Field(
+        True, description="Keep every pruned zero at zero (sparsity-preserving clustering)."
+    )
+    epochs: int = Field(2, ge=0, le=1000, description="Fine-tuning epochs with the clusters in place.")
+    learning_rate: float = Field(1e-5, gt=0, le=10, description="Fine-tuning learning rate (Adam).")
+
+    @field_validator("number_of_clusters")
+    @classmethod
+    def _clusters(cls, value: int) -> int:
+        if not 2 <= value <= 256:
+            raise ValueError("number_of_clusters should be in range [2, 256] (an int8 kernel holds 256 values)")
+        return value
+
+
+QAT_SCHEMES = ("default", "pqat", "pcqat")
+
+
+class QatStage(BaseModel):
+    """Quantization-aware training: tfmot's default 8-bit scheme, or its collaborative schemes.
+
+    pqat: `Default8BitPrunePreserveQuantizeScheme` (keeps the zeros); pcqat:
+    `Default8BitClusterPreserveQuantizeScheme(preserve_sparsity=True)` (keeps the zeros and the clusters).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+    kind: Literal["qat"] = "qat"
+    scheme: Literal["default", "pqat", "pcqat"] = Field(
+        "pqat", description="default, pqat (prune-preserving) or pcqat (sparsity- and cluster-preserving)."
+    )
+    epochs: int = Field(2, ge=0, le=1000, description="Quantization-aware fine-tuning epochs.")
+    learning_rate: float = Field(1e-5, gt=0, le=10, description="Fine-tuning learning rate (Adam).")
+
+
+class TfliteInt8Stage(BaseModel):
+    """Full-integer TFLite conversion calibrated on a representative set of training images."""
+
+    model_config = ConfigDict(extra="forbid")
+    kind: Literal["tflite_int8"] = "tflite_int8"
+    calibration_examples: int = Field(100, ge=1, le=10000, description="Training images in the representative dataset.")
+
+
+CompressStage = Annotated[ClusterStage | QatStage | TfliteInt8Stage, Field(discriminator="kind")]
+COMPRESS_KINDS = ("cluster", "qat", "tflite_int8")
+
+
+def check_compress_order(stages: list[ClusterStage | QatStage | TfliteInt8Stage]) -> None:
+    """Raise ValueError unless the stages are in an order tfmot supports: cluster, then qat, then tflite_int8."""
+    seen: dict[str, int] = {}
+    for index, stage in enumerate(stages):
+        where = f"compress[{index}] ({stage.kind})"
+        if stage.kind in seen:
+            raise ValueError(f"{where} repeats compress[{seen[stage.kind]}]; give each stage at most once")
+        for later in COMPRESS_KINDS[COMPRESS_KINDS.index(stage.kind) + 1 :]:
+            if later in seen:
+                raise ValueError(
+                    f"{where} comes after compress[{seen[later]}] ({later}); tfmot's order is "
+                    f"{' -> '.join(COMPRESS_KINDS)}: move {stage.kind} before {later}"
+                )
+        if isinstance(stage, QatStage):
+            clustered = "cluster" in seen
+            if stage.scheme == "pcqat" and not clustered:
+                raise ValueError(
+                    f"{where}: scheme pcqat preserves clusters, and no cluster stage comes before it; "
+                    "add a cluster stage before qat, or use scheme pqat"
+                )
+            if stage.scheme != "pcqat" and clustered:
+                raise ValueError(
+                    f"{where}: scheme {stage.scheme} would undo the clusters of compress[{seen['cluster']}]; "
+                    "use scheme pcqat after a cluster stage"
+                )
+        seen[stage.kind] = index
+
+
 EXPORT_KINDS = ("keras", "h5", "saved_model", "tflite", "tflite_int8")
 ExportKind = Literal["keras", "h5", "saved_model", "tflite", "tflite_int8"]
 DEFAULT_EXPORTS: tuple[ExportKind, ...] = ("keras", "h5", "tflite", "tflite_int8")
@@ -293,6 +375,13 @@ class RunSpec(BaseModel):
         description="Model files to export; saved_model is off by default (the slowest to write).",
         json_schema_extra={"group": "export"},
     )
+    compress: list[CompressStage] = Field(
+        default_factory=list,
+        description="Compression after pruning, in tfmot's order: cluster (weight clustering), qat "
+        "(quantization-aware training: default, pqat or pcqat), tflite_int8 (full-integer TFLite). Each "
+        "training stage fine-tunes as its own phase on the run's step axis and is exported and measured.",
+        json_schema_extra={"group": "compress"},
+    )
     int8_quantization: Literal["dynamic_range", "full_integer"] = Field(
         "dynamic_range",
         description="tflite_int8: dynamic-range weights, or full integer calibrated on training examples.",
@@ -326,6 +415,12 @@ class RunSpec(BaseModel):
         if not value:
             raise ValueError(f"exports needs at least one format; choose from: {', '.join(EXPORT_KINDS)}")
         return sorted(set(value), key=EXPORT_KINDS.index)
+
+    @field_validator("compress")
+    @classmethod
+    def _compress(cls, value: list[ClusterStage | QatStage | TfliteInt8Stage]) -> list:  # type: ignore[type-arg]
+        check_compress_order(value)
+        return value
 
     def display_name(self) -> str:
         if self.name:

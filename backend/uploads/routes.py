@@ -14,7 +14,7 @@ from backend.models import UploadKind
 from backend.settings import get_settings
 from backend.uploads import service
 from backend.uploads.schemas import UploadOut
-from core.architectures import param_counts
+from core.architectures import fits, param_counts
 from core.catalog import DATASETS, MODELS
 
 router = APIRouter(prefix="/api")
@@ -50,6 +50,7 @@ def list_models() -> list[dict[str, object]]:
             "param_counts": {
                 dataset.name: param_counts(info.name, dataset.input_shape, dataset.num_classes)
                 for dataset in DATASETS.values()
+                if fits(info.name, dataset.input_shape)
             },
         }
         for info in MODELS.values()

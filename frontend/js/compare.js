@@ -99,19 +99,42 @@ function listenForZoom(id) {
   });
 }
 
+// Each stage of a run with compress stages is its own point (pruned, cluster, qat, tflite_int8); a run without
+// stages is one point. The frontier is drawn over all points: no other point is smaller and at least as accurate.
+export function sizePoints(run) {
+  const stages = (run.summary?.compression?.stages || []).filter((stage) => !stage.reference);
+  if (stages.length) return stages.map((stage) => ({ zipped: stage.zip_bytes, accuracy: stage.test_accuracy, stage: stage.stage }));
+  const facts = runFacts(run);
+  return facts.zipped !== null && facts.accuracy !== null ? [{ zipped: facts.zipped, accuracy: facts.accuracy, stage: null }] : [];
+}
+
+export function paretoFront(points) {
+  const sorted = [...points].sort((a, b) => a.zipped - b.zipped || b.accuracy - a.accuracy);
+  const front = [];
+  for (const point of sorted) if (!front.length || point.accuracy > front.at(-1).accuracy) front.push(point);
+  return front;
+}
+
 function drawPareto() {
-  const points = data.runs.map((run) => ({ run, facts: runFacts(run) })).filter(({ facts }) => facts.zipped !== null && facts.accuracy !== null);
-  const front = data.pareto_ids.map((id) => points.find(({ run }) => run.id === id)).filter(Boolean);
+  const points = data.runs.flatMap((run) => sizePoints(run).map((point) => ({ ...point, run })));
+  const front = paretoFront(points);
+  const name = (point) => label(point.run) + (point.stage ? ` · ${point.stage}` : "");
   draw("chart-pareto", [
-    ...points.map(({ run, facts }) => ({
-      x: [facts.zipped], y: [facts.accuracy], mode: "markers", name: label(run), legendgroup: String(run.id), showlegend: false,
-      marker: { color: data.colors[run.id], size: 13, symbol: data.pareto_ids.includes(run.id) ? "star" : "circle", line: { width: 1, color: "#333" } },
-      hovertemplate: `${label(run)}<br>%{x:,} bytes<br>accuracy %{y:.4f}<extra></extra>`,
-    })),
-    { x: front.map(({ facts }) => facts.zipped), y: front.map(({ facts }) => facts.accuracy), mode: "lines", name: "Pareto frontier",
-      line: { color: "#333", dash: "dot", shape: "hv" } },
-  ], { title: { text: "Test accuracy vs zipped size (★ Pareto frontier)" }, height: 360, hovermode: "closest",
-    xaxis: { title: { text: "zipped .keras (bytes)" } }, yaxis: { title: { text: "test accuracy" } } });
+    ...data.runs.map((run) => {
+      const mine = points.filter((point) => point.run === run);
+      return {
+        x: mine.map((p) => p.zipped), y: mine.map((p) => p.accuracy), text: mine.map(name),
+        mode: mine.length > 1 ? "lines+markers" : "markers", name: label(run), legendgroup: String(run.id), showlegend: false,
+        line: { color: data.colors[run.id], width: 1, shape: "vh" },
+        marker: { color: data.colors[run.id], size: 13, symbol: mine.map((p) => (front.includes(p) ? "star" : "circle")), line: { width: 1, color: "#333" } },
+        hovertemplate: "%{text}<br>%{x:,} bytes<br>accuracy %{y:.4f}<extra></extra>", meta: { run_id: run.id, metric: "pareto" },
+      };
+    }).filter((trace) => trace.x.length),
+    { x: front.map((p) => p.zipped), y: front.map((p) => p.accuracy), mode: "lines", name: "Pareto frontier",
+      line: { color: "#333", dash: "dot", shape: "hv" }, meta: { metric: "pareto_frontier" } },
+  ], { title: { text: "Test accuracy vs zipped size, each compress stage a point (★ Pareto frontier)" }, height: 360, hovermode: "closest",
+    xaxis: { title: { text: "zipped file (bytes; .keras, or each stage's file)" }, type: points.some((p) => p.stage) ? "log" : "linear" },
+    yaxis: { title: { text: "test accuracy" } } });
 }
 
 function drawTables() {

@@ -8,7 +8,7 @@ const NOT_JSON = Symbol("not JSON");
 
 export const GROUPS = [
   ["data/model", "Data and model"], ["training", "Training"], ["schedule", "Schedule"],
-  ["structure", "Structure"], ["recipe", "Recipe"], ["export", "Export"],
+  ["structure", "Structure"], ["recipe", "Recipe"], ["compress", "Compress after pruning"], ["export", "Export"],
 ];
 
 const fieldId = (path) => `f-${path.replaceAll(".", "-")}`;
@@ -73,7 +73,9 @@ export class SchemaForm {
       input = el("input", {
         id, name: path, type: "text", "data-json": "true", spellcheck: "false",
         value: current === null || current === undefined ? "" : JSON.stringify(current),
-        placeholder: inner.type === "object" ? '{"dense": 0.9}' : "[[0, 0.0], [1.0, 0.8]]",
+        placeholder: inner.type === "object" ? '{"dense": 0.9}' : inner.items?.oneOf
+          ? '[{"kind": "cluster", "number_of_clusters": 16}, {"kind": "qat", "scheme": "pcqat"}, {"kind": "tflite_int8"}]'
+          : "[[0, 0.0], [1.0, 0.8]]",
       });
     } else {
       const numeric = inner.type === "integer" || inner.type === "number";
@@ -130,6 +132,7 @@ export class SchemaForm {
   isStructured(schema) {
     if (schema.type === "object") return !schema.properties;
     if (schema.type !== "array") return false;
+    if (schema.items?.oneOf || schema.items?.discriminator) return true; // a list of tagged objects (compress stages)
     const itemType = this.resolve(schema.items || {})?.type;
     return itemType === "array" || itemType === "object";
   }

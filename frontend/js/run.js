@@ -34,11 +34,27 @@ function trace(chart, key, name, extra = {}) {
   return { x: xValues(axis, run, s.steps, s.wall_times), y: smoothed, name, mode: s.steps.length < 3 ? "lines+markers" : "lines", ...extra };
 }
 
+// Where each phase after the first begins (lottery retraining, each compress stage that trains), on the step axis.
+function phaseBoundaries() {
+  const phases = run.plan.phase_steps || [];
+  const training = (run.spec.compress || []).filter((stage) => stage.kind !== "tflite_int8");
+  const names = [...phases.slice(0, phases.length - training.length).map((_, i) => (i ? "retraining" : "pruning")),
+    ...training.map((stage) => (stage.kind === "qat" ? `qat (${stage.scheme})` : stage.kind))];
+  let step = 0;
+  return phases.map((steps, index) => ({ step: (step += steps) - steps, name: names[index] })).slice(1);
+}
+
 function drawCurves() {
   const axis = controls.xaxis.value;
   const log = controls.logy.checked ? "log" : "linear";
+  const perStep = { step: 1, epoch: 1 / run.plan.steps_per_epoch }[axis];
+  const boundaries = perStep ? phaseBoundaries() : []; // wall time: the plan knows steps, not times
+  const shapes = boundaries.map(({ step }) => ({ type: "line", xref: "x", yref: "paper", x0: step * perStep, x1: step * perStep,
+    y0: 0, y1: 1, line: { color: "#888", dash: "dash", width: 1 } }));
+  const annotations = boundaries.map(({ step, name }) => ({ xref: "x", yref: "paper", x: step * perStep, y: 1, text: name,
+    showarrow: false, xanchor: "left", yanchor: "top", font: { size: 10, color: "#555" } }));
   const layout = (chart, title, ytitle) => ({
-    title: { text: title }, yaxis: { title: { text: ytitle }, type: log },
+    title: { text: title }, yaxis: { title: { text: ytitle }, type: log }, shapes, annotations,
     xaxis: { title: { text: X_AXES[axis].title }, ...(zoomed[chart] ? { range: zoomed[chart].range, autorange: false } : {}) },
   });
   const chart = (id, traces, title, ytitle) => {
@@ -130,7 +146,46 @@ function drawFacts() {
   document.getElementById("actions").replaceChildren(...actions);
   drawDownloads();
   drawCoverage();
+  drawStages();
   document.getElementById("spec").textContent = JSON.stringify({ spec: run.spec, plan: run.plan, summary: run.summary }, null, 2);
+}
+
+// The compress stages (pruned -> cluster -> qat -> int8) as a staircase: each step left is a smaller file, each
+// step down what it cost in test accuracy; the plain pruned model's int8 file is drawn beside it for reference.
+function drawStages() {
+  const compression = run.summary?.compression;
+  const section = document.getElementById("stages-section");
+  if (!compression?.stages?.length) { section.hidden = true; return; }
+  section.hidden = false;
+  const chain = compression.stages.filter((stage) => !stage.reference);
+  const references = compression.stages.filter((stage) => stage.reference);
+  const hover = "%{text}<br>%{x:,} bytes zipped<br>accuracy %{y:.4f}<extra></extra>";
+  draw("chart-stages", [
+    { x: chain.map((s) => s.zip_bytes), y: chain.map((s) => s.test_accuracy), text: chain.map((s) => s.stage),
+      mode: "lines+markers+text", textposition: "top center", name: "stages", line: { shape: "vh", color: "#1f5fbf" },
+      marker: { size: 10 }, hovertemplate: hover, meta: { metric: "stages" } },
+    { x: chain.map((s) => s.floor_bytes), y: chain.map((s) => s.test_accuracy), text: chain.map((s) => `${s.stage} floor`),
+      mode: "markers", name: "information floor", marker: { symbol: "line-ns-open", size: 14, color: "#9a6700" }, hovertemplate: hover },
+    ...references.map((s) => ({ x: [s.zip_bytes], y: [s.test_accuracy], text: [s.stage], mode: "markers", name: `${s.stage} (reference)`,
+      marker: { symbol: "diamond", size: 10, color: "#888" }, hovertemplate: hover })),
+  ], { title: { text: "Zipped size against test accuracy, stage by stage" }, hovermode: "closest",
+    xaxis: { title: { text: "zipped bytes (log)" }, type: "log" }, yaxis: { title: { text: "test accuracy" } } });
+  const head = ["stage", "file", "accuracy", "zipped", "floor", "zip / floor", "× smaller than dense", "max values per layer"];
+  document.getElementById("stages-table").replaceChildren(el("table", { class: "data" },
+    el("thead", {}, el("tr", {}, ...head.map((t) => el("th", { scope: "col", text: t })))),
+    el("tbody", {}, ...compression.stages.map((s) => el("tr", { "data-stage": s.stage }, ...[
+      s.stage + (s.reference ? " (reference)" : ""), s.export, fmt.num(s.test_accuracy), fmt.bytes(s.zip_bytes),
+      `${fmt.bytes(s.floor_bytes)} (${s.floor_variant})`, `${s.zip_over_floor.toFixed(2)}×`, `${s.x_smaller_than_dense.toFixed(1)}×`,
+      String(Math.max(...Object.values(s.layers).map((layer) => layer.unique_values))),
+    ].map((text) => el("td", { text })))))));
+  const sparse = compression.sparse_tflite;
+  const why = sparse?.xnnpack_sparse_inference;
+  document.getElementById("stages-sparse").textContent = sparse
+    ? `Sparse TFLite: ${fmt.bytes(sparse.sparse_size_bytes)} against ${fmt.bytes(sparse.float_size_bytes)} dense, `
+      + `${sparse.same_predictions ? "same predictions" : "DIFFERENT predictions"}; latency with XNNPACK `
+      + `${sparse.sparse_latency_ms_xnnpack_on.toFixed(3)} ms sparse, ${sparse.dense_latency_ms_xnnpack_on.toFixed(3)} ms dense. `
+      + `XNNPACK sparse inference: ${why.qualifies ? "qualifies" : `does not apply: ${why.reasons.join("; ")}`}.`
+    : "";
 }
 
 function drawDownloads() {
@@ -150,6 +205,8 @@ function drawDownloads() {
 const DOWNLOAD_LABELS = {
   keras: ".keras", h5: ".h5", saved_model: "SavedModel (.zip)", tflite: "TFLite float (.tflite)",
   tflite_int8: "TFLite int8 (.tflite)", manifest: "manifest.json",
+  clustered_h5: "clustered .h5", qat_h5: "quantization-aware .h5", tflite_int8_compressed: "compressed TFLite int8",
+  tflite_int8_pruned: "pruned TFLite int8", tflite_sparse: "sparse TFLite float",
 };
 
 function drawCoverage() {

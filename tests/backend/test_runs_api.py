@@ -128,7 +128,9 @@ def test_health_catalog_and_openapi(client: TestClient) -> None:
     assert client.get("/api/health").json()["status"] == "ok"
     assert {d["name"] for d in client.get("/api/datasets").json()} == {"digits", "mnist", "fashion_mnist", "cifar10"}
     models = {m["name"]: m for m in client.get("/api/models").json()}
-    assert set(models) == {"mlp", "mnist_cnn", "tutorial_cnn", "mobilenet_tiny"}
+    assert set(models) == {"mlp", "mnist_cnn", "tutorial_cnn", "tutorial_mnist_cnn", "mobilenet_tiny"}
+    assert models["tutorial_mnist_cnn"]["param_counts"]["mnist"]["params"] == 431_242
+    assert "digits" not in models["tutorial_mnist_cnn"]["param_counts"]  # 8x8 is too small for it
     assert models["tutorial_cnn"]["source"] == "zoo"
     assert models["tutorial_cnn"]["param_counts"]["mnist"] == {"params": 20410, "prunable_params": 108 + 20280}
     assert models["mlp"]["param_counts"]["digits"]["params"] == 64 * 128 + 128 + 128 * 10 + 10

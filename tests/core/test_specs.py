@@ -64,8 +64,8 @@ def test_unknown_dataset_and_model_name_the_choices() -> None:
         == "Value error, unknown dataset 'imagenet'; choose one of: cifar10, digits, fashion_mnist, mnist"
     )
     assert (
-        errors["model"]
-        == "Value error, unknown model 'resnet'; choose one of: mlp, mnist_cnn, mobilenet_tiny, tutorial_cnn"
+        errors["model"] == "Value error, unknown model 'resnet'; choose one of: "
+        "mlp, mnist_cnn, mobilenet_tiny, tutorial_cnn, tutorial_mnist_cnn"
     )
 
 

@@ -91,7 +91,7 @@ def test_an_uploaded_zip_becomes_a_run_with_per_layer_sparsity(client: TestClien
     assert measured["series"]["measured_sparsity"]["values"][-1] == pytest.approx(0.5)
     epochs = client.get(f"/api/runs/{run['id']}/metrics", params={"keys": "train/epoch_loss"}).json()
     assert epochs["series"]["train/epoch_loss"]["steps"] == list(range(pruning_logs.expected["epochs"]))
-    assert run["id"] in [listed["id"] for listed in client.get("/api/runs").json()]
+    assert run["id"] in [listed["id"] for listed in client.get("/api/runs").json()["runs"]]
 
 
 def test_the_cli_imports_a_folder(client: TestClient, pruning_logs: PruningLogs) -> None:

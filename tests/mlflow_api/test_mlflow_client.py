@@ -115,7 +115,7 @@ def test_mlflow_client_round_trips_every_point_and_the_run_shows_in_prunelab(liv
     assert series["series"]["loss"]["steps"] == list(range(1, STEPS + 1))
     assert series["series"]["sparsity"]["values"][-1] == 0.875
     assert series["series"]["diverged"]["values"] == [None]
-    assert run_id in [listed["id"] for listed in httpx.get(f"{live.url}/api/runs", timeout=10).json()]
+    assert run_id in [listed["id"] for listed in httpx.get(f"{live.url}/api/runs", timeout=10).json()["runs"]]
 
     deleted = live.run_script(DELETE_SCRIPT, live.url, result["run_id"])
     assert deleted == {"after_delete": "RESOURCE_DOES_NOT_EXIST"}

@@ -31,6 +31,29 @@ def test_mnist_cnn_builds_for_digits_and_mnist(input_shape: tuple[int, ...], fla
     assert model.layers[-1].get_config()["activation"] == "linear"  # logits
 
 
+def test_tutorial_mnist_cnn_is_the_seeds_model() -> None:
+    model = build_model("tutorial_mnist_cnn", (28, 28, 1), 10)
+    layers = [
+        (type(layer).__name__, layer.get_config().get("filters") or layer.get_config().get("units"))
+        for layer in model.layers
+    ]
+    assert layers == [
+        ("Conv2D", 32),
+        ("MaxPooling2D", None),
+        ("Conv2D", 64),
+        ("MaxPooling2D", None),
+        ("Flatten", None),
+        ("Dense", 256),
+        ("Dense", 10),
+    ]
+    convolutions = [layer.get_config() for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
+    assert {(c["padding"], c["activation"], tuple(c["kernel_size"])) for c in convolutions} == {
+        ("valid", "relu", (3, 3))
+    }
+    assert model.layers[1].output_shape == (None, 13, 13, 32) and model.layers[3].output_shape == (None, 5, 5, 64)
+    assert model.count_params() == 431_242  # the seeds' table: 1,601,609 B zipped dense .h5
+
+
 def test_mlp() -> None:
     model = build_model("mlp", (8, 8, 1), 10)
     assert [type(layer).__name__ for layer in model.layers] == ["Flatten", "Dense", "Dense"]

@@ -22,19 +22,35 @@ LATENCY_EXAMPLES = 100
 LATENCY_REPEATS = 5
 # Training images that calibrate full-integer quantization.
 CALIBRATION_EXAMPLES = 100
+# The interpreter without its default delegate (XNNPACK): TFLite's built-in kernels only.
+NO_DEFAULT_DELEGATES = tf.lite.experimental.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
 
 
-def convert(model: keras.Model, *, int8: str | None = None, calibration: np.ndarray | None = None) -> bytes:
-    """The model as a TFLite flatbuffer: float, or int8 ('dynamic_range' or 'full_integer')."""
+def convert(
+    model: keras.Model,
+    *,
+    int8: str | None = None,
+    calibration: np.ndarray | None = None,
+    calibration_examples: int = CALIBRATION_EXAMPLES,
+    sparse: bool = False,
+) -> bytes:
+    """The model as a TFLite flatbuffer: float, or int8 ('dynamic_range' or 'full_integer').
+
+    `sparse` (float only) stores sparse weight tensors sparse, with DENSIFY ops (`Optimize.EXPERIMENTAL_SPARSITY`).
+    """
     converter = tf.lite.TFLiteConverter.from_keras_model(model)
     if int8 is not None:
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    if sparse:
+        if int8 is not None:
+            raise ValueError("sparse storage is for the float model; int8 kernels are converted without it")
+        converter.optimizations = [tf.lite.Optimize.EXPERIMENTAL_SPARSITY]
     if int8 == "full_integer":
         if calibration is None:
             raise ValueError("full_integer quantization needs calibration images")
 
         def representative() -> Iterator[list[np.ndarray]]:
-            for image in calibration[:CALIBRATION_EXAMPLES]:
+            for image in calibration[:calibration_examples]:
                 yield [image[np.newaxis].astype(np.float32)]
 
         converter.representative_dataset = representative
@@ -48,18 +64,19 @@ def write_tflite(model: keras.Model, path: Path, **options: object) -> Path:
     return path
 
 
-def interpreter(path: Path) -> tf.lite.Interpreter:
-    """A single-threaded interpreter for the file, tensors allocated."""
+def interpreter(path: Path, *, xnnpack: bool = True) -> tf.lite.Interpreter:
+    """A single-threaded interpreter for the file, tensors allocated; `xnnpack=False` runs TFLite's own kernels."""
+    options = {} if xnnpack else {"experimental_op_resolver_type": NO_DEFAULT_DELEGATES}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # tf.lite.Interpreter's deprecation notice, once per call
-        loaded = tf.lite.Interpreter(model_path=str(path), num_threads=1)
+        loaded = tf.lite.Interpreter(model_path=str(path), num_threads=1, **options)
     loaded.allocate_tensors()
     return loaded
 
 
-def predict(path: Path, images: np.ndarray) -> np.ndarray:
+def predict(path: Path, images: np.ndarray, *, xnnpack: bool = True) -> np.ndarray:
     """Outputs of the TFLite model for each image, one invoke per image."""
-    loaded = interpreter(path)
+    loaded = interpreter(path, xnnpack=xnnpack)
     input_index = loaded.get_input_details()[0]["index"]
     output_index = loaded.get_output_details()[0]["index"]
     outputs = []
@@ -70,9 +87,9 @@ def predict(path: Path, images: np.ndarray) -> np.ndarray:
     return np.stack(outputs)
 
 
-def latency_ms(path: Path, images: np.ndarray, repeats: int = LATENCY_REPEATS) -> float:
+def latency_ms(path: Path, images: np.ndarray, repeats: int = LATENCY_REPEATS, *, xnnpack: bool = True) -> float:
     """Median over `repeats` passes of the mean single-threaded batch-1 latency, in milliseconds."""
-    loaded = interpreter(path)
+    loaded = interpreter(path, xnnpack=xnnpack)
     input_index = loaded.get_input_details()[0]["index"]
     batch = [image[np.newaxis].astype(np.float32) for image in images[:LATENCY_EXAMPLES]]
     loaded.set_tensor(input_index, batch[0])

@@ -9,12 +9,12 @@ from typing import Any
 
 import numpy as np
 
-from core.exports import ARTIFACT_FILE_NAMES
+from core.exports import ARTIFACT_FILE_NAMES, zipped_size
 from core.plans import RunPlan, split_sizes
 from core.recipes import LotteryTicketRecipe, SensitivityRecipe
 from core.scope import DENSE_RUN, LayerDecision
 from core.specs import RunSpec
-from worker.training import export
+from worker.training import compress, export
 from worker.training.callbacks import PruningReporter, TrainingStopped
 from worker.training.checkpoints import Checkpointer, EpochCheckpoint, resume_from
 from worker.training.datasets import Dataset, load_dataset
@@ -175,7 +175,9 @@ def train(
     # An uploaded model's sweep learns its layers (and so its step count) only here.
     if progress.step != plan.total_steps and plan.sensitivity_layers is not None:
         raise RuntimeError(f"the run ended at step {progress.step}, the plan at {plan.total_steps}")
-    result = _deliver(model, dense, decisions, progress, spec, plan, dataset, output_dir, reporter, started)
+    result = _deliver(model, dense, decisions, progress, spec, plan, dataset, data, output_dir, reporter, started)
+    if result.cancelled:
+        return result
     result.summary.update(extra)
     if record is not None:
         result.rewind = record
@@ -224,11 +226,12 @@ def _deliver(
     spec: RunSpec,
     plan: RunPlan,
     dataset: Dataset,
+    data: tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray] | None],
     output_dir: Path,
     reporter: Reporter,
     started: float,
 ) -> TrainingResult:
-    """Strip, verify and export the trained model; evaluate it on the test set; build the summary."""
+    """Strip, verify and export the trained model; evaluate it on the test set; run the compress stages."""
     pruned = export.pruned_weights(model)
     prunable_param_count = sum(weight.variable.shape.num_elements() for weight in pruned)
     pruned_names = {weight.variable.name for weight in pruned}
@@ -256,7 +259,54 @@ def _deliver(
         "wall_time_s": time.monotonic() - started,
         "steps": progress.step,
     }
-    return TrainingResult(summary=summary, exports=delivery.files, cancelled=False, steps_completed=progress.step)
+    files = delivery.files
+    if spec.compress:
+        compressed = _compress(stripped, dense, progress, spec, plan, dataset, data, output_dir, reporter, summary)
+        if compressed.cancelled:
+            return _cancelled(progress, started)
+        summary.update(compressed.summary)
+        files = {**files, **compressed.files}
+        summary.update(export.export_sizes(compressed.files))
+        summary["wall_time_s"], summary["steps"] = time.monotonic() - started, progress.step
+    return TrainingResult(summary=summary, exports=files, cancelled=False, steps_completed=progress.step)
+
+
+def _compress(
+    stripped: keras.Model,
+    dense: keras.Model,
+    progress: PruningReporter,
+    spec: RunSpec,
+    plan: RunPlan,
+    dataset: Dataset,
+    data: tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray] | None],
+    output_dir: Path,
+    reporter: Reporter,
+    summary: dict[str, Any],
+) -> compress.Compressed:
+    """The compress stages, measured against the pruned model's .h5 and the dense model's zipped .h5."""
+    scratch = export.scratch_folder(output_dir, "baselines")
+    try:
+        pruned_h5 = export.save_exports(stripped, scratch / "pruned", ["h5"])["h5"]
+        dense_zip = summary.get("dense_h5_zip_bytes") or zipped_size(
+            export.save_exports(dense, scratch / "dense", ["h5"])["h5"]
+        )
+        return compress.compress(
+            stripped,
+            spec,
+            plan,
+            dataset,
+            data,
+            progress,
+            reporter,
+            output_dir,
+            pruned_file=pruned_h5,
+            pruned_accuracy=summary["test_accuracy"],
+            dense_zip_bytes=int(dense_zip),
+            fit_epochs=fit_epochs,
+            compile_model=compile_model,
+        )
+    finally:
+        export.remove_folder(scratch)
 
 
 def _cancelled(progress: PruningReporter, started: float) -> TrainingResult:

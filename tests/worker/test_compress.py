@@ -1,0 +1,170 @@
+"""Every compress stage combination on tiny runs: zeros kept exactly through clustering and QAT, at most k values,
+the int8 file's own tensors keep the zeros, every export loads and predicts, each stage is a phase of the run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from core.specs import QatStage, RunSpec
+from tests.worker.conftest import DATA_DIR, Run, run_training
+from worker.training import export_tflite, qat
+from worker.training.compress import kernel_layers
+from worker.training.datasets import load_dataset
+from worker.training.tf import keras
+from worker.training.tflite_kernels import kernel_tensors, values_per_channel
+
+CLUSTERS = 6
+STAGES = {
+    "cluster": {"kind": "cluster", "number_of_clusters": CLUSTERS, "epochs": 1, "learning_rate": 1e-4},
+    "pcqat": {"kind": "qat", "scheme": "pcqat", "epochs": 1},
+    "pqat": {"kind": "qat", "scheme": "pqat", "epochs": 1},
+    "tflite_int8": {"kind": "tflite_int8", "calibration_examples": 20},
+}
+# Each combination tfmot supports; the full chain runs on the CNN so convolution kernels are checked too.
+COMBINATIONS = {
+    "cluster": ("mlp", ["cluster"]),
+    "cluster+pcqat": ("mlp", ["cluster", "pcqat"]),
+    "pqat": ("mlp", ["pqat"]),
+    "cluster+tflite": ("mlp", ["cluster", "tflite_int8"]),
+    "pqat+tflite": ("mlp", ["pqat", "tflite_int8"]),
+    "tflite": ("mlp", ["tflite_int8"]),
+    "cluster+pcqat+tflite": ("mnist_cnn", ["cluster", "pcqat", "tflite_int8"]),
+}
+_RUNS: dict[str, Run] = {}
+
+
+@pytest.fixture(params=sorted(COMBINATIONS))
+def compressed(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Run:
+    name = request.param
+    if name not in _RUNS:
+        model, stages = COMBINATIONS[name]
+        spec = RunSpec.model_validate(
+            {
+                "dataset": "digits",
+                "model": model,
+                "epochs": 1,
+                "batch_size": 64,
+                "learning_rate": 3e-3,
+                "schedule": {"kind": "constant", "target_sparsity": 0.75, "begin_step": 0, "frequency": 5},
+                "exports": ["h5"],
+                "compress": [STAGES[stage] for stage in stages],
+            }
+        )
+        _RUNS[name] = run_training(spec, tmp_path_factory.mktemp(name.replace("+", "-")))
+    return _RUNS[name]
+
+
+def _pruned_kernels(run: Run) -> dict[str, np.ndarray]:
+    return kernel_layers(keras.models.load_model(run.result.exports["h5"]))
+
+
+def _rows(run: Run) -> dict[str, dict]:  # type: ignore[type-arg]
+    return {row["stage"]: row for row in run.result.summary["compression"]["stages"]}
+
+
+def _clustered(run: Run) -> bool:
+    return any(stage.kind == "cluster" for stage in run.spec.compress)
+
+
+def test_each_training_stage_is_a_phase_on_the_one_step_axis(compressed: Run) -> None:
+    plan, reporter = compressed.plan, compressed.reporter
+    training_stages = [stage for stage in compressed.spec.compress if stage.kind != "tflite_int8"]
+    assert plan.phase_steps == [plan.steps_per_epoch] * (1 + len(training_stages))
+    assert compressed.result.steps_completed == plan.total_steps
+    assert sorted(reporter.series("loss")) == list(range(1, plan.total_steps + 1))  # steps continue after pruning
+    phases = reporter.series("phase")
+    ends = np.cumsum(plan.phase_steps)
+    assert [phases.get(int(end)) for end in ends[1:]] == list(range(2, len(ends) + 1))
+
+
+def test_clustering_keeps_every_zero_and_at_most_k_values(compressed: Run) -> None:
+    if not _clustered(compressed):
+        pytest.skip("no cluster stage")
+    pruned = _pruned_kernels(compressed)
+    clustered = kernel_layers(keras.models.load_model(compressed.result.exports["clustered_h5"]))
+    row = _rows(compressed)["cluster"]
+    for name, kernel in pruned.items():
+        assert np.all(clustered[name][kernel == 0] == 0), name  # every pruned zero is still zero
+        # ... and the only new zeros are kept weights tfmot put in its zero centroid, each one reported.
+        assert np.count_nonzero((kernel != 0) & (clustered[name] == 0)) == row["extra_zeros"][name], name
+        assert row["extra_zeros"][name] <= 0.05 * np.count_nonzero(kernel) + 1, name
+        assert np.unique(clustered[name]).size <= CLUSTERS, name
+    assert all(layer["unique_values"] <= CLUSTERS for layer in row["layers"].values())
+    for name, layer in row["layers"].items():
+        pruned_zeros = pruned[name].size - np.count_nonzero(pruned[name])
+        assert layer["sparsity"] == (pruned_zeros + row["extra_zeros"][name]) / pruned[name].size, name
+
+
+def test_the_int8_files_own_tensors_keep_the_zeros(compressed: Run) -> None:
+    files = [name for name in ("tflite_int8_compressed", "tflite_int8_pruned") if name in compressed.result.exports]
+    if not files:
+        pytest.skip("no int8 file")
+    pruned = _pruned_kernels(compressed)
+    for file_format in files:
+        tensors = kernel_tensors(compressed.result.exports[file_format], {n: k.shape for n, k in pruned.items()})
+        for name, kernel in pruned.items():
+            assert tensors[name].dtype == np.int8
+            assert np.all(tensors[name][kernel == 0] == 0), (file_format, name)
+            if file_format == "tflite_int8_compressed" and _clustered(compressed):
+                assert values_per_channel(tensors[name]) <= CLUSTERS, (file_format, name)
+
+
+def test_qat_preserves_the_zeros(compressed: Run) -> None:
+    if "qat_h5" not in compressed.result.exports:
+        pytest.skip("no qat stage")
+    row = _rows(compressed)["qat"]
+    pruned_row = _rows(compressed)["pruned"]
+    for name, layer in row["layers"].items():
+        assert layer["sparsity"] >= pruned_row["layers"][name]["sparsity"], name
+    stage = next(stage for stage in compressed.spec.compress if isinstance(stage, QatStage))
+    clustered = compressed.result.exports.get("clustered_h5")
+    model = qat.load(
+        compressed.result.exports["qat_h5"], stage, keras.models.load_model(clustered) if clustered else None
+    )
+    model.compile(loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
+    dataset = load_dataset("digits", DATA_DIR)
+    assert model.evaluate(dataset.x_test, dataset.y_test, verbose=0)[1] == pytest.approx(row["test_accuracy"], abs=1e-6)
+
+
+def test_every_export_loads_and_predicts_as_measured(compressed: Run) -> None:
+    from tests.worker.conftest import DATA_DIR
+    from worker.training.datasets import load_dataset
+
+    dataset = load_dataset("digits", DATA_DIR)
+    rows = _rows(compressed)
+    for file_format, stage in (("tflite_int8_compressed", "tflite_int8"), ("tflite_int8_pruned", "pruned_int8")):
+        if file_format in compressed.result.exports:
+            outputs = export_tflite.predict(compressed.result.exports[file_format], dataset.x_test)
+            assert np.mean(outputs.argmax(axis=1) == dataset.y_test) == pytest.approx(rows[stage]["test_accuracy"])
+    if "tflite_sparse" in compressed.result.exports:
+        sparse = compressed.result.summary["compression"]["sparse_tflite"]
+        assert sparse["same_predictions"] and sparse["densify_ops"] > 0
+        assert set(sparse["xnnpack_sparse_inference"]) >= {"qualifies", "reasons"}
+        assert not sparse["xnnpack_sparse_inference"]["qualifies"]  # no 3x3 stride-2 entry, no 1x1 convolutions
+    if "clustered_h5" in compressed.result.exports:
+        model = keras.models.load_model(compressed.result.exports["clustered_h5"])
+        model.compile(loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
+        accuracy = model.evaluate(dataset.x_test, dataset.y_test, verbose=0)[1]
+        assert accuracy == pytest.approx(rows["cluster"]["test_accuracy"], abs=1e-6)
+
+
+def test_every_stage_reports_sizes_floor_and_ratio(compressed: Run) -> None:
+    summary = compressed.result.summary
+    for row in summary["compression"]["stages"]:
+        path: Path = compressed.result.exports.get(row["export"]) or compressed.result.exports["h5"]
+        if row["stage"] != "pruned":
+            assert row["size_bytes"] == path.stat().st_size
+        assert row["floor_bytes"] > 0 and row["zip_bytes"] > 0
+        assert row["floors"]["int8"] < row["floors"]["float32"]
+        if row["clusters"] is not None:  # a few shared values per layer: cheaper than storing each kept value
+            assert row["floors"]["shared_int8"] <= row["floors"]["int8"]
+        assert row["x_smaller_than_dense"] == pytest.approx(
+            summary["compression"]["dense_h5_zip_bytes"] / row["zip_bytes"]
+        )
+    assert [row["stage"] for row in summary["compression"]["stages"] if not row["reference"]] == [
+        "pruned",
+        *[stage.kind for stage in compressed.spec.compress],
+    ]
