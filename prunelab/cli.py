@@ -36,6 +36,8 @@ SERVER_COMMANDS = {
     "report": "Write an HTML comparison of runs, read from the server's database.",
     "users": "Add and list the people who sign in.",
     "tokens": "API tokens for scripts.",
+    "import": "Import TensorBoard event files or MLflow runs as PruneLab runs.",
+    "export": "Export a PruneLab run in a form MLflow can import.",
 }
 INSTALL_SERVER = "pip install prunelab  (the server; it includes this client)"
 
