@@ -210,6 +210,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     charts = write_charts(list(fresh.values()), out.parent / "benchmarks")
     closing = closing_note(results)
     closing.append(f"This invocation ran {', '.join(fresh)} in {time.monotonic() - started:.0f} s.")
+    missing = [name for name in BENCHMARKS if name not in results]
+    if missing:
+        closing.append(f"Not run at this size yet (no section below): {', '.join(missing)}.")
     mode = {"quick": "QUICK mode: fewer epochs and smaller data", "tiny": "TINY smoke-test size", "full": "full size"}
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(
