@@ -182,10 +182,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--size", choices=("tiny", "quick", "full"), help="override the size (tiny: the smoke test's)")
     parser.add_argument("--only", action="append", choices=sorted(BENCHMARKS), help="run only these benchmarks")
     parser.add_argument("--out", type=Path, default=REPO / "docs" / "benchmarks.md", help="markdown report to write")
+    parser.add_argument(
+        "--render", action="store_true", help="run nothing: write the report from the stored results (bench/results/)"
+    )
     args = parser.parse_args(argv)
     os.environ.setdefault("PRUNELAB_DATA_DIR", str(shared_data_dir()))
     size_name = args.size or ("quick" if args.quick else "full")
-    names = args.only or list(BENCHMARKS)
+    names = [] if args.render else args.only or list(BENCHMARKS)
     command = "python -m bench " + shlex.join(argv if argv is not None else sys.argv[1:])
     machine = describe()
     started = time.monotonic()
