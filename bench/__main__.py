@@ -212,7 +212,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     out: Path = args.out
     charts = write_charts(list(fresh.values()), out.parent / "benchmarks")
     closing = closing_note(results)
-    closing.append(f"This invocation ran {', '.join(fresh)} in {time.monotonic() - started:.0f} s.")
+    if fresh:
+        closing.append(f"This invocation ran {', '.join(fresh)} in {time.monotonic() - started:.0f} s.")
+    else:
+        closing.append("This report was rendered from the stored sections (`--render`); it ran none.")
     missing = [name for name in BENCHMARKS if name not in results]
     if missing:
         closing.append(f"Not run at this size yet (no section below): {', '.join(missing)}.")
