@@ -376,7 +376,8 @@ class RunSpec(BaseModel):
         json_schema_extra={"group": "export"},
     )
     compress: list[CompressStage] = Field(
-        default_factory=list,
+        # A default in the schema (not a factory): the generated form fills the field with it.
+        default=[],
         description="Compression after pruning, in tfmot's order: cluster (weight clustering), qat "
         "(quantization-aware training: default, pqat or pcqat), tflite_int8 (full-integer TFLite). Each "
         "training stage fine-tunes as its own phase on the run's step axis and is exported and measured.",
