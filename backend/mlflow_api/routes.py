@@ -18,7 +18,13 @@ from backend.kit.identity import PrincipalDep
 from backend.mlflow_api import schemas, service
 from backend.mlflow_api.errors import PREFIX
 
-router = APIRouter(prefix=PREFIX, tags=["mlflow"])
+# MLflow's error statuses (backend/mlflow_api/errors.py), each answered in MLflow's error shape.
+MLFLOW_ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"model": schemas.MlflowErrorOut, "description": "INVALID_PARAMETER_VALUE, RESOURCE_ALREADY_EXISTS, ..."},
+    403: {"model": schemas.MlflowErrorOut, "description": "PERMISSION_DENIED: the run is another user's."},
+    404: {"model": schemas.MlflowErrorOut, "description": "RESOURCE_DOES_NOT_EXIST."},
+}
+router = APIRouter(prefix=PREFIX, tags=["mlflow"], responses=MLFLOW_ERRORS)
 Json = dict[str, Any]
 EMPTY: Json = {}
 

@@ -110,3 +110,10 @@ class LogBatch(RunRef):
 
 # Responses are plain dicts shaped as MLflow's protobuf JSON: unset fields are left out, as MLflow leaves them.
 Json = dict[str, Any]
+
+
+class MlflowErrorOut(BaseModel):
+    """MLflow's error shape: `{"error_code": "RESOURCE_DOES_NOT_EXIST", "message": "..."}`."""
+
+    error_code: str
+    message: str
