@@ -57,7 +57,11 @@ function renderHeaderRow() {
   document.getElementById("header-row").replaceChildren(...cells);
 }
 
+// Edits saved in this page ("<run id> <field>"): a redrawn row keeps saying so.
+const saved = new Set();
+
 function saveOnChange(run, field, input) {
+  if (saved.has(`${run.id} ${field}`)) input.title = "saved";
   if (!mayChange(me, run)) {
     input.readOnly = true;
     input.title = `only ${run.owner ?? "an admin"} or an admin may change this`;
@@ -70,7 +74,10 @@ function saveOnChange(run, field, input) {
       runs.set(run.id, updated);
       input.removeAttribute("aria-invalid");
       input.title = "saved";
-      if (field === "tags") render();
+      saved.add(`${run.id} ${field}`);
+      // The edit is stored: redraw now, with any update (a new filter's page) held back while it was typed.
+      input.blur();
+      render();
     } catch (error) {
       input.setAttribute("aria-invalid", "true");
       input.title = Array.isArray(error.detail) ? error.detail.map((d) => d.msg).join("; ") : error.message;
