@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 # mlflow/utils/validation.py
 MAX_METRICS_PER_BATCH = 1000
@@ -31,6 +31,15 @@ ViewType = Literal["ACTIVE_ONLY", "DELETED_ONLY", "ALL"]
 
 class Message(BaseModel):
     model_config = ConfigDict(extra="ignore")
+
+    @field_validator("*")
+    @classmethod
+    def _no_nul(cls, value: Any) -> Any:
+        # PostgreSQL text cannot hold NUL: refused here as INVALID_PARAMETER_VALUE, never a database error.
+        texts = value if isinstance(value, list) else [value]
+        if any(isinstance(text, str) and "\x00" in text for text in texts):
+            raise ValueError("must not contain NUL characters")
+        return value
 
 
 class KeyValue(Message):
