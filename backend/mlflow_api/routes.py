@@ -10,13 +10,13 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query, Request
 
 from backend.artifacts.service import StoreDep
 from backend.db import SessionDep
 from backend.kit.identity import PrincipalDep
 from backend.mlflow_api import schemas, service
-from backend.mlflow_api.errors import PREFIX
+from backend.mlflow_api.errors import PREFIX, invalid
 
 # MLflow's error statuses (backend/mlflow_api/errors.py), each answered in MLflow's error shape.
 MLFLOW_ERRORS: dict[int | str, dict[str, Any]] = {
@@ -24,7 +24,16 @@ MLFLOW_ERRORS: dict[int | str, dict[str, Any]] = {
     403: {"model": schemas.MlflowErrorOut, "description": "PERMISSION_DENIED: the run is another user's."},
     404: {"model": schemas.MlflowErrorOut, "description": "RESOURCE_DOES_NOT_EXIST."},
 }
-router = APIRouter(prefix=PREFIX, tags=["mlflow"], responses=MLFLOW_ERRORS)
+
+
+def no_nul_in_query(request: Request) -> None:
+    """A NUL in a query parameter is INVALID_PARAMETER_VALUE (PostgreSQL text cannot hold it); bodies check theirs."""
+    for name, value in request.query_params.multi_items():
+        if "\x00" in value:
+            raise invalid(f"{name} must not contain NUL characters")
+
+
+router = APIRouter(prefix=PREFIX, tags=["mlflow"], responses=MLFLOW_ERRORS, dependencies=[Depends(no_nul_in_query)])
 Json = dict[str, Any]
 EMPTY: Json = {}
 
