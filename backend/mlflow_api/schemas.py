@@ -34,11 +34,13 @@ class Message(BaseModel):
 
     @field_validator("*")
     @classmethod
-    def _no_nul(cls, value: Any) -> Any:
-        # PostgreSQL text cannot hold NUL: refused here as INVALID_PARAMETER_VALUE, never a database error.
+    def _plain_text(cls, value: Any) -> Any:
+        # PostgreSQL text cannot hold NUL, and run names become PruneLab names (core.specs.PlainText): refused
+        # here as INVALID_PARAMETER_VALUE, never a database or validation error later.
         texts = value if isinstance(value, list) else [value]
-        if any(isinstance(text, str) and "\x00" in text for text in texts):
-            raise ValueError("must not contain NUL characters")
+        for text in texts:
+            if isinstance(text, str) and any(not char.isprintable() and char not in "\n\t" for char in text):
+                raise ValueError("must not contain control characters (such as NUL)")
         return value
 
 
