@@ -11,7 +11,6 @@ from typing import Annotated
 from fastapi import APIRouter, Form, UploadFile, status
 
 from backend.db import SessionDep
-from backend.errors import ErrorMessage
 from backend.imports import mlflow_runs, tensorboard
 from backend.kit.identity import PrincipalDep
 from backend.runs.presenters import run_out, run_outs
@@ -19,11 +18,8 @@ from backend.runs.schemas import RunOut
 from backend.uploads.archives import UploadRejected, check_archive
 from core.errors import InvalidUpload
 
-router = APIRouter(
-    prefix="/api/imports",
-    tags=["imports"],
-    responses={422: {"model": ErrorMessage, "description": "Not a zip of what the route reads; the reason."}},
-)
+# A refused archive is a 422 in FastAPI's validation shape (a list naming the `file` field), as documented by default.
+router = APIRouter(prefix="/api/imports", tags=["imports"])
 MLFLOW_FILES = ("run.json", "experiment.json")
 
 
