@@ -10,8 +10,10 @@ points on Fashion-MNIST; every stage's file against the information floor of its
 
 from __future__ import annotations
 
+import tempfile
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import plotly.graph_objects as go
@@ -19,6 +21,9 @@ import plotly.graph_objects as go
 from bench import workloads
 from bench.report import Result, Table
 from bench.stacks import deployment
+from bench.training_overhead import trial as plain_trial
+from core.specs import RunSpec
+from harness.stack import StackConfig
 
 NAME = "compression"
 PUBLISHED = {"constant": (0.9886, 388_071), "polynomial": (0.9927, 384_305)}
@@ -131,6 +136,18 @@ def _stage(run: dict[str, Any], kind: str) -> dict[str, Any] | None:
     return next((stage for stage in stages if stage["stage"] == kind), None)
 
 
+def plain_script_runs(size: Size) -> dict[str, dict[str, float]]:
+    """The seed table's two runs as the plain tfmot script trains them (same spec and seed), one fresh process each."""
+    dataset = size.datasets[0]
+    with tempfile.TemporaryDirectory(prefix="bench-compression-plain-") as home:
+        config = StackConfig(home=Path(home), database_url="", broker_url="")
+        return {
+            key: plain_trial("plain", RunSpec.model_validate(spec), config)
+            for key, spec in run_specs(size, dataset).items()
+            if key in PUBLISHED
+        }
+
+
 def run(size: Size) -> Result:
     started = time.monotonic()
     runs: dict[str, dict[str, dict[str, Any]]] = {}
@@ -141,6 +158,7 @@ def run(size: Size) -> Result:
         }
         for dataset, submitted in ids.items():
             runs[dataset] = {key: stack.finish(run_id) for key, run_id in submitted.items()}
+    plain = plain_script_runs(size)
 
     figures: dict[str, float | str] = {}
     seed_rows = []
@@ -176,6 +194,24 @@ def run(size: Size) -> Result:
                 ]
             )
             figures[f"accuracy_{dataset}_{key}"] = summary["test_accuracy"]
+            if dataset == size.datasets[0] and key in plain:
+                script = plain[key]
+                seed_rows.append(
+                    [
+                        dataset,
+                        f"{key}, plain tfmot script",
+                        None,
+                        script["kernel_sparsity"],
+                        script["test_accuracy"],
+                        published_accuracy,
+                        script["test_accuracy"] - published_accuracy if published_accuracy else None,
+                        script["h5_zip_bytes"],
+                        published_zip,
+                        script["h5_zip_bytes"] / published_zip - 1 if published_zip else None,
+                        dense_zip / script["h5_zip_bytes"],
+                    ]
+                )
+                figures[f"plain_accuracy_{dataset}_{key}"] = script["test_accuracy"]
             if accuracy_gap is not None and size_gap is not None:
                 figures[f"accuracy_gap_{key}"] = abs(accuracy_gap)
                 figures[f"size_gap_{key}"] = abs(size_gap)
@@ -310,6 +346,9 @@ def run(size: Size) -> Result:
             if size.alternative
             else ""
         ),
+        "The `plain tfmot script` rows train the same spec and seed with the pruning_with_keras tutorial's script "
+        "(prune_low_magnitude, UpdatePruningStep, fit, strip_pruning, save .h5), in a fresh process after the "
+        "PruneLab runs; their sparsity is over every kernel.",
         "x smaller: the dense run's zipped .h5 over the stage's zipped file. Floor: mask entropy plus the kept values "
         "(float32, int8, or log2(k) bits per kept value and a k-entry codebook when clustered), biases at 32 bits, "
         "computed from the stage's own weights (the int8 stages from the TFLite file's tensors).",

@@ -64,7 +64,7 @@ SIZES = {
 }
 
 
-def _trial(arm: str, spec: RunSpec, config: StackConfig) -> dict[str, float]:
+def trial(arm: str, spec: RunSpec, config: StackConfig) -> dict[str, float]:
     command = [sys.executable, "-m", "bench.trial", "plain" if arm == "plain" else "prunelab", spec.model_dump_json()]
     completed = subprocess.run(command, env=config.env(), cwd=REPO, capture_output=True, text=True, timeout=3600)
     lines = [line for line in completed.stdout.splitlines() if line.startswith("TRIAL ")]
@@ -89,7 +89,7 @@ def run(size: Size) -> Result:
             configs["prunelab-sqlite"] = StackConfig(home=home / "sqlite", database_url=url, broker_url=REDIS_URL)
         for _ in range(size.repetitions):
             for arm in size.arms:
-                trials[arm].append(_trial(arm, size.spec, configs[arm]))
+                trials[arm].append(trial(arm, size.spec, configs[arm]))
 
     plain = trials["plain"]
     plain_wall = median([t["wall_s"] for t in plain])

@@ -15,6 +15,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from core.exports import zipped_size
 from core.plans import resolve_plan
 from core.specs import RunSpec
 
@@ -68,6 +69,9 @@ def plain_tfmot(spec: RunSpec, data_dir: Path) -> dict[str, float]:
     stripped = tfmot.sparsity.keras.strip_pruning(pruned)
     with tempfile.TemporaryDirectory() as scratch:
         stripped.save(Path(scratch) / "model.h5", include_optimizer=False)
+        h5_zip_bytes = zipped_size(Path(scratch) / "model.h5")
+    kernels = [weight.numpy() for weight in stripped.weights if "kernel" in weight.name]
+    sparsity = sum(int((kernel == 0).sum()) for kernel in kernels) / sum(kernel.size for kernel in kernels)
     stripped.compile(
         optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"]
     )
@@ -77,6 +81,8 @@ def plain_tfmot(spec: RunSpec, data_dir: Path) -> dict[str, float]:
         "fit_s": fit_seconds[0],
         "steps": plan.total_steps,
         "test_accuracy": float(test_accuracy),
+        "h5_zip_bytes": h5_zip_bytes,
+        "kernel_sparsity": sparsity,
     }
 
 
