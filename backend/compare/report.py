@@ -6,7 +6,7 @@ import html
 from datetime import UTC, datetime
 from typing import Any
 
-from backend.compare.service import SIZE_KEY, CompareOut
+from backend.compare.service import SIZE_KEY, CompareOut, frontier, size_points
 
 METRIC_TITLES = {
     "measured_sparsity": "Sparsity: measured (solid) and planned (dotted)",
@@ -77,37 +77,42 @@ def _pareto_figure(data: CompareOut) -> Any:
     import plotly.graph_objects as go
 
     figure = go.Figure()
-    points = {run.id: run for run in data.runs if run.summary and run.summary.get(SIZE_KEY) is not None}
-    for run in points.values():
-        summary = run.summary or {}
+    front = frontier(data.runs)
+    for run in data.runs:
+        points = size_points(run)
+        if not points:
+            continue
         figure.add_trace(
             go.Scatter(
-                x=[summary[SIZE_KEY]],
-                y=[summary.get("test_accuracy")],
-                mode="markers",
+                x=[point.zipped for point in points],
+                y=[point.accuracy for point in points],
+                text=[_label(run) + (f" · {point.stage}" if point.stage else "") for point in points],
+                mode="lines+markers" if len(points) > 1 else "markers",
+                line={"color": data.colors[run.id], "width": 1, "shape": "vh"},
                 marker={
                     "color": data.colors[run.id],
                     "size": 12,
-                    "symbol": "star" if run.id in data.pareto_ids else "circle",
+                    "symbol": ["star" if point in front else "circle" for point in points],
                 },
                 name=_label(run),
                 meta={"run_id": run.id, "metric": "pareto"},
             )
         )
-    front = [points[run_id].summary or {} for run_id in data.pareto_ids if run_id in points]
     figure.add_trace(
         go.Scatter(
-            x=[summary[SIZE_KEY] for summary in front],
-            y=[summary.get("test_accuracy") for summary in front],
+            x=[point.zipped for point in front],
+            y=[point.accuracy for point in front],
             mode="lines",
             line={"color": "black", "dash": "dot", "shape": "hv"},
             name="Pareto frontier",
             meta={"metric": "pareto_frontier"},
         )
     )
+    staged = any(point.stage for point in front)
     figure.update_layout(
-        title="Test accuracy against zipped size (stars: Pareto frontier)",
-        xaxis_title="zipped .keras size (bytes)",
+        title="Test accuracy against zipped size, each compress stage a point (stars: Pareto frontier)",
+        xaxis_title="zipped file (bytes; .keras, or each stage's file)",
+        xaxis_type="log" if staged else "linear",
         yaxis_title="test accuracy",
         height=420,
         template="plotly_white",

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import Any, TypeVar
 
 from pydantic import BaseModel
 from sqlalchemy import select
@@ -53,7 +53,7 @@ class CompareOut(BaseModel):
     series: dict[int, dict[str, SeriesOut]]
     planned: dict[int, PlannedSparsity]
     differences: list[ParameterDifference]
-    pareto_ids: list[int]
+    pareto_ids: list[int]  # runs with a point (a stage, or the run itself) on the accuracy-size frontier
     baseline_id: int | None
     colors: dict[int, str]
 
@@ -83,21 +83,50 @@ def differences(runs: Sequence[RunOut]) -> list[ParameterDifference]:
     return [row for row in rows if len({repr(value) for value in row.values.values()}) > 1]
 
 
-def pareto_front(points: dict[int, tuple[float, float]]) -> list[int]:
-    """Ids of runs no other run beats on both size (smaller) and accuracy (higher), by increasing size."""
-    front: list[int] = []
+K = TypeVar("K")
+
+
+class SizePoint(BaseModel):
+    """One point of the accuracy-against-size chart: a run's compress stage, or a run without stages."""
+
+    run_id: int
+    stage: str | None
+    zipped: float
+    accuracy: float
+
+
+def pareto_front(points: Mapping[K, tuple[float, float]]) -> list[K]:
+    """Keys of the points no other point beats on both size (smaller) and accuracy (higher), by increasing size."""
+    front: list[K] = []
     best_accuracy = float("-inf")
-    for run_id, (_size, accuracy) in sorted(points.items(), key=lambda item: (item[1][0], -item[1][1])):
+    for key, (_size, accuracy) in sorted(points.items(), key=lambda item: (item[1][0], -item[1][1])):
         if accuracy > best_accuracy:
-            front.append(run_id)
+            front.append(key)
             best_accuracy = accuracy
     return front
 
 
-def size_and_accuracy(run: RunOut) -> tuple[float, float] | None:
+def size_points(run: RunOut) -> list[SizePoint]:
+    """Each compress stage of a run (pruned, cluster, qat, tflite_int8) with its own file's zipped size; a run
+    without stages is one point, its zipped .keras. The compare page (compare.js `sizePoints`) draws the same."""
     summary = run.summary or {}
+    stages = [stage for stage in (summary.get("compression") or {}).get("stages", []) if not stage.get("reference")]
+    if stages:
+        return [
+            SizePoint(run_id=run.id, stage=stage["stage"], zipped=stage["zip_bytes"], accuracy=stage["test_accuracy"])
+            for stage in stages
+        ]
     size, accuracy = summary.get(SIZE_KEY), summary.get("test_accuracy")
-    return None if size is None or accuracy is None else (float(size), float(accuracy))
+    if size is None or accuracy is None:
+        return []
+    return [SizePoint(run_id=run.id, stage=None, zipped=size, accuracy=accuracy)]
+
+
+def frontier(runs: Sequence[RunOut]) -> list[SizePoint]:
+    """The Pareto frontier over every run's size points, by increasing size."""
+    points = [point for run in runs for point in size_points(run)]
+    keyed = {index: (point.zipped, point.accuracy) for index, point in enumerate(points)}
+    return [points[index] for index in pareto_front(keyed)]
 
 
 def compare_data(
@@ -118,7 +147,6 @@ def compare_data(
     shown = run_outs(session, [by_id[run_id] for run_id in wanted])
     keys = list(keys or DEFAULT_KEYS)
     series = read_points(session, wanted, keys, window, max_points)
-    points = {run.id: point for run in shown if (point := size_and_accuracy(run)) is not None}
     out = CompareOut(
         runs=shown,
         keys=keys,
@@ -128,7 +156,7 @@ def compare_data(
             for run_id in wanted
         },
         differences=differences(shown),
-        pareto_ids=pareto_front(points),
+        pareto_ids=list(dict.fromkeys(point.run_id for point in frontier(shown))),
         baseline_id=baseline_id,
         colors={
             run_id: BASELINE_COLOR if run_id == baseline_id else PALETTE[index % len(PALETTE)]

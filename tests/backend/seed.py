@@ -20,6 +20,21 @@ SPEC = {
 }
 
 
+# A pruned run's summary with compress stages (the pruned model's own int8 file is a reference, not a stage).
+STAGED = {
+    "test_accuracy": 0.99,
+    "keras_zip_bytes": 390_000,
+    "compression": {
+        "stages": [
+            {"stage": "pruned", "reference": False, "zip_bytes": 383_000, "test_accuracy": 0.990},
+            {"stage": "cluster", "reference": False, "zip_bytes": 109_000, "test_accuracy": 0.992},
+            {"stage": "pruned_int8", "reference": True, "zip_bytes": 107_000, "test_accuracy": 0.999},
+            {"stage": "tflite_int8", "reference": False, "zip_bytes": 76_000, "test_accuracy": 0.991},
+        ]
+    },
+}
+
+
 def seeded_run(
     client: TestClient,
     spec: dict[str, Any] | None = None,

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from fastapi.testclient import TestClient
 
-from backend.compare.service import pareto_front
+from backend.compare.service import frontier, pareto_front, size_points
 from backend.db import session_scope
 from backend.metrics.service import MetricPoint, record_points
-from tests.backend.seed import SPEC, seeded_run
+from backend.runs.schemas import RunOut
+from tests.backend.seed import SPEC, STAGED, seeded_run
 
 
 def test_compare_returns_each_run_with_downsampled_series_and_what_differs(client: TestClient) -> None:
@@ -31,6 +32,23 @@ def test_compare_returns_each_run_with_downsampled_series_and_what_differs(clien
 def test_pareto_front_drops_runs_beaten_on_size_and_accuracy() -> None:
     points = {1: (100.0, 0.90), 2: (200.0, 0.95), 3: (150.0, 0.85), 4: (300.0, 0.95), 5: (50.0, 0.5)}
     assert pareto_front(points) == [5, 1, 2]
+
+
+def test_each_compress_stage_is_its_own_point_on_the_frontier(client: TestClient) -> None:
+    dense = seeded_run(client, summary={"test_accuracy": 0.993, "keras_zip_bytes": 1_600_000})
+    beaten = seeded_run(client, summary={"test_accuracy": 0.95, "keras_zip_bytes": 200_000})
+    staged = seeded_run(client, summary=STAGED)
+    body = client.get("/api/compare", params={"runs": f"{dense},{beaten},{staged}"}).json()
+    # The staged run's int8 file (76 kB) and clustered .h5 (109 kB) beat the 200 kB run; its own .keras zip
+    # (390 kB) would not have; the reference int8 file of the pruned model is not a stage of the chain.
+    assert body["pareto_ids"] == [staged, dense]
+    runs = {run["id"]: RunOut.model_validate(run) for run in body["runs"]}
+    assert [(point.stage, point.zipped) for point in frontier(list(runs.values()))] == [
+        ("tflite_int8", 76_000),
+        ("cluster", 109_000),
+        (None, 1_600_000),
+    ]
+    assert [point.stage for point in size_points(runs[staged])] == ["pruned", "cluster", "tflite_int8"]
 
 
 def test_bad_selections_get_404_or_422(client: TestClient) -> None:

@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from fastapi.testclient import TestClient
 from playwright.sync_api import sync_playwright
 
 from backend.cli import main
 from harness.browser import launch_chromium
-from tests.backend.seed import SPEC, seeded_run
+from tests.backend.seed import SPEC, STAGED, seeded_run
 
 
-def traces_drawn_offline(path: Path) -> list[dict[str, object]]:
-    """Open the file in Chromium with every non-file request refused; the meta of every drawn trace."""
+def traces_drawn_offline(path: Path) -> list[dict[str, Any]]:
+    """Open the file in Chromium with every non-file request refused; every drawn trace's meta, name and x."""
     requested: list[str] = []
     with sync_playwright() as playwright:
         browser = launch_chromium(playwright)
@@ -30,13 +31,14 @@ def traces_drawn_offline(path: Path) -> list[dict[str, object]]:
             page.route("**/*", refuse_network)
             page.goto(path.as_uri())
             page.wait_for_function("document.querySelectorAll('.js-plotly-plot .main-svg').length >= 5")
-            metas = page.evaluate(
-                "[...document.querySelectorAll('.js-plotly-plot')].flatMap(gd => gd.data.map(t => t.meta))"
+            traces = page.evaluate(
+                "[...document.querySelectorAll('.js-plotly-plot')].flatMap(gd => gd.data.map("
+                "t => ({meta: t.meta, name: t.name, x: t.x ? [...t.x] : null})))"
             )
         finally:
             browser.close()
     assert requested == []
-    return metas
+    return traces
 
 
 def test_cli_report_opens_offline_with_one_trace_per_run_and_metric(
@@ -49,7 +51,7 @@ def test_cli_report_opens_offline_with_one_trace_per_run_and_metric(
     assert main(["report", *map(str, run_ids), "-o", str(output)]) == 0
     text = output.read_text()
     assert "<script src=" not in text and text.count("Plotly.newPlot") >= 5  # embedded, nothing fetched
-    metas = traces_drawn_offline(output)
+    metas = [trace["meta"] for trace in traces_drawn_offline(output)]
     per_run_metrics = [
         (m["run_id"], m["metric"]) for m in metas if m and m["metric"] not in ("pareto", "pareto_frontier")
     ]
@@ -58,6 +60,21 @@ def test_cli_report_opens_offline_with_one_trace_per_run_and_metric(
     for metric in metrics_seen:  # exactly one trace per (run, metric)
         assert sorted(run for run, seen in per_run_metrics if seen == metric) == sorted(run_ids), metric
     assert any(m and m["metric"] == "pareto_frontier" for m in metas)
+
+
+def test_the_report_draws_each_compress_stage_as_a_point_on_the_frontier(client: TestClient, tmp_path: Path) -> None:
+    dense = seeded_run(client, summary={"test_accuracy": 0.993, "keras_zip_bytes": 1_600_000})
+    staged = seeded_run(client, summary=STAGED)
+    output = tmp_path / "report.html"
+    assert main(["report", str(dense), str(staged), "-o", str(output)]) == 0
+    traces = traces_drawn_offline(output)
+    pareto = [trace for trace in traces if trace["meta"] and trace["meta"]["metric"] == "pareto"]
+    assert [trace["meta"]["run_id"] for trace in pareto] == [dense, staged]
+    # The staged run is drawn as its three stages (the reference int8 file of the pruned model is not one);
+    # the frontier runs through its int8 file, its clustered file, then the dense run.
+    assert pareto[1]["x"] == [383_000, 109_000, 76_000]
+    frontier = next(trace for trace in traces if trace["name"] == "Pareto frontier")
+    assert frontier["x"] == [76_000, 109_000, 1_600_000]
 
 
 def test_report_endpoint_serves_a_download_and_cli_refuses_unknown_runs(client: TestClient, tmp_path: Path) -> None:
