@@ -71,9 +71,9 @@ class Size:
 
 SIZES = {
     "tiny": Size(
-        "digits, mnist_cnn, 1 epoch + 1-epoch stages (the seeds' CNN needs 10x10 images)",
+        "digits, mlp, 1 epoch + 1-epoch stages (the smoke test's size; the seeds' CNN needs 10x10 images)",
         ("digits",),
-        "mnist_cnn",
+        "mlp",
         1,
         64,
         0.1,
