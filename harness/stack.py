@@ -144,6 +144,19 @@ def start_worker(config: StackConfig, log_dir: Path, name: str = "worker") -> Pr
     return Process(name, prunelab("worker", "--name", f"{name}-{uuid.uuid4().hex[:6]}@%h"), config.env(), log_dir)
 
 
+@contextmanager
+def api_and_worker(config: StackConfig) -> Iterator[StackConfig]:
+    """Migrate `config`'s database, start its API and one worker (logs in its home), stop both on the way out."""
+    migrate(config)
+    api = start_api(config, config.home / "logs")
+    worker = start_worker(config, config.home / "logs")
+    try:
+        yield config
+    finally:
+        worker.stop()
+        api.stop()
+
+
 def healthy(base_url: str) -> bool:
     try:
         return httpx.get(f"{base_url}/api/health", timeout=2).status_code == 200

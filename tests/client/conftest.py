@@ -11,7 +11,16 @@ from typing import Any
 import httpx
 import pytest
 
-from harness.stack import Process, StackConfig, migrate, sqlite_stack, start_api, start_worker, wait_for_run
+from harness.stack import (
+    Process,
+    StackConfig,
+    api_and_worker,
+    migrate,
+    sqlite_stack,
+    start_api,
+    start_worker,
+    wait_for_run,
+)
 from prunelab import Client, Run
 
 
@@ -106,15 +115,8 @@ LONG: dict[str, Any] = {"name": "client long", "dataset": "digits", "model": "ml
 
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackConfig]:
-    config = sqlite_stack(tmp_path_factory.mktemp("client-stack"))
-    migrate(config)
-    api = start_api(config, config.home / "logs")
-    worker = start_worker(config, config.home / "logs")
-    try:
+    with api_and_worker(sqlite_stack(tmp_path_factory.mktemp("client-stack"))) as config:
         yield config
-    finally:
-        worker.stop()
-        api.stop()
 
 
 @pytest.fixture(scope="session")

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.stack import REPO, StackConfig, migrate, sqlite_stack, start_api, start_worker
+from harness.stack import REPO, StackConfig, api_and_worker, sqlite_stack
 from prunelab import Client
 
 SECTION = re.search(r"\n## Python client and CLI\n(.*?)\n## ", (REPO / "README.md").read_text(), re.S)
@@ -34,15 +34,8 @@ def test_the_section_has_one_python_and_one_shell_example_and_nothing_else() -> 
 
 @pytest.fixture(scope="module")
 def fresh_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackConfig]:
-    config = sqlite_stack(tmp_path_factory.mktemp("readme-client"))
-    migrate(config)
-    api = start_api(config, config.home / "logs")
-    worker = start_worker(config, config.home / "logs")
-    try:
+    with api_and_worker(sqlite_stack(tmp_path_factory.mktemp("readme-client"))) as config:
         yield config
-    finally:
-        worker.stop()
-        api.stop()
 
 
 def test_the_readme_examples_run_as_written(

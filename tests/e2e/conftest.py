@@ -1,4 +1,5 @@
-"""Browser fixtures of the end-to-end tests: one headless Chromium per module, a fresh context per test."""
+"""Fixtures of the end-to-end tests: one headless Chromium per module, a fresh context per test, and an API with
+one worker on PostgreSQL + Redis for the modules that submit runs (`stack`, one per module)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
 from harness.browser import SCREENSHOTS, launch_chromium
+from harness.stack import REDIS_URL, StackConfig, api_and_worker, postgres_database
 
 
 @pytest.fixture(scope="module")
@@ -29,3 +31,11 @@ def page(browser: Browser) -> Iterator[Page]:
     yield page
     context.close()
     assert errors == [], errors
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackConfig]:
+    with postgres_database() as url:
+        config = StackConfig(home=tmp_path_factory.mktemp("e2e"), database_url=url, broker_url=REDIS_URL)
+        with api_and_worker(config):
+            yield config

@@ -3,14 +3,12 @@ the compare page draws each stage of each run as its own point of the Pareto fro
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import httpx
 import pytest
 from playwright.sync_api import Page, expect
 
 from harness.browser import screenshot as shot
-from harness.stack import REDIS_URL, StackConfig, migrate, postgres_database, start_api, start_worker, wait_for_run
+from harness.stack import StackConfig, wait_for_run
 
 pytestmark = pytest.mark.integration
 
@@ -27,21 +25,6 @@ SPEC = {
         {"kind": "tflite_int8", "calibration_examples": 10},
     ],
 }
-
-
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackConfig]:
-    home = tmp_path_factory.mktemp("e2e-compress")
-    with postgres_database() as url:
-        config = StackConfig(home=home, database_url=url, broker_url=REDIS_URL)
-        migrate(config)
-        api = start_api(config, home / "logs")
-        worker = start_worker(config, home / "logs")
-        try:
-            yield config
-        finally:
-            worker.stop()
-            api.stop()
 
 
 def test_run_page_staircase_and_compare_pareto_points(stack: StackConfig, page: Page) -> None:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import re
 import time
 import zipfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -20,7 +19,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from harness.browser import screenshot as shot
-from harness.stack import REDIS_URL, StackConfig, migrate, postgres_database, start_api, start_worker
+from harness.stack import StackConfig
 from tests.integration.test_pipeline import assert_stripped_and_sparse
 
 pytestmark = pytest.mark.integration
@@ -30,21 +29,6 @@ RUN_TIMEOUT_MS = 240_000
 # so both schedules prune at their last step and reach their targets.
 CONSTANT = {"name": "e2e constant 60%", "kind": "constant", "fields": {"target_sparsity": "0.6"}, "target": 0.6}
 POLYNOMIAL = {"name": "e2e polynomial 80%", "kind": "polynomial", "fields": {"final_sparsity": "0.8"}, "target": 0.8}
-
-
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackConfig]:
-    home = tmp_path_factory.mktemp("e2e")
-    with postgres_database() as url:
-        config = StackConfig(home=home, database_url=url, broker_url=REDIS_URL)
-        migrate(config)
-        api = start_api(config, home / "logs")
-        worker = start_worker(config, home / "logs")
-        try:
-            yield config
-        finally:
-            worker.stop()
-            api.stop()
 
 
 def submit_run(page: Page, base: str, run: dict, screenshot: str | None = None) -> int:

@@ -9,7 +9,7 @@ import httpx
 import numpy as np
 import pytest
 
-from harness.stack import StackConfig, migrate, sqlite_stack, start_api, start_worker, wait_for_run
+from harness.stack import StackConfig, api_and_worker, sqlite_stack, wait_for_run
 
 pytestmark = pytest.mark.integration
 
@@ -28,15 +28,8 @@ PRETRAINED = {
 
 @pytest.fixture(scope="module")
 def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackConfig]:
-    config = sqlite_stack(tmp_path_factory.mktemp("recipes-stack"))
-    migrate(config)
-    api = start_api(config, config.home / "logs")
-    worker = start_worker(config, config.home / "logs")
-    try:
+    with api_and_worker(sqlite_stack(tmp_path_factory.mktemp("recipes-stack"))) as config:
         yield config
-    finally:
-        worker.stop()
-        api.stop()
 
 
 def test_pretrained_run_starts_after_its_dense_run_succeeds(running: StackConfig) -> None:
