@@ -42,3 +42,20 @@ def test_a_stored_section_renders_with_its_provenance(tmp_path: Path, monkeypatc
     )
     assert "_Produced by `python -m bench --only series` at commit abc1234, 2026-11-30 11:00 UTC" in text
     assert "| compare | 123.4 |" in text
+
+
+def test_render_writes_every_stored_full_size_section_and_runs_none(tmp_path: Path) -> None:
+    """README's `python -m bench --render`, into a scratch file: the committed sections, each with its provenance."""
+    from bench.__main__ import BENCHMARKS, main
+
+    out = tmp_path / "benchmarks.md"
+    assert main(["--render", "--out", str(out)]) == 0
+    text = out.read_text()
+    stored = [name for name in BENCHMARKS if sections.load("full", name) is not None]
+    assert "compression" in stored  # issue 11's full-size section is committed
+    for name in stored:
+        result, provenance = sections.load("full", name)  # type: ignore[misc]
+        assert f"## {result.title}" in text and provenance["command"] in text, name
+    assert "it ran none" in text
+    missing = [name for name in BENCHMARKS if name not in stored]
+    assert (f"Not run at this size yet (no section below): {', '.join(missing)}." in text) == bool(missing)
