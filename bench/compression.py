@@ -148,6 +148,33 @@ def plain_script_runs(size: Size) -> dict[str, dict[str, float]]:
         }
 
 
+def seed_row(
+    dataset: str,
+    run: str,
+    run_id: int | None,
+    sparsity: float,
+    accuracy: float,
+    zip_bytes: int,
+    dense_zip: int,
+    published: tuple[float, int] | None,
+) -> list[Any]:
+    """One row of the seed table: the run's figures, the published ones and the differences (None off MNIST)."""
+    published_accuracy, published_zip = published or (None, None)
+    return [
+        dataset,
+        run,
+        run_id,
+        sparsity,
+        accuracy,
+        published_accuracy,
+        accuracy - published_accuracy if published_accuracy is not None else None,
+        zip_bytes,
+        published_zip,
+        zip_bytes / published_zip - 1 if published_zip is not None else None,
+        dense_zip / zip_bytes,
+    ]
+
+
 def run(size: Size) -> Result:
     started = time.monotonic()
     runs: dict[str, dict[str, dict[str, Any]]] = {}
@@ -175,41 +202,33 @@ def run(size: Size) -> Result:
             if key not in keyed:
                 continue
             summary = keyed[key]["summary"]
-            published_accuracy, published_zip = PUBLISHED[key] if dataset == "mnist" else (None, None)
-            accuracy_gap = summary["test_accuracy"] - published_accuracy if published_accuracy else None
-            size_gap = summary["h5_zip_bytes"] / published_zip - 1 if published_zip else None
-            seed_rows.append(
-                [
-                    dataset,
-                    key,
-                    keyed[key]["id"],
-                    summary["measured_sparsity"],
-                    summary["test_accuracy"],
-                    published_accuracy,
-                    accuracy_gap,
-                    summary["h5_zip_bytes"],
-                    published_zip,
-                    size_gap,
-                    dense_zip / summary["h5_zip_bytes"],
-                ]
+            published = PUBLISHED[key] if dataset == "mnist" else None
+            row = seed_row(
+                dataset,
+                key,
+                keyed[key]["id"],
+                summary["measured_sparsity"],
+                summary["test_accuracy"],
+                summary["h5_zip_bytes"],
+                dense_zip,
+                published,
             )
+            seed_rows.append(row)
+            accuracy_gap, size_gap = row[6], row[9]
             figures[f"accuracy_{dataset}_{key}"] = summary["test_accuracy"]
             if dataset == size.datasets[0] and key in plain:
                 script = plain[key]
                 seed_rows.append(
-                    [
+                    seed_row(
                         dataset,
                         f"{key}, plain tfmot script",
                         None,
                         script["kernel_sparsity"],
                         script["test_accuracy"],
-                        published_accuracy,
-                        script["test_accuracy"] - published_accuracy if published_accuracy else None,
                         script["h5_zip_bytes"],
-                        published_zip,
-                        script["h5_zip_bytes"] / published_zip - 1 if published_zip else None,
-                        dense_zip / script["h5_zip_bytes"],
-                    ]
+                        dense_zip,
+                        published,
+                    )
                 )
                 figures[f"plain_accuracy_{dataset}_{key}"] = script["test_accuracy"]
             if accuracy_gap is not None and size_gap is not None:

@@ -21,15 +21,15 @@ def _check_sparsity(value: float, name: str) -> float:
     return value
 
 
-def _plain_text(value: str) -> str:
-    # PostgreSQL text cannot hold NUL, and no name or note needs control characters.
+def plain_text(value: str) -> str:
+    """PostgreSQL text cannot hold NUL, and no name or note needs control characters."""
     if any(not character.isprintable() and character not in "\n\t" for character in value):
         raise ValueError("must not contain control characters (such as NUL)")
     return value
 
 
 # Free text a user stores on a run (its name, note, tags).
-PlainText = Annotated[str, AfterValidator(_plain_text)]
+PlainText = Annotated[str, AfterValidator(plain_text)]
 
 
 class _ScheduleBase(BaseModel):

@@ -12,6 +12,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from core.specs import plain_text
+
 # mlflow/utils/validation.py
 MAX_METRICS_PER_BATCH = 1000
 MAX_PARAMS_TAGS_PER_BATCH = 100
@@ -35,12 +37,11 @@ class Message(BaseModel):
     @field_validator("*")
     @classmethod
     def _plain_text(cls, value: Any) -> Any:
-        # PostgreSQL text cannot hold NUL, and run names become PruneLab names (core.specs.PlainText): refused
+        # Run names become PruneLab names (core.specs.PlainText), so every text field follows its rule: refused
         # here as INVALID_PARAMETER_VALUE, never a database or validation error later.
-        texts = value if isinstance(value, list) else [value]
-        for text in texts:
-            if isinstance(text, str) and any(not char.isprintable() and char not in "\n\t" for char in text):
-                raise ValueError("must not contain control characters (such as NUL)")
+        for text in value if isinstance(value, list) else [value]:
+            if isinstance(text, str):
+                plain_text(text)
         return value
 
 
