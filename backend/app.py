@@ -10,27 +10,27 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from sqlalchemy import text
 
-from backend import __version__
-from backend.compare.routes import router as compare_router
-from backend.db import SessionDep
-from backend.errors import install_handlers
-from backend.imports.routes import router as imports_router
-from backend.kit.limits import BodySizeLimit, PathLimit
-from backend.kit.route_table import api_methods
-from backend.kit.static import install_frontend
-from backend.mlflow_api.errors import install_handlers as install_mlflow_handlers
-from backend.mlflow_api.routes import router as mlflow_router
-from backend.previews.routes import router as previews_router
-from backend.runs.downloads import router as downloads_router
-from backend.runs.external_routes import router as external_router
-from backend.runs.history import router as history_router
-from backend.runs.reaper import ReaperThread
-from backend.runs.routes import router as runs_router
-from backend.settings import Settings, get_settings
-from backend.uploads.routes import router as uploads_router
-from backend.users.access import AccessControl
-from backend.users.routes import router as users_router
-from backend.users.throttle import LoginThrottle
+from prunelab.server import __version__
+from prunelab.server.compare.routes import router as compare_router
+from prunelab.server.db import SessionDep
+from prunelab.server.errors import install_handlers
+from prunelab.server.imports.routes import router as imports_router
+from prunelab.server.kit.limits import BodySizeLimit, PathLimit
+from prunelab.server.kit.route_table import api_methods
+from prunelab.server.kit.static import install_frontend
+from prunelab.server.mlflow_api.errors import install_handlers as install_mlflow_handlers
+from prunelab.server.mlflow_api.routes import router as mlflow_router
+from prunelab.server.previews.routes import router as previews_router
+from prunelab.server.runs.downloads import router as downloads_router
+from prunelab.server.runs.external_routes import router as external_router
+from prunelab.server.runs.history import router as history_router
+from prunelab.server.runs.reaper import ReaperThread
+from prunelab.server.runs.routes import router as runs_router
+from prunelab.server.settings import Settings, get_settings
+from prunelab.server.uploads.routes import router as uploads_router
+from prunelab.server.users.access import AccessControl
+from prunelab.server.users.routes import router as users_router
+from prunelab.server.users.throttle import LoginThrottle
 
 
 @asynccontextmanager

@@ -11,11 +11,11 @@ import sys
 import time
 from collections.abc import Sequence
 
-from backend.imports.cli import add_commands as add_import_commands
-from backend.imports.cli import run_command as run_import_command
-from backend.settings import Settings, get_settings
-from backend.users.cli import add_commands as add_user_commands
-from backend.users.cli import run_command as run_user_command
+from prunelab.server.imports.cli import add_commands as add_import_commands
+from prunelab.server.imports.cli import run_command as run_import_command
+from prunelab.server.settings import Settings, get_settings
+from prunelab.server.users.cli import add_commands as add_user_commands
+from prunelab.server.users.cli import run_command as run_user_command
 
 
 def worker_command(settings: Settings, name: str | None = None) -> list[str]:
@@ -24,7 +24,7 @@ def worker_command(settings: Settings, name: str | None = None) -> list[str]:
         "-m",
         "celery",
         "--app",
-        "worker.celery_app",
+        "prunelab.worker.celery_app",
         "worker",
         "--loglevel",
         "INFO",
@@ -46,7 +46,7 @@ def api_command(settings: Settings) -> list[str]:
         sys.executable,
         "-m",
         "uvicorn",
-        "backend.app:app",
+        "prunelab.server.app:app",
         "--host",
         settings.host,
         "--port",
@@ -56,7 +56,7 @@ def api_command(settings: Settings) -> list[str]:
 
 
 def migrate(settings: Settings) -> None:
-    from backend.migrate import upgrade_to_head
+    from prunelab.server.migrate import upgrade_to_head
 
     settings.ensure_dirs()
     upgrade_to_head(settings.database_url)
@@ -79,10 +79,10 @@ def write_report(run_ids: Sequence[int], output: str, baseline: int | None) -> i
     """Read the runs from the configured database and write the report; 2 when a run is missing."""
     from pathlib import Path
 
-    from backend.compare.report import build_report
-    from backend.compare.service import MAX_RUNS, compare_runs
-    from backend.db import session_scope
-    from core.errors import RunNotFound
+    from prunelab.core.errors import RunNotFound
+    from prunelab.server.compare.report import build_report
+    from prunelab.server.compare.service import MAX_RUNS, compare_runs
+    from prunelab.server.db import session_scope
 
     unique = list(dict.fromkeys(run_ids))
     if len(unique) > MAX_RUNS - 1:
@@ -101,7 +101,7 @@ def write_report(run_ids: Sequence[int], output: str, baseline: int | None) -> i
 
 def refuse_open_exposure(settings: Settings) -> bool:
     """True (with the reason on stderr) when PruneLab would listen beyond loopback with nobody to sign in."""
-    from backend.users.exposure import open_exposure
+    from prunelab.server.users.exposure import open_exposure
 
     reason = open_exposure(settings)
     if reason is not None:
@@ -224,13 +224,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         migrate(settings)
         return 0
     if args.command == "reap":
-        from backend.runs.reaper import reap_once
+        from prunelab.server.runs.reaper import reap_once
 
         reaped = reap_once(settings)
         print(f"requeued {reaped.requeued}, failed {reaped.failed}, re-sent {reaped.resent}", flush=True)
         return 0
     if args.command == "compact":
-        from backend.metrics.compaction import compact_pending
+        from prunelab.server.metrics.compaction import compact_pending
 
         total = 0
         while batch := compact_pending(limit=50, settled_s=0):

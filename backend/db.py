@@ -12,7 +12,7 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import NullPool
 
-from backend.settings import get_settings
+from prunelab.server.settings import get_settings
 
 
 def _configure_sqlite(dbapi_connection: Any, _: Any) -> None:

@@ -9,7 +9,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
-from core.errors import (
+from prunelab.core.errors import (
     ArtifactCorrupted,
     ArtifactNotFound,
     ArtifactStoreUnavailable,
@@ -22,8 +22,8 @@ from core.errors import (
     RunStateConflict,
     UploadNotFound,
 )
-from core.recipes import RECIPE_KINDS
-from core.specs import COMPRESS_KINDS, SCHEDULE_KINDS, STRUCTURE_KINDS
+from prunelab.core.recipes import RECIPE_KINDS
+from prunelab.core.specs import COMPRESS_KINDS, SCHEDULE_KINDS, STRUCTURE_KINDS
 
 
 class ErrorMessage(BaseModel):

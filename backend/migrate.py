@@ -14,7 +14,7 @@ from alembic.config import Config
 
 
 def migrations_dir() -> Path:
-    return Path(str(resources.files("migrations")))
+    return Path(str(resources.files("prunelab.migrations")))
 
 
 def alembic_config(database_url: str | None = None) -> Config:

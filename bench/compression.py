@@ -22,8 +22,8 @@ from bench import workloads
 from bench.report import Result, Table
 from bench.stacks import deployment
 from bench.training_overhead import trial as plain_trial
-from core.specs import RunSpec
 from harness.stack import StackConfig
+from prunelab.core.specs import RunSpec
 
 NAME = "compression"
 PUBLISHED = {"constant": (0.9886, 388_071), "polynomial": (0.9927, 384_305)}

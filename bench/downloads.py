@@ -17,13 +17,13 @@ from pathlib import Path
 
 import httpx
 
-from backend.artifacts.storage import artifact_key, get_store
-from backend.db import one_off_engine, session_scope
-from backend.models import Artifact, Run, RunStatus
-from backend.settings import Settings
 from bench.report import Result, Table, median
 from harness.s3server import S3Server
 from harness.stack import StackConfig, migrate, sqlite_stack, start_api
+from prunelab.server.artifacts.storage import artifact_key, get_store
+from prunelab.server.db import one_off_engine, session_scope
+from prunelab.server.models import Artifact, Run, RunStatus
+from prunelab.server.settings import Settings
 
 NAME = "downloads"
 BUCKET = "prunelab-bench"

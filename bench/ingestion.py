@@ -20,9 +20,9 @@ import httpx
 from bench import workloads
 from bench.report import Result, Table, median
 from bench.stacks import database, deployment, queued_run
-from core.plans import resolve_plan
-from core.specs import RunSpec
 from harness.stack import shared_data_dir
+from prunelab.core.plans import resolve_plan
+from prunelab.core.specs import RunSpec
 
 NAME = "ingestion"
 METRICS = ("loss", "accuracy", "target_sparsity", "measured_sparsity", "val_loss", "val_accuracy")
@@ -46,7 +46,7 @@ SIZES = {
 
 
 def claimed_run(spec: RunSpec) -> tuple[int, int]:
-    from worker.executor import claim_run
+    from prunelab.worker.executor import claim_run
 
     run_id = queued_run(spec, "ingest")
     claim = claim_run(run_id, "bench")
@@ -55,7 +55,7 @@ def claimed_run(spec: RunSpec) -> tuple[int, int]:
 
 
 def reporter_throughput(steps: int) -> dict[str, float]:
-    from worker.db_reporter import DatabaseReporter
+    from prunelab.worker.db_reporter import DatabaseReporter
 
     run_id, attempt = claimed_run(RunSpec(epochs=1, schedule=workloads.constant(41, 0.5)))
     reporter = DatabaseReporter(run_id, attempt).start()
@@ -78,11 +78,11 @@ def reporter_throughput(steps: int) -> dict[str, float]:
 
 def callback_cost(size: Size) -> dict[str, float]:
     """Median training step (model.fit) and the PruningReporter's per-step cost behind a DatabaseReporter."""
-    from worker.db_reporter import DatabaseReporter
-    from worker.training.callbacks import PruningReporter
-    from worker.training.datasets import load_dataset
-    from worker.training.tf import keras, tfmot
-    from worker.training.train import build_pruned_model
+    from prunelab.worker.db_reporter import DatabaseReporter
+    from prunelab.worker.training.callbacks import PruningReporter
+    from prunelab.worker.training.datasets import load_dataset
+    from prunelab.worker.training.tf import keras, tfmot
+    from prunelab.worker.training.train import build_pruned_model
 
     total = workloads.total_steps(size.dataset, 1, size.batch_size, 0.1)
     spec = RunSpec(

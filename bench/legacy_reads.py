@@ -19,18 +19,18 @@ from sqlalchemy import case, func, select, tuple_
 from sqlalchemy.orm import Session, selectinload
 from starlette.routing import Mount
 
-from backend.app import create_app
-from backend.compare.service import CompareOut, compare_data
-from backend.db import SessionDep
-from backend.kit.dependencies import RunId
-from backend.kit.params import run_ids_param, split_keys
-from backend.metrics.presenters import series_out
-from backend.metrics.schemas import MaxPoints, MetricsOut
-from backend.metrics.service import Series
-from backend.models import LatestMetric, Metric, Run
-from backend.runs import service
-from backend.runs.presenters import run_outs
-from backend.runs.schemas import RunOut
+from prunelab.server.app import create_app
+from prunelab.server.compare.service import CompareOut, compare_data
+from prunelab.server.db import SessionDep
+from prunelab.server.kit.dependencies import RunId
+from prunelab.server.kit.params import run_ids_param, split_keys
+from prunelab.server.metrics.presenters import series_out
+from prunelab.server.metrics.schemas import MaxPoints, MetricsOut
+from prunelab.server.metrics.service import Series
+from prunelab.server.models import LatestMetric, Metric, Run
+from prunelab.server.runs import service
+from prunelab.server.runs.presenters import run_outs
+from prunelab.server.runs.schemas import RunOut
 
 router = APIRouter(prefix="/legacy")
 

@@ -21,7 +21,7 @@ import plotly.graph_objects as go
 from bench import workloads
 from bench.report import Result, Table, ratio
 from bench.stacks import deployment
-from core.exports import zipped_size
+from prunelab.core.exports import zipped_size
 
 NAME = "published_results"
 PUBLISHED_DENSE_ZIP = 1_601_609
@@ -89,7 +89,7 @@ def run_specs(size: Size) -> dict[str, dict]:  # type: ignore[type-arg]
 
 def ptq_zip_bytes(keras_model: bytes, scratch: Path) -> int:
     """Post-training dynamic-range quantization of the downloaded stripped model, zipped as the tutorials zip."""
-    from worker.training.tf import keras, tf
+    from prunelab.worker.training.tf import keras, tf
 
     scratch.mkdir(parents=True, exist_ok=True)
     source = scratch / "model.keras"

@@ -18,14 +18,14 @@ from pathlib import Path
 import httpx
 import plotly.graph_objects as go
 
-from backend.db import session_scope
-from backend.metrics.service import MetricPoint, record_points
-from backend.models import Run, RunStatus
 from bench import mlflow_peer, workloads
 from bench.report import NOT_AVAILABLE, Result, Table, percentile, ratio
 from bench.stacks import deployment, pointed_at
-from core.plans import resolve_plan
-from core.specs import RunSpec
+from prunelab.core.plans import resolve_plan
+from prunelab.core.specs import RunSpec
+from prunelab.server.db import session_scope
+from prunelab.server.metrics.service import MetricPoint, record_points
+from prunelab.server.models import Run, RunStatus
 
 NAME = "readback"
 METRICS = ("loss", "accuracy", "target_sparsity", "measured_sparsity", "compressed_size_bytes", "val_accuracy")

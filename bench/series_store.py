@@ -27,17 +27,17 @@ import httpx
 import numpy as np
 from sqlalchemy import text
 
-from backend.db import engine_for, session_scope
-from backend.metrics.compaction import compact_run, store_compacted
-from backend.metrics.points import Points
-from backend.metrics.service import MetricPoint, record_points
-from backend.models import Run, RunStatus, utcnow
-from backend.settings import get_settings
 from bench import mlflow_peer, workloads
 from bench.report import Result, Table, percentile
 from bench.stacks import pointed_at, queued_run
-from core.specs import RunSpec
 from harness.stack import REDIS_URL, Process, StackConfig, healthy, migrate, postgres_database, sqlite_stack, wait_until
+from prunelab.core.specs import RunSpec
+from prunelab.server.db import engine_for, session_scope
+from prunelab.server.metrics.compaction import compact_run, store_compacted
+from prunelab.server.metrics.points import Points
+from prunelab.server.metrics.service import MetricPoint, record_points
+from prunelab.server.models import Run, RunStatus, utcnow
+from prunelab.server.settings import get_settings
 
 NAME = "series"
 CURVE_KEYS = ("loss", "accuracy", "target_sparsity", "measured_sparsity", "compressed_size_bytes", "val_accuracy")

@@ -11,9 +11,6 @@ from pathlib import Path
 
 import httpx
 
-from backend.migrate import upgrade_to_head
-from backend.settings import get_settings
-from core.specs import RunSpec
 from harness.stack import (
     REDIS_URL,
     Process,
@@ -25,6 +22,9 @@ from harness.stack import (
     start_worker,
     wait_for_run,
 )
+from prunelab.core.specs import RunSpec
+from prunelab.server.migrate import upgrade_to_head
+from prunelab.server.settings import get_settings
 
 DEPLOYMENTS = ("postgresql+redis", "sqlite+embedded")
 
@@ -114,9 +114,9 @@ def database(backend: str) -> Iterator[str]:
 
 def queued_run(spec: RunSpec, name: str) -> int:
     """A run row as POST /api/runs stores it (queued, with its resolved plan), without enqueueing it."""
-    from backend.db import session_scope
-    from backend.models import Run, RunStatus
-    from core.plans import resolve_plan
+    from prunelab.core.plans import resolve_plan
+    from prunelab.server.db import session_scope
+    from prunelab.server.models import Run, RunStatus
 
     with session_scope() as session:
         run = Run(

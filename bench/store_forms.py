@@ -20,15 +20,15 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from sqlalchemy import text
 
-from backend.db import engine_for, session_scope
-from backend.metrics.compaction import store_compacted
-from backend.metrics.points import Points
-from backend.metrics.pyramid import build_levels, choose_level, shape_for
-from backend.metrics.store import Window, read_points
-from backend.settings import get_settings
 from bench import workloads
 from bench.stacks import database, queued_run
-from core.specs import RunSpec
+from prunelab.core.specs import RunSpec
+from prunelab.server.db import engine_for, session_scope
+from prunelab.server.metrics.compaction import store_compacted
+from prunelab.server.metrics.points import Points
+from prunelab.server.metrics.pyramid import build_levels, choose_level, shape_for
+from prunelab.server.metrics.store import Window, read_points
+from prunelab.server.settings import get_settings
 
 RUNS, KEYS, STEPS, BUDGET = 20, 8, 20_000, 1680
 

@@ -17,11 +17,11 @@ from pathlib import Path
 
 import plotly.graph_objects as go
 
-from backend.migrate import upgrade_to_head
 from bench import workloads
 from bench.report import Result, Table, median, ratio
-from core.specs import RunSpec
 from harness.stack import REDIS_URL, REPO, StackConfig, postgres_database
+from prunelab.core.specs import RunSpec
+from prunelab.server.migrate import upgrade_to_head
 
 NAME = "training_overhead"
 GOAL = 1.03

@@ -15,14 +15,14 @@ import tempfile
 import time
 from pathlib import Path
 
-from core.exports import zipped_size
-from core.plans import resolve_plan
-from core.specs import RunSpec
+from prunelab.core.exports import zipped_size
+from prunelab.core.plans import resolve_plan
+from prunelab.core.specs import RunSpec
 
 
 def timed_fit(timings: list[float]):  # type: ignore[no-untyped-def]
     """Wrap tf-keras's Model.fit to time it, so the PruneLab arm's fit is timed without touching its code."""
-    from worker.training.tf import keras
+    from prunelab.worker.training.tf import keras
 
     original = keras.Model.fit
 
@@ -38,10 +38,10 @@ def timed_fit(timings: list[float]):  # type: ignore[no-untyped-def]
 
 def plain_tfmot(spec: RunSpec, data_dir: Path) -> dict[str, float]:
     """The tutorial's script: prune_low_magnitude, UpdatePruningStep, fit, strip, save .h5, evaluate."""
-    from worker.training.datasets import load_dataset
-    from worker.training.tf import keras, tfmot
-    from worker.training.train import tfmot_schedule
-    from worker.training.zoo import build_model
+    from prunelab.worker.training.datasets import load_dataset
+    from prunelab.worker.training.tf import keras, tfmot
+    from prunelab.worker.training.train import tfmot_schedule
+    from prunelab.worker.training.zoo import build_model
 
     plan = resolve_plan(spec)
     fit_seconds: list[float] = []
@@ -90,10 +90,10 @@ def prunelab(spec: RunSpec) -> dict[str, float]:
     """What the Celery task does: claim the queued run, train with the DatabaseReporter, store the outcome."""
     from sqlalchemy import func, select
 
-    from backend.db import session_scope
-    from backend.models import Metric, Run
     from bench.stacks import queued_run
-    from worker.executor import execute_run
+    from prunelab.server.db import session_scope
+    from prunelab.server.models import Metric, Run
+    from prunelab.worker.executor import execute_run
 
     run_id = queued_run(spec, "overhead")
     fit_seconds: list[float] = []
@@ -118,8 +118,8 @@ def prunelab(spec: RunSpec) -> dict[str, float]:
 def main() -> None:
     arm, spec_json = sys.argv[1], sys.argv[2]
     spec = RunSpec.model_validate_json(spec_json)
-    import worker.training.train  # noqa: F401 - TensorFlow loads here, before any clock starts
-    from backend.settings import get_settings
+    import prunelab.worker.training.train
+    from prunelab.server.settings import get_settings
 
     settings = get_settings()
     assert settings.data_dir is not None

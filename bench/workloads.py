@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import math
 
-from core.catalog import DATASETS
-from core.plans import split_sizes
-from core.specs import ConstantSchedule, PolynomialSchedule
+from prunelab.core.catalog import DATASETS
+from prunelab.core.plans import split_sizes
+from prunelab.core.specs import ConstantSchedule, PolynomialSchedule
 
 TUTORIAL_FREQUENCY = 100
 

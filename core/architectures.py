@@ -9,8 +9,8 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 
-from core.catalog import MODELS
-from core.scope import LayerFacts
+from prunelab.core.catalog import MODELS
+from prunelab.core.scope import LayerFacts
 
 Shape = tuple[int, ...]
 

@@ -15,12 +15,12 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from core import schedule_math
-from core.errors import InvalidSpec
-from core.plans import RunPlan, _check_window, _resolve_steps
-from core.recipe_plans import LayerSchedule
-from core.recipes import DenseRecipe, FromScratchRecipe
-from core.specs import ConstantSchedule, MByNSparsity, PlainText, Schedule, Structure, UnstructuredSparsity
+from prunelab.core import schedule_math
+from prunelab.core.errors import InvalidSpec
+from prunelab.core.plans import RunPlan, _check_window, _resolve_steps
+from prunelab.core.recipe_plans import LayerSchedule
+from prunelab.core.recipes import DenseRecipe, FromScratchRecipe
+from prunelab.core.specs import ConstantSchedule, MByNSparsity, PlainText, Schedule, Structure, UnstructuredSparsity
 
 # Who logged the run: the Keras callback, an MLflow client, an import, or a plain API client.
 ExternalSource = Literal["keras_callback", "mlflow", "tensorboard", "import", "api"]

@@ -6,14 +6,14 @@ import math
 
 from pydantic import BaseModel, Field
 
-from core import schedule_math
-from core.architectures import fits, model_layers
-from core.catalog import DATASETS, MODELS, DatasetInfo
-from core.errors import InvalidSpec
-from core.recipe_plans import LayerSchedule, RecipePlan, resolve_recipe
-from core.recipes import FromScratchRecipe, Recipe
-from core.scope import LayerFacts, decide_layers, scope_problems
-from core.specs import MByNSparsity, PiecewiseSchedule, RunSpec, Schedule, Structure, UnstructuredSparsity
+from prunelab.core import schedule_math
+from prunelab.core.architectures import fits, model_layers
+from prunelab.core.catalog import DATASETS, MODELS, DatasetInfo
+from prunelab.core.errors import InvalidSpec
+from prunelab.core.recipe_plans import LayerSchedule, RecipePlan, resolve_recipe
+from prunelab.core.recipes import FromScratchRecipe, Recipe
+from prunelab.core.scope import LayerFacts, decide_layers, scope_problems
+from prunelab.core.specs import MByNSparsity, PiecewiseSchedule, RunSpec, Schedule, Structure, UnstructuredSparsity
 
 
 class RunPlan(BaseModel):

@@ -6,10 +6,10 @@ from dataclasses import dataclass, field
 
 from pydantic import BaseModel
 
-from core.errors import InvalidSpec
-from core.recipes import LotteryTicketRecipe, SensitivityRecipe
-from core.scope import LayerFacts, decide_layers
-from core.specs import RunSpec, Schedule, UnstructuredSparsity
+from prunelab.core.errors import InvalidSpec
+from prunelab.core.recipes import LotteryTicketRecipe, SensitivityRecipe
+from prunelab.core.scope import LayerFacts, decide_layers
+from prunelab.core.specs import RunSpec, Schedule, UnstructuredSparsity
 
 
 class LayerSchedule(BaseModel):

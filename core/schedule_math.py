@@ -20,7 +20,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from core.specs import (
+from prunelab.core.specs import (
     BlockSparsity,
     ConstantSchedule,
     MByNSparsity,

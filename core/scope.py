@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from core.specs import BlockSparsity, RunSpec
+from prunelab.core.specs import BlockSparsity, RunSpec
 
 NO_WEIGHTS = "no weights"
 NOT_IN_REGISTRY = "not prunable in tfmot's registry"

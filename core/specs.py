@@ -11,8 +11,8 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from core.catalog import DATASETS, MODELS, choices
-from core.recipes import FromScratchRecipe, Recipe
+from prunelab.core.catalog import DATASETS, MODELS, choices
+from prunelab.core.recipes import FromScratchRecipe, Recipe
 
 
 def _check_sparsity(value: float, name: str) -> float:

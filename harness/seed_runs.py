@@ -16,11 +16,11 @@ from typing import Any
 
 from sqlalchemy import insert
 
-from backend.db import session_scope
-from backend.metrics.service import MetricPoint, record_points_of_runs
-from backend.models import Run, RunStatus
-from core.plans import resolve_plan
-from core.specs import RunSpec
+from prunelab.core.plans import resolve_plan
+from prunelab.core.specs import RunSpec
+from prunelab.server.db import session_scope
+from prunelab.server.metrics.service import MetricPoint, record_points_of_runs
+from prunelab.server.models import Run, RunStatus
 
 WORDS = ("alpha", "bravo", "cifar", "delta", "mnist", "sweep", "prune", "dense", "my run", "zeta")
 TAGS = ("sweep", "dense", "ablation", "best", "Sweep2", "p_1", "pX1")

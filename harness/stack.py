@@ -127,7 +127,7 @@ class Process:
 
 
 def prunelab(*args: str) -> list[str]:
-    return [sys.executable, "-m", "backend.cli", *args]
+    return [sys.executable, "-m", "prunelab.server.cli", *args]
 
 
 def migrate(config: StackConfig) -> None:

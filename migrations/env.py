@@ -6,9 +6,9 @@ from logging.config import fileConfig
 
 from alembic import context
 
-from backend.db import engine_for
-from backend.models import Base
-from backend.settings import get_settings
+from prunelab.server.db import engine_for
+from prunelab.server.models import Base
+from prunelab.server.settings import get_settings
 
 config = context.config
 if config.config_file_name is not None and config.attributes.get("configure_logger", True):

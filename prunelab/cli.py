@@ -1,5 +1,5 @@
 """The `prunelab` command: the client's verbs (submit, runs, watch, download, cancel, compare) and, where the
-server is installed, its verbs (run, api, worker, migrate, users, tokens, ...) from `backend.cli`.
+server is installed, its verbs (run, api, worker, migrate, users, tokens, ...) from `prunelab.server.cli`.
 
 Errors print the server's message and exit 1 (2 for a wrong command line), never a traceback.
 Shell completion: `eval "$(prunelab completion bash)"` (or zsh, fish).
@@ -25,7 +25,7 @@ from prunelab.errors import PruneLabError
 from prunelab.models import Run
 from prunelab.progress import describe
 
-# The server's verbs (backend/cli.py), listed here so `prunelab --help` shows them with or without the server.
+# The server's verbs (prunelab.server.cli), listed here so `prunelab --help` shows them with or without the server.
 SERVER_COMMANDS = {
     "run": "Migrate, then start the API and one worker (the embedded default).",
     "api": "Start the API server.",
@@ -39,11 +39,11 @@ SERVER_COMMANDS = {
     "import": "Import TensorBoard event files or MLflow runs as PruneLab runs.",
     "export": "Export a PruneLab run in a form MLflow can import.",
 }
-INSTALL_SERVER = "pip install prunelab  (the server; it includes this client)"
+INSTALL_SERVER = "pip install 'prunelab[server]'  (the server; add [worker] to train here)"
 
 
 def server_installed() -> bool:
-    return importlib.util.find_spec("backend") is not None and importlib.util.find_spec("fastapi") is not None
+    return importlib.util.find_spec("prunelab.server") is not None and importlib.util.find_spec("fastapi") is not None
 
 
 class PruneLabGroup(click.Group):
@@ -317,7 +317,7 @@ def server_command(name: str, summary: str) -> click.Command:
                 f"prunelab {name}: a server command; the server is not installed here: {INSTALL_SERVER}", err=True
             )
             return 2
-        from backend.cli import main as server_main
+        from prunelab.server.cli import main as server_main
 
         return server_main([name, *args])
 

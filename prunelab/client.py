@@ -275,12 +275,12 @@ class Client:
     def metrics_frame(self, run_id: RunRef) -> pandas.DataFrame:
         """A run's full history as a pandas DataFrame (key, step, value, wall_time; NaN where not finite).
 
-        Needs pandas (`pip install 'prunelab-client[pandas]'`).
+        Needs pandas (`pip install 'prunelab[pandas]'`).
         """
         try:
             import pandas
         except ImportError:
-            raise PruneLabError("metrics_frame needs pandas: pip install pandas") from None
+            raise PruneLabError("metrics_frame needs pandas: pip install 'prunelab[pandas]'") from None
         buffer = io.BytesIO()
         with self._http.stream("GET", f"/api/runs/{run_ref(run_id)}/metrics.csv") as response:
             for chunk in response.iter_bytes():

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import httpx
 
-from core.exports import EXPORT_FORMATS, RUN_FILE_FORMATS
 from prunelab._http import Http
+from prunelab.core.exports import EXPORT_FORMATS, RUN_FILE_FORMATS
 from prunelab.errors import ChecksumMismatch, PruneLabError
 from prunelab.models import Download, Run
 from prunelab.progress import byte_bar

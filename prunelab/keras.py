@@ -37,9 +37,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from core.external import ExternalLayer, ExternalRunSpec, external_plan
-from core.schedule_math import pruning_steps, should_prune
-from core.specs import BlockSparsity, ConstantSchedule, MByNSparsity, PolynomialSchedule, UnstructuredSparsity
+from prunelab.core.external import ExternalLayer, ExternalRunSpec, external_plan
+from prunelab.core.schedule_math import pruning_steps, should_prune
+from prunelab.core.specs import BlockSparsity, ConstantSchedule, MByNSparsity, PolynomialSchedule, UnstructuredSparsity
 from prunelab.sender import Sender
 from prunelab.spool import Spool
 

@@ -24,8 +24,8 @@ TABLES = (
 
 
 def _clear_caches() -> None:
-    from backend.queue.client import get_celery
-    from backend.settings import get_settings
+    from prunelab.server.queue.client import get_celery
+    from prunelab.server.settings import get_settings
 
     get_settings.cache_clear()
     get_celery.cache_clear()
@@ -33,7 +33,7 @@ def _clear_caches() -> None:
 
 @pytest.fixture(scope="session")
 def postgres_url() -> Iterator[str]:
-    from backend.migrate import upgrade_to_head
+    from prunelab.server.migrate import upgrade_to_head
 
     with postgres_database() as url:
         upgrade_to_head(url)
@@ -42,7 +42,7 @@ def postgres_url() -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def sqlite_url(tmp_path_factory: pytest.TempPathFactory) -> str:
-    from backend.migrate import upgrade_to_head
+    from prunelab.server.migrate import upgrade_to_head
 
     url = f"sqlite:///{tmp_path_factory.mktemp('sqlite') / 'prunelab.sqlite'}"
     upgrade_to_head(url)
@@ -57,8 +57,8 @@ def database_url(request: pytest.FixtureRequest) -> str:
 @pytest.fixture
 def settings(database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[object]:
     """PRUNELAB_* pointing at a migrated database, Redis on a queue no worker consumes, and tmp folders."""
-    from backend.db import engine_for
-    from backend.settings import get_settings
+    from prunelab.server.db import engine_for
+    from prunelab.server.settings import get_settings
 
     monkeypatch.setenv("PRUNELAB_HOME", str(tmp_path))
     monkeypatch.setenv("PRUNELAB_DATABASE_URL", database_url)
@@ -74,7 +74,7 @@ def settings(database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
 
 @pytest.fixture
 def client(settings: object) -> Iterator[TestClient]:
-    from backend.app import create_app
+    from prunelab.server.app import create_app
 
     with TestClient(create_app()) as test_client:
         yield test_client

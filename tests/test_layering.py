@@ -16,40 +16,53 @@ WEB_AND_QUEUE = ("fastapi", "starlette", "sqlalchemy", "alembic", "celery", "kom
 TENSORFLOW = ("tensorflow", "tf_keras", "keras", "tensorflow_model_optimization")
 
 
-def loaded_after(imports: str) -> set[str]:
-    """Top-level packages in sys.modules of a fresh interpreter after running `imports`."""
-    probe = f"import sys, json; {imports}; print(json.dumps(sorted({{m.split('.')[0] for m in sys.modules}})))"
+def loaded_modules_after(imports: str) -> set[str]:
+    """Every module in sys.modules of a fresh interpreter after running `imports`."""
+    probe = f"import sys, json; {imports}; print(json.dumps(sorted(sys.modules)))"
     result = subprocess.run([sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True, timeout=180)
     assert result.returncode == 0, result.stdout + result.stderr
     return set(json.loads(result.stdout.strip().splitlines()[-1]))
 
 
+def loaded_after(imports: str) -> set[str]:
+    """Top-level packages, and PruneLab's parts (`prunelab.server`, ...), loaded after running `imports`."""
+    modules = loaded_modules_after(imports)
+    return {m.split(".")[0] for m in modules} | {
+        ".".join(m.split(".")[:2]) for m in modules if m.startswith("prunelab.")
+    }
+
+
+SERVER_AND_WORKER = ("prunelab.server", "prunelab.worker")
+
+
 def test_core_imports_only_pydantic_and_numpy() -> None:
     imports = (
-        "import pkgutil, importlib, core; "
-        "[importlib.import_module(m.name) for m in pkgutil.walk_packages(core.__path__, 'core.')]"
+        "import pkgutil, importlib, prunelab.core; "
+        "[importlib.import_module(m.name) for m in pkgutil.walk_packages(prunelab.core.__path__, 'prunelab.core.')]"
     )
     loaded = loaded_after(imports)
-    assert not loaded & {*WEB_AND_QUEUE, *TENSORFLOW, "backend", "worker"}, sorted(loaded)
-    assert {"core", "pydantic", "numpy"} <= loaded
+    assert not loaded & {*WEB_AND_QUEUE, *TENSORFLOW, *SERVER_AND_WORKER, "httpx", "prunelab.client"}, sorted(loaded)
+    assert {"prunelab.core", "pydantic", "numpy"} <= loaded
 
 
 def test_api_process_does_not_import_tensorflow() -> None:
-    loaded = loaded_after("import backend.app, backend.cli, backend.queue.client, worker.celery_app")
+    loaded = loaded_after(
+        "import prunelab.server.app, prunelab.server.cli, prunelab.server.queue.client, prunelab.worker.celery_app"
+    )
     assert not loaded & set(TENSORFLOW), sorted(loaded & set(TENSORFLOW))
 
 
 def test_the_client_and_its_command_load_no_server_and_no_tensorflow() -> None:
     # prunelab.keras (the Keras callback) needs TensorFlow by design; the client and the command never do.
     loaded = loaded_after("import prunelab, prunelab.client, prunelab.cli, prunelab.downloads")
-    assert not loaded & {*WEB_AND_QUEUE, *TENSORFLOW, "backend", "worker"}, sorted(loaded)
+    assert not loaded & {*WEB_AND_QUEUE, *TENSORFLOW, *SERVER_AND_WORKER}, sorted(loaded)
     assert {"prunelab", "httpx", "click", "tqdm"} <= loaded
 
 
 def test_training_library_loads_no_web_database_or_queue_code() -> None:
     imports = (
-        "import pkgutil, importlib, worker.training; "
-        "[importlib.import_module(m.name) for m in pkgutil.walk_packages(worker.training.__path__, 'worker.training.')]"
+        "import pkgutil, importlib, prunelab.worker.training as training; "
+        "[importlib.import_module(m.name) for m in pkgutil.walk_packages(training.__path__, training.__name__ + '.')]"
     )
     loaded = loaded_after(imports)
     assert "tensorflow" in loaded  # the probe did load the library
@@ -57,28 +70,28 @@ def test_training_library_loads_no_web_database_or_queue_code() -> None:
 
 
 def allowed_backend_imports() -> set[str]:
-    """The modules LAYERING.md lets the training library import from backend."""
+    """The modules LAYERING.md lets the training library import from the server."""
     text = (REPO / "LAYERING.md").read_text()
-    line = re.search(r"^.*`worker/training/` may import from `backend` only: (.*)$", text, re.M)
-    assert line, "LAYERING.md must say what worker/training may import from backend"
-    return set(re.findall(r"`(backend[\w.]*)`", line.group(1)))
+    line = re.search(r"^.*`prunelab.worker.training` may import from `prunelab.server` only: (.*)$", text, re.M)
+    assert line, "LAYERING.md must say what prunelab.worker.training may import from prunelab.server"
+    return set(re.findall(r"`(prunelab\.server[\w.]*)`", line.group(1)))
 
 
 def test_training_library_imports_from_backend_only_what_layering_allows() -> None:
-    graph = grimp.build_graph("worker", "backend", "core")
+    graph = grimp.build_graph("prunelab")
     imported = {
         (importer, imported)
-        for importer in graph.find_descendants("worker.training") | {"worker.training"}
+        for importer in graph.find_descendants("prunelab.worker.training") | {"prunelab.worker.training"}
         for imported in graph.find_modules_directly_imported_by(importer)
-        if imported.split(".")[0] == "backend"
+        if imported.startswith("prunelab.server")
     }
     allowed = allowed_backend_imports()
     assert allowed, "the allowance parsed from LAYERING.md is empty"
     assert {target for _, target in imported} <= allowed, sorted(imported)
     # The allowed modules themselves reach nothing of the web process beyond each other.
     for module in allowed:
-        reached = {m for m in graph.find_upstream_modules(module) if m.startswith("backend")}
-        assert reached <= allowed | {"backend", "backend.uploads"}, (module, sorted(reached))
+        reached = {m for m in graph.find_upstream_modules(module) if m.startswith("prunelab.server")}
+        assert reached <= allowed | {"prunelab.server", "prunelab.server.uploads"}, (module, sorted(reached))
 
 
 def test_import_contracts_hold() -> None:
@@ -88,3 +101,18 @@ def test_import_contracts_hold() -> None:
     result = subprocess.run([str(lint_imports), "--no-cache"], cwd=REPO, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
     assert "0 broken" in result.stdout
+
+
+GENERIC_NAMES = ("core", "backend", "worker", "frontend", "migrations")
+
+
+def test_no_code_imports_a_folder_by_its_generic_name() -> None:
+    """The folders are reached as `prunelab.*` only: `import core` works in a checkout but not in an install."""
+    listed = subprocess.run(["git", "ls-files", "*.py"], cwd=REPO, capture_output=True, text=True, check=True)
+    pattern = re.compile(rf"^\s*(?:from|import)\s+({'|'.join(GENERIC_NAMES)})(?:\.|\s|$)", re.M)
+    offenders = [
+        f"{name}: {match.group(0).strip()}"
+        for name in listed.stdout.split()
+        for match in pattern.finditer((REPO / name).read_text())
+    ]
+    assert not offenders, offenders

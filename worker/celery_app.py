@@ -6,8 +6,8 @@ starts, after the fork (TensorFlow is not fork-safe).
 
 from __future__ import annotations
 
-import worker  # noqa: F401 - selects tf-keras before anything imports TensorFlow
-from backend.queue.client import get_celery
+import prunelab.worker  # noqa: F401 - selects tf-keras before anything imports TensorFlow
+from prunelab.server.queue.client import get_celery
 
 app = get_celery()
-app.conf.include = ["worker.tasks", "worker.lifecycle", "worker.failures"]
+app.conf.include = ["prunelab.worker.tasks", "prunelab.worker.lifecycle", "prunelab.worker.failures"]

@@ -16,12 +16,12 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import update
 
-from backend.artifacts.storage import ArtifactStore, Recorded, StoredFileMismatch, checkpoint_key
-from backend.db import session_scope
-from backend.models import Run, RunStatus
+from prunelab.server.artifacts.storage import ArtifactStore, Recorded, StoredFileMismatch, checkpoint_key
+from prunelab.server.db import session_scope
+from prunelab.server.models import Run, RunStatus
 
 if TYPE_CHECKING:
-    from worker.db_reporter import DatabaseReporter
+    from prunelab.worker.db_reporter import DatabaseReporter
 
 log = logging.getLogger(__name__)
 

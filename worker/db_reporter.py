@@ -16,9 +16,9 @@ from collections.abc import Mapping
 
 from sqlalchemy import update
 
-from backend.db import session_scope
-from backend.metrics.service import MetricPoint, record_points
-from backend.models import Run, RunStatus, utcnow
+from prunelab.server.db import session_scope
+from prunelab.server.metrics.service import MetricPoint, record_points
+from prunelab.server.models import Run, RunStatus, utcnow
 
 log = logging.getLogger(__name__)
 

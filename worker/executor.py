@@ -18,8 +18,11 @@ from celery.exceptions import SoftTimeLimitExceeded
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
-from backend.artifacts.service import discard_checkpoints
-from backend.artifacts.storage import (
+from prunelab.core.plans import RunPlan
+from prunelab.core.recipes import upload_id
+from prunelab.core.specs import RunSpec
+from prunelab.server.artifacts.service import discard_checkpoints
+from prunelab.server.artifacts.storage import (
     ArtifactStore,
     Recorded,
     StoreUnavailable,
@@ -27,17 +30,14 @@ from backend.artifacts.storage import (
     attempt_prefix,
     get_store,
 )
-from backend.db import session_scope
-from backend.metrics.compaction import compact_run
-from backend.models import Artifact, Run, RunStatus, Upload, utcnow
-from backend.runs import links, sources
-from backend.settings import Settings, get_settings
-from core.plans import RunPlan
-from core.recipes import upload_id
-from core.specs import RunSpec
-from worker.checkpoints import RunCheckpoints
-from worker.db_reporter import DatabaseReporter
-from worker.lifecycle import listen_for_shutdown, shutdown_requested
+from prunelab.server.db import session_scope
+from prunelab.server.metrics.compaction import compact_run
+from prunelab.server.models import Artifact, Run, RunStatus, Upload, utcnow
+from prunelab.server.runs import links, sources
+from prunelab.server.settings import Settings, get_settings
+from prunelab.worker.checkpoints import RunCheckpoints
+from prunelab.worker.db_reporter import DatabaseReporter
+from prunelab.worker.lifecycle import listen_for_shutdown, shutdown_requested
 
 log = logging.getLogger(__name__)
 
@@ -160,7 +160,7 @@ def execute_run(run_id: int, worker_name: str, settings: Settings | None = None)
     reporter = DatabaseReporter(run_id, claim.attempt, shutdown=shutdown_requested).start()
     started = time.monotonic()
     try:
-        from worker.training.train import train  # TensorFlow loads here, in the pool process
+        from prunelab.worker.training.train import train  # TensorFlow loads here, in the pool process
 
         assert settings.data_dir is not None
         settings.data_dir.mkdir(parents=True, exist_ok=True)

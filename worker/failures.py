@@ -21,11 +21,11 @@ from celery.exceptions import TimeLimitExceeded
 from celery.signals import celeryd_after_setup, task_failure
 from sqlalchemy import select
 
-from backend.db import one_off_engine, session_scope
-from backend.models import Run, RunStatus
-from backend.queue.client import TRAIN_TASK
-from backend.runs.reaper import release_run
-from backend.settings import get_settings
+from prunelab.server.db import one_off_engine, session_scope
+from prunelab.server.models import Run, RunStatus
+from prunelab.server.queue.client import TRAIN_TASK
+from prunelab.server.runs.reaper import release_run
+from prunelab.server.settings import get_settings
 
 log = logging.getLogger(__name__)
 node: dict[str, str] = {}

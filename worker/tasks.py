@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from backend.queue.client import TRAIN_TASK
-from worker.celery_app import app
-from worker.executor import execute_run
+from prunelab.server.queue.client import TRAIN_TASK
+from prunelab.worker.celery_app import app
+from prunelab.worker.executor import execute_run
 
 
 @app.task(name=TRAIN_TASK, bind=True)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from backend.errors import RangeNotSatisfiable
+from prunelab.server.errors import RangeNotSatisfiable
 
 SINGLE_RANGE = re.compile(r"bytes=(\d*)-(\d*)", re.ASCII)
 

@@ -29,7 +29,8 @@ from obstore.exceptions import BaseError, PermissionDeniedError, PreconditionErr
 from obstore.store import S3Store
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
-from backend.artifacts.storage import (
+from prunelab.core.exports import file_digest, zipped_size
+from prunelab.server.artifacts.storage import (
     CHUNK_BYTES,
     ObjectStream,
     Recorded,
@@ -41,10 +42,9 @@ from backend.artifacts.storage import (
     check_digest,
     check_key,
 )
-from core.exports import file_digest, zipped_size
 
 if TYPE_CHECKING:
-    from backend.settings import Settings
+    from prunelab.server.settings import Settings
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

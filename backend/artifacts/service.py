@@ -11,7 +11,8 @@ from typing import Annotated, BinaryIO
 from fastapi import Depends
 from pydantic import BaseModel
 
-from backend.artifacts.storage import (
+from prunelab.core.errors import ArtifactCorrupted, ArtifactNotFound, ArtifactStoreUnavailable
+from prunelab.server.artifacts.storage import (
     ArtifactStore,
     ObjectStream,
     Recorded,
@@ -20,9 +21,8 @@ from backend.artifacts.storage import (
     checkpoint_prefix,
     get_store,
 )
-from backend.models import Artifact, Run
-from backend.settings import get_settings
-from core.errors import ArtifactCorrupted, ArtifactNotFound, ArtifactStoreUnavailable
+from prunelab.server.models import Artifact, Run
+from prunelab.server.settings import get_settings
 
 log = logging.getLogger(__name__)
 

@@ -27,9 +27,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, Protocol
 
 if TYPE_CHECKING:
-    from backend.settings import Settings
+    from prunelab.server.settings import Settings
 
-from core.exports import ARTIFACT_FILE_NAMES, file_digest, zipped_size
+from prunelab.core.exports import ARTIFACT_FILE_NAMES, file_digest, zipped_size
 
 UPLOAD_FILES: dict[str, str] = {"model": "model.keras", "dataset": "dataset.npz"}
 CHECKPOINT_FILE = "checkpoint.npz"
@@ -340,7 +340,7 @@ def get_store(where: Settings | Path) -> ArtifactStore:
         return _local_store(where.resolve())
     if where.artifact_dir is not None:
         return _local_store(where.artifact_dir.resolve())
-    from backend.artifacts.s3 import S3Options, s3_store  # obstore loads only where S3 is used
+    from prunelab.server.artifacts.s3 import S3Options, s3_store  # obstore loads only where S3 is used
 
     return s3_store(S3Options.from_settings(where))
 

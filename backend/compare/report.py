@@ -6,7 +6,7 @@ import html
 from datetime import UTC, datetime
 from typing import Any
 
-from backend.compare.service import SIZE_KEY, CompareOut, frontier, size_points
+from prunelab.server.compare.service import SIZE_KEY, CompareOut, frontier, size_points
 
 METRIC_TITLES = {
     "measured_sparsity": "Sparsity: measured (solid) and planned (dotted)",

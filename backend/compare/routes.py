@@ -7,13 +7,13 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Response
 from fastapi.responses import HTMLResponse
 
-from backend.compare.report import build_report
-from backend.compare.service import MAX_RUNS, CompareOut, compare_data, compare_runs
-from backend.db import SessionDep
-from backend.errors import NOT_FOUND
-from backend.kit.params import run_ids_param, split_keys
-from backend.metrics.replies import json_response, series_json
-from backend.metrics.schemas import EndStep, MaxPoints, StartStep, step_window
+from prunelab.server.compare.report import build_report
+from prunelab.server.compare.service import MAX_RUNS, CompareOut, compare_data, compare_runs
+from prunelab.server.db import SessionDep
+from prunelab.server.errors import NOT_FOUND
+from prunelab.server.kit.params import run_ids_param, split_keys
+from prunelab.server.metrics.replies import json_response, series_json
+from prunelab.server.metrics.schemas import EndStep, MaxPoints, StartStep, step_window
 
 router = APIRouter(prefix="/api/compare", tags=["compare"], responses=NOT_FOUND)  # a run that does not exist
 

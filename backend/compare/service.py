@@ -9,18 +9,18 @@ from pydantic import BaseModel
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
-from backend.metrics.downsample import MAX_POINTS
-from backend.metrics.points import Points
-from backend.metrics.presenters import series_out
-from backend.metrics.schemas import SeriesOut
-from backend.metrics.service import Series
-from backend.metrics.store import EVERYTHING, Window, read_points
-from backend.models import Run
-from backend.previews.service import PlannedSparsity, planned_sparsity
-from backend.runs.presenters import run_outs
-from backend.runs.schemas import RunOut
-from core.errors import RunNotFound
-from core.plans import RunPlan
+from prunelab.core.errors import RunNotFound
+from prunelab.core.plans import RunPlan
+from prunelab.server.metrics.downsample import MAX_POINTS
+from prunelab.server.metrics.points import Points
+from prunelab.server.metrics.presenters import series_out
+from prunelab.server.metrics.schemas import SeriesOut
+from prunelab.server.metrics.service import Series
+from prunelab.server.metrics.store import EVERYTHING, Window, read_points
+from prunelab.server.models import Run
+from prunelab.server.previews.service import PlannedSparsity, planned_sparsity
+from prunelab.server.runs.presenters import run_outs
+from prunelab.server.runs.schemas import RunOut
 
 DEFAULT_KEYS = (
     "measured_sparsity",

@@ -11,12 +11,12 @@ import os
 import sys
 from pathlib import Path
 
-from backend.artifacts.storage import get_store
-from backend.db import session_scope
-from backend.mlflow_api.errors import MlflowApiError
-from backend.settings import get_settings
-from backend.users import service as users
-from core.errors import PruneLabError
+from prunelab.core.errors import PruneLabError
+from prunelab.server.artifacts.storage import get_store
+from prunelab.server.db import session_scope
+from prunelab.server.mlflow_api.errors import MlflowApiError
+from prunelab.server.settings import get_settings
+from prunelab.server.users import service as users
 
 
 def add_commands(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -49,7 +49,7 @@ def _owner_id(session, name: str | None) -> int | None:  # type: ignore[no-untyp
 def run_command(args: argparse.Namespace) -> int:
     """Carry out an import or export command; 2 with the reason when it cannot be done."""
     # The readers load tensorboard and httpx: only when an import or export runs, not on every `prunelab`.
-    from backend.imports import mlflow_runs, tensorboard
+    from prunelab.server.imports import mlflow_runs, tensorboard
 
     what = f"prunelab {args.command} {args.kind if args.command == 'import' else args.target}"
     try:
@@ -75,7 +75,7 @@ def run_command(args: argparse.Namespace) -> int:
 
 
 def _import_mlflow(args: argparse.Namespace) -> int:
-    from backend.imports import mlflow_runs
+    from prunelab.server.imports import mlflow_runs
 
     source: str = args.source
     if source.startswith(("http://", "https://")):

@@ -28,13 +28,13 @@ import httpx
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from backend import __version__
-from backend.artifacts.service import recorded
-from backend.artifacts.storage import ArtifactStore
-from backend.metrics.service import MetricPoint, read_series, record_points
-from backend.mlflow_api import service as mlflow
-from backend.models import MlflowExperiment, MlflowRun, Run, RunParam, RunStatus, RunTagValue
-from backend.runs import service as runs
+from prunelab.server import __version__
+from prunelab.server.artifacts.service import recorded
+from prunelab.server.artifacts.storage import ArtifactStore
+from prunelab.server.metrics.service import MetricPoint, read_series, record_points
+from prunelab.server.mlflow_api import service as mlflow
+from prunelab.server.models import MlflowExperiment, MlflowRun, Run, RunParam, RunStatus, RunTagValue
+from prunelab.server.runs import service as runs
 
 API = "/api/2.0/mlflow"
 SOURCE_TAG = "prunelab.imported_from"

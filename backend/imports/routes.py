@@ -10,13 +10,13 @@ from typing import Annotated
 
 from fastapi import APIRouter, Form, UploadFile, status
 
-from backend.db import SessionDep
-from backend.imports import mlflow_runs, tensorboard
-from backend.kit.identity import PrincipalDep
-from backend.runs.presenters import run_out, run_outs
-from backend.runs.schemas import RunOut
-from backend.uploads.archives import UploadRejected, check_archive
-from core.errors import InvalidUpload
+from prunelab.core.errors import InvalidUpload
+from prunelab.server.db import SessionDep
+from prunelab.server.imports import mlflow_runs, tensorboard
+from prunelab.server.kit.identity import PrincipalDep
+from prunelab.server.runs.presenters import run_out, run_outs
+from prunelab.server.runs.schemas import RunOut
+from prunelab.server.uploads.archives import UploadRejected, check_archive
 
 # A refused archive is a 422 in FastAPI's validation shape (a list naming the `file` field), as documented by default.
 router = APIRouter(prefix="/api/imports", tags=["imports"])

@@ -10,7 +10,8 @@ from typing import BinaryIO
 
 from sqlalchemy.orm import Session
 
-from backend.imports.tensorboard_events import (
+from prunelab.core.errors import InvalidUpload
+from prunelab.server.imports.tensorboard_events import (
     EventScalars,
     external_spec,
     is_event_file,
@@ -18,12 +19,11 @@ from backend.imports.tensorboard_events import (
     pruning_params,
     read_folder,
 )
-from backend.metrics.service import MetricPoint, record_points
-from backend.mlflow_api import service as mlflow
-from backend.models import Run, RunStatus
-from backend.runs import external
-from backend.uploads.archives import UploadRejected, check_archive
-from core.errors import InvalidUpload
+from prunelab.server.metrics.service import MetricPoint, record_points
+from prunelab.server.mlflow_api import service as mlflow
+from prunelab.server.models import Run, RunStatus
+from prunelab.server.runs import external
+from prunelab.server.uploads.archives import UploadRejected, check_archive
 
 SOURCE_TAG = "prunelab.imported_from"
 WRITE_BATCH = 5000

@@ -29,8 +29,8 @@ from tensorboard.compat.tensorflow_stub import errors as stub_errors
 from tensorboard.compat.tensorflow_stub.pywrap_tensorflow import PyRecordReader_New
 from tensorboard.util import tensor_util
 
-from core.external import ExternalLayer, ExternalRunSpec
-from core.specs import ConstantSchedule, PolynomialSchedule, Schedule
+from prunelab.core.external import ExternalLayer, ExternalRunSpec
+from prunelab.core.specs import ConstantSchedule, PolynomialSchedule, Schedule
 
 EVENT_FILE = re.compile(r"events\.out\.tfevents\.")
 WRAPPER_PREFIX = "prune_low_magnitude_"

@@ -15,7 +15,7 @@ from pathlib import Path
 from itsdangerous import BadSignature, TimestampSigner
 from starlette.responses import Response
 
-from backend.settings import Settings
+from prunelab.server.settings import Settings
 
 COOKIE_NAME = "prunelab_session"
 SALT = "prunelab.session"

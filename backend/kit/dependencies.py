@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import Path
 
-from core.recipes import MAX_ID
+from prunelab.core.recipes import MAX_ID
 
 # Ids are 32-bit integers in the database: a larger path id is a 422, never a failed query (500 on PostgreSQL).
 RunId = Annotated[int, Path(ge=1, le=MAX_ID, description="A run's id.")]

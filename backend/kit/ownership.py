@@ -17,10 +17,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from starlette.routing import BaseRoute, compile_path
 
-from backend.kit.identity import Principal
-from backend.kit.origin import SAFE_METHODS
-from backend.kit.route_table import route_templates
-from backend.models import Run, Upload, User
+from prunelab.server.kit.identity import Principal
+from prunelab.server.kit.origin import SAFE_METHODS
+from prunelab.server.kit.route_table import route_templates
+from prunelab.server.models import Run, Upload, User
 
 OWNED_PARAMS: dict[str, tuple[type[Run] | type[Upload], str]] = {
     "run_id": (Run, "run"),

@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import Query
 
-from core.errors import InvalidParameter
+from prunelab.core.errors import InvalidParameter
 
 
 def split_keys(keys: str | None) -> list[str] | None:

@@ -11,7 +11,7 @@ from fastapi.staticfiles import StaticFiles
 
 
 def frontend_dir() -> Path:
-    return Path(str(resources.files("frontend")))
+    return Path(str(resources.files("prunelab.dashboard")))
 
 
 def plotly_js_path() -> Path:

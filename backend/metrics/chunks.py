@@ -17,7 +17,7 @@ import struct
 import numpy as np
 import zstandard
 
-from backend.metrics.points import Points
+from prunelab.server.metrics.points import Points
 
 FORMAT_VERSION = 1
 ZSTD_LEVEL = 3  # level 3 compresses these columns within a few % of level 19, ten times faster

@@ -19,10 +19,10 @@ import numpy as np
 from sqlalchemy import CursorResult, delete, exists, insert, or_, select, update
 from sqlalchemy.orm import Session
 
-from backend.db import session_scope
-from backend.metrics import chunks, pyramid
-from backend.metrics.points import Points
-from backend.models import LatestMetric, Metric, MetricChunk, MetricSeries, Run, RunStatus, utcnow
+from prunelab.server.db import session_scope
+from prunelab.server.metrics import chunks, pyramid
+from prunelab.server.metrics.points import Points
+from prunelab.server.models import LatestMetric, Metric, MetricChunk, MetricSeries, Run, RunStatus, utcnow
 
 log = logging.getLogger(__name__)
 

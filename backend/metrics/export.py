@@ -16,10 +16,10 @@ import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 from sqlalchemy.orm import Session
 
-from backend.db import session_scope
-from backend.metrics.points import Points
-from backend.metrics.service import latest_values
-from backend.metrics.store import read_points
+from prunelab.server.db import session_scope
+from prunelab.server.metrics.points import Points
+from prunelab.server.metrics.service import latest_values
+from prunelab.server.metrics.store import read_points
 
 SCHEMA = pa.schema(
     [

@@ -17,8 +17,8 @@ from sqlalchemy import case, func, select, tuple_
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import ColumnElement
 
-from backend.metrics.points import Points
-from backend.models import LatestMetric, Metric, Run
+from prunelab.server.metrics.points import Points
+from prunelab.server.models import LatestMetric, Metric, Run
 
 SeriesKey = tuple[int, str]
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from backend.metrics.downsample import downsample
-from backend.metrics.schemas import SeriesOut
-from backend.metrics.service import Series
+from prunelab.server.metrics.downsample import downsample
+from prunelab.server.metrics.schemas import SeriesOut
+from prunelab.server.metrics.service import Series
 
 
 def series_out(series: Series, max_points: int | None) -> SeriesOut:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from backend.metrics.points import Points
+from prunelab.server.metrics.points import Points
 
 # Level 1 buckets span 16 logged points; each further level doubles the width. Doubling bounds what
 # a read fetches to twice what it draws (it takes the coarsest level no wider than a pixel) at the
@@ -125,7 +125,7 @@ def reduce_to_budget(points: Points, span_steps: int, max_points: int) -> Points
             break
         budget = budget * 4 // 5  # gaps add a fifth point per column: narrow the columns and retry
     if len(reduced) > max_points:  # a pathological series: fall back to the index-based reduction
-        from backend.metrics.downsample import downsample_indices
+        from prunelab.server.metrics.downsample import downsample_indices
 
         reduced = reduced.take(np.asarray(downsample_indices(list(reduced.values), max_points), dtype=np.int64))
     return reduced

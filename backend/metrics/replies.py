@@ -16,7 +16,7 @@ import numpy as np
 import orjson
 from fastapi import Response
 
-from backend.metrics.points import Points
+from prunelab.server.metrics.points import Points
 
 OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
 

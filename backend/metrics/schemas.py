@@ -7,9 +7,9 @@ from typing import Annotated
 from fastapi import Query
 from pydantic import BaseModel
 
-from backend.metrics.downsample import MAX_POINTS, MIN_POINTS
-from backend.metrics.store import Window
-from core.errors import InvalidParameter
+from prunelab.core.errors import InvalidParameter
+from prunelab.server.metrics.downsample import MAX_POINTS, MIN_POINTS
+from prunelab.server.metrics.store import Window
 
 MaxPoints = Annotated[
     int | None,

@@ -17,9 +17,9 @@ from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from backend.metrics.points import Points
-from backend.metrics.store import read_points
-from backend.models import LatestMetric, Metric
+from prunelab.server.metrics.points import Points
+from prunelab.server.metrics.store import read_points
+from prunelab.server.models import LatestMetric, Metric
 
 MAX_KEY_LENGTH = 200
 

@@ -17,10 +17,10 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from backend.metrics import chunks, hot
-from backend.metrics.points import Points
-from backend.metrics.pyramid import PyramidShape, choose_level, reduce_to_budget
-from backend.models import MetricChunk, MetricSeries
+from prunelab.server.metrics import chunks, hot
+from prunelab.server.metrics.points import Points
+from prunelab.server.metrics.pyramid import PyramidShape, choose_level, reduce_to_budget
+from prunelab.server.models import MetricChunk, MetricSeries
 
 SeriesKey = tuple[int, str]
 # Level 0 is read (and reduced exactly) while the window holds up to this many times the budget.

@@ -12,11 +12,11 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 
-from backend.artifacts.service import StoreDep
-from backend.db import SessionDep
-from backend.kit.identity import PrincipalDep
-from backend.mlflow_api import schemas, service
-from backend.mlflow_api.errors import PREFIX, invalid
+from prunelab.server.artifacts.service import StoreDep
+from prunelab.server.db import SessionDep
+from prunelab.server.kit.identity import PrincipalDep
+from prunelab.server.mlflow_api import schemas, service
+from prunelab.server.mlflow_api.errors import PREFIX, invalid
 
 # MLflow's error statuses (backend/mlflow_api/errors.py), each answered in MLflow's error shape.
 MLFLOW_ERRORS: dict[int | str, dict[str, Any]] = {

@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from core.specs import plain_text
+from prunelab.core.specs import plain_text
 
 # mlflow/utils/validation.py
 MAX_METRICS_PER_BATCH = 1000

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from backend.mlflow_api.errors import invalid
+from prunelab.server.mlflow_api.errors import invalid
 
 ENTITIES = {
     "metric": "metrics", "metrics": "metrics",

@@ -27,17 +27,17 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from backend.artifacts.storage import ArtifactStore
-from backend.kit import ownership
-from backend.kit.identity import Principal
-from backend.metrics import service as metrics
-from backend.metrics.service import MetricPoint
-from backend.metrics.store import Window, read_points
-from backend.mlflow_api import schemas, search
-from backend.mlflow_api.errors import MlflowApiError, invalid, not_found
-from backend.models import MlflowExperiment, MlflowRun, Run, RunParam, RunStatus, RunTagValue, utcnow
-from backend.runs import external
-from backend.runs import service as runs
+from prunelab.server.artifacts.storage import ArtifactStore
+from prunelab.server.kit import ownership
+from prunelab.server.kit.identity import Principal
+from prunelab.server.metrics import service as metrics
+from prunelab.server.metrics.service import MetricPoint
+from prunelab.server.metrics.store import Window, read_points
+from prunelab.server.mlflow_api import schemas, search
+from prunelab.server.mlflow_api.errors import MlflowApiError, invalid, not_found
+from prunelab.server.models import MlflowExperiment, MlflowRun, Run, RunParam, RunStatus, RunTagValue, utcnow
+from prunelab.server.runs import external
+from prunelab.server.runs import service as runs
 
 DEFAULT_EXPERIMENT_ID = 0
 DEFAULT_EXPERIMENT_NAME = "Default"

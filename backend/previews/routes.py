@@ -9,9 +9,9 @@ from fastapi import APIRouter, Query
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
-from backend.metrics.downsample import MAX_POINTS, MIN_POINTS
-from backend.previews.service import SchedulePreview, preview
-from core.specs import RunSpec
+from prunelab.core.specs import RunSpec
+from prunelab.server.metrics.downsample import MAX_POINTS, MIN_POINTS
+from prunelab.server.previews.service import SchedulePreview, preview
 
 router = APIRouter(prefix="/api/schedules", tags=["schedules"])
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
-from backend.metrics.downsample import downsample
-from core.plans import RunPlan, resolve_plan
-from core.specs import RunSpec
+from prunelab.core.plans import RunPlan, resolve_plan
+from prunelab.core.specs import RunSpec
+from prunelab.server.metrics.downsample import downsample
 
 
 class PlannedSparsity(BaseModel):

@@ -14,8 +14,8 @@ from typing import Any
 
 from sqlalchemy import create_engine, inspect, text
 
-from backend.queue.client import TRAIN_TASK
-from backend.settings import Settings
+from prunelab.server.queue.client import TRAIN_TASK
+from prunelab.server.settings import Settings
 
 # kombu's Redis transport keeps messages a consumer took but has not acknowledged in this hash.
 REDIS_UNACKED_KEY = "unacked"

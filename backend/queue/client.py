@@ -10,7 +10,7 @@ from functools import lru_cache
 
 from celery import Celery
 
-from backend.settings import Settings, get_settings
+from prunelab.server.settings import Settings, get_settings
 
 TRAIN_TASK = "prunelab.train_run"
 log = logging.getLogger(__name__)

@@ -11,17 +11,17 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from starlette.background import BackgroundTask
 
-from backend.artifacts.ranges import requested_range, strong_etag
-from backend.artifacts.service import IntegrityReport, StoreDep, check_run_files, open_stream
-from backend.artifacts.storage import ArtifactStore
-from backend.db import SessionDep
-from backend.errors import CONFLICT, NOT_FOUND, ErrorMessage
-from backend.kit.dependencies import RunId
-from backend.models import Artifact, Run
-from backend.runs import service
-from backend.runs.schemas import ArtifactOut
-from core.errors import ArtifactNotFound
-from core.exports import EXPORT_FORMATS, RUN_FILE_FORMATS
+from prunelab.core.errors import ArtifactNotFound
+from prunelab.core.exports import EXPORT_FORMATS, RUN_FILE_FORMATS
+from prunelab.server.artifacts.ranges import requested_range, strong_etag
+from prunelab.server.artifacts.service import IntegrityReport, StoreDep, check_run_files, open_stream
+from prunelab.server.artifacts.storage import ArtifactStore
+from prunelab.server.db import SessionDep
+from prunelab.server.errors import CONFLICT, NOT_FOUND, ErrorMessage
+from prunelab.server.kit.dependencies import RunId
+from prunelab.server.models import Artifact, Run
+from prunelab.server.runs import service
+from prunelab.server.runs.schemas import ArtifactOut
 
 DOWNLOAD_ANSWERS: dict[int | str, dict[str, object]] = {
     206: {"description": "The byte range asked for with `Range` (resuming a cut download)."},

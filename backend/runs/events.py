@@ -24,11 +24,11 @@ from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session, selectinload
 from starlette.concurrency import run_in_threadpool
 
-from backend.db import session_scope
-from backend.metrics import service as metrics
-from backend.metrics.downsample import downsample
-from backend.models import LatestMetric, Metric, Run, RunStatus
-from backend.runs.presenters import run_out
+from prunelab.server.db import session_scope
+from prunelab.server.metrics import service as metrics
+from prunelab.server.metrics.downsample import downsample
+from prunelab.server.models import LatestMetric, Metric, Run, RunStatus
+from prunelab.server.runs.presenters import run_out
 
 POLL_INTERVAL_S = 0.5
 KEEPALIVE_S = 15.0

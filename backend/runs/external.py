@@ -23,14 +23,14 @@ from typing import Any, BinaryIO
 
 from sqlalchemy.orm import Session
 
-from backend.artifacts.service import store_errors
-from backend.artifacts.storage import ArtifactStore, artifact_key
-from backend.metrics.service import MAX_KEY_LENGTH, MetricPoint, latest_values, record_points
-from backend.models import Artifact, Run, RunStatus, utcnow
-from backend.runs.service import get_run
-from core.errors import InvalidSpec, RunStateConflict
-from core.exports import EXPORT_FORMATS
-from core.external import ExternalRunSpec, coverage_from_layers, external_plan
+from prunelab.core.errors import InvalidSpec, RunStateConflict
+from prunelab.core.exports import EXPORT_FORMATS
+from prunelab.core.external import ExternalRunSpec, coverage_from_layers, external_plan
+from prunelab.server.artifacts.service import store_errors
+from prunelab.server.artifacts.storage import ArtifactStore, artifact_key
+from prunelab.server.metrics.service import MAX_KEY_LENGTH, MetricPoint, latest_values, record_points
+from prunelab.server.models import Artifact, Run, RunStatus, utcnow
+from prunelab.server.runs.service import get_run
 
 # The source of runs the worker trains; any other value is an external run.
 PRUNELAB_SOURCE = "prunelab"

@@ -7,17 +7,17 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Form, UploadFile, status
 from fastapi import Path as FastApiPath
 
-from backend.artifacts.service import StoreDep
-from backend.db import SessionDep
-from backend.errors import CONFLICT, NOT_FOUND, ErrorMessage
-from backend.kit.dependencies import RunId
-from backend.kit.identity import PrincipalDep
-from backend.models import RunStatus
-from backend.runs import external
-from backend.runs.downloads import artifact_out
-from backend.runs.presenters import run_out
-from backend.runs.schemas import ArtifactOut, ExternalFinish, PointsIn, PointsOut, RejectedPointOut, RunOut
-from core.external import ExternalRunSpec
+from prunelab.core.external import ExternalRunSpec
+from prunelab.server.artifacts.service import StoreDep
+from prunelab.server.db import SessionDep
+from prunelab.server.errors import CONFLICT, NOT_FOUND, ErrorMessage
+from prunelab.server.kit.dependencies import RunId
+from prunelab.server.kit.identity import PrincipalDep
+from prunelab.server.models import RunStatus
+from prunelab.server.runs import external
+from prunelab.server.runs.downloads import artifact_out
+from prunelab.server.runs.presenters import run_out
+from prunelab.server.runs.schemas import ArtifactOut, ExternalFinish, PointsIn, PointsOut, RejectedPointOut, RunOut
 
 router = APIRouter(prefix="/api/runs", tags=["external runs"], responses={**NOT_FOUND, **CONFLICT})
 

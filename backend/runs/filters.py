@@ -29,9 +29,9 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.functions import FunctionElement
 
-from backend.models import LatestMetric, Run, RunStatus, User
-from core.errors import InvalidFilter
-from core.specs import SCHEDULE_KINDS
+from prunelab.core.errors import InvalidFilter
+from prunelab.core.specs import SCHEDULE_KINDS
+from prunelab.server.models import LatestMetric, Run, RunStatus, User
 
 MAX_FILTER_LENGTH = 500
 MAX_METRICS = 16  # LEFT JOINs per query (SQLite joins at most 64 tables)

@@ -10,15 +10,15 @@ from fastapi import APIRouter, Query, Response
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 
-from backend.db import SessionDep
-from backend.errors import NOT_FOUND
-from backend.kit.dependencies import RunId
-from backend.kit.params import split_keys
-from backend.metrics import export, service
-from backend.metrics.replies import json_response, series_json
-from backend.metrics.schemas import EndStep, MaxPoints, MetricsOut, StartStep, step_window
-from backend.metrics.store import read_points
-from backend.runs import service as runs
+from prunelab.server.db import SessionDep
+from prunelab.server.errors import NOT_FOUND
+from prunelab.server.kit.dependencies import RunId
+from prunelab.server.kit.params import split_keys
+from prunelab.server.metrics import export, service
+from prunelab.server.metrics.replies import json_response, series_json
+from prunelab.server.metrics.schemas import EndStep, MaxPoints, MetricsOut, StartStep, step_window
+from prunelab.server.metrics.store import read_points
+from prunelab.server.runs import service as runs
 
 router = APIRouter(prefix="/api/runs", tags=["metrics"], responses=NOT_FOUND)
 

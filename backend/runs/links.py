@@ -11,9 +11,9 @@ from functools import partial
 from sqlalchemy import ColumnElement, exists, or_, select, update
 from sqlalchemy.orm import Session, aliased
 
-from backend.db import after_commit
-from backend.models import Run, RunStatus, utcnow
-from backend.queue.client import enqueue_run
+from prunelab.server.db import after_commit
+from prunelab.server.models import Run, RunStatus, utcnow
+from prunelab.server.queue.client import enqueue_run
 
 
 def base_run_ready() -> ColumnElement[bool]:

@@ -19,9 +19,9 @@ from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import QueryableAttribute, Session, selectinload
 from sqlalchemy.sql.elements import ColumnElement
 
-from backend.models import Run
-from backend.runs.filters import METRIC_KEY, MetricColumns, clause, parse_filter
-from core.errors import InvalidParameter
+from prunelab.core.errors import InvalidParameter
+from prunelab.server.models import Run
+from prunelab.server.runs.filters import METRIC_KEY, MetricColumns, clause, parse_filter
 
 Order = Literal["asc", "desc"]
 COLUMN_SORTS = ("created", "id", "name", "status")

@@ -12,12 +12,12 @@ from contextlib import contextmanager
 
 import numpy as np
 
-from backend.artifacts.service import open_checked
-from backend.artifacts.storage import ArtifactStore
-from backend.models import Run
-from backend.runs.mask_png import grayscale_png
-from backend.runs.schemas import MaskEventOut, MaskLayerOut, MasksOut
-from core.errors import ArtifactNotFound
+from prunelab.core.errors import ArtifactNotFound
+from prunelab.server.artifacts.service import open_checked
+from prunelab.server.artifacts.storage import ArtifactStore
+from prunelab.server.models import Run
+from prunelab.server.runs.mask_png import grayscale_png
+from prunelab.server.runs.schemas import MaskEventOut, MaskLayerOut, MasksOut
 
 
 @contextmanager

@@ -8,13 +8,13 @@ from functools import lru_cache
 import orjson
 from sqlalchemy.orm import Session
 
-from backend.metrics import service as metrics
-from backend.models import Run
-from backend.runs.downloads import artifact_out
-from backend.runs.schemas import RunOut
-from core.external import ExternalRunSpec
-from core.plans import RunPlan
-from core.specs import RunSpec
+from prunelab.core.external import ExternalRunSpec
+from prunelab.core.plans import RunPlan
+from prunelab.core.specs import RunSpec
+from prunelab.server.metrics import service as metrics
+from prunelab.server.models import Run
+from prunelab.server.runs.downloads import artifact_out
+from prunelab.server.runs.schemas import RunOut
 
 
 # A stored spec and plan never change, and validating them is most of a run's presentation: a page of runs

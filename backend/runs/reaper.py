@@ -38,16 +38,16 @@ from functools import partial
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
-from backend.artifacts.service import discard_checkpoints
-from backend.artifacts.storage import get_store
-from backend.db import after_commit, session_scope
-from backend.metrics.compaction import compact_pending
-from backend.models import Run, RunStatus, utcnow
-from backend.queue.broker import run_ids_in_broker
-from backend.queue.client import enqueue_run
-from backend.runs import links
-from backend.runs.external import PRUNELAB_SOURCE
-from backend.settings import Settings
+from prunelab.server.artifacts.service import discard_checkpoints
+from prunelab.server.artifacts.storage import get_store
+from prunelab.server.db import after_commit, session_scope
+from prunelab.server.metrics.compaction import compact_pending
+from prunelab.server.models import Run, RunStatus, utcnow
+from prunelab.server.queue.broker import run_ids_in_broker
+from prunelab.server.queue.client import enqueue_run
+from prunelab.server.runs import links
+from prunelab.server.runs.external import PRUNELAB_SOURCE
+from prunelab.server.settings import Settings
 
 log = logging.getLogger(__name__)
 

@@ -8,19 +8,19 @@ from fastapi import APIRouter, Depends, Query, Response, status
 from fastapi import Path as FastApiPath
 from fastapi.responses import StreamingResponse
 
-from backend.artifacts.service import StoreDep
-from backend.db import SessionDep
-from backend.errors import CONFLICT, NOT_FOUND, ErrorMessage
-from backend.kit.dependencies import RunId
-from backend.kit.identity import PrincipalDep
-from backend.kit.params import run_ids_param
-from backend.runs import listing, masks, service
-from backend.runs.events import RunCursor, RunsCursor, poll_run, poll_runs, stream
-from backend.runs.filters import MAX_FILTER_LENGTH
-from backend.runs.presenters import run_out, run_outs
-from backend.runs.schemas import MasksOut, RunOut, RunPatch, RunsPage
-from backend.runs.sensitivity import ProposalOut, sensitivity_proposal
-from core.specs import RunSpec
+from prunelab.core.specs import RunSpec
+from prunelab.server.artifacts.service import StoreDep
+from prunelab.server.db import SessionDep
+from prunelab.server.errors import CONFLICT, NOT_FOUND, ErrorMessage
+from prunelab.server.kit.dependencies import RunId
+from prunelab.server.kit.identity import PrincipalDep
+from prunelab.server.kit.params import run_ids_param
+from prunelab.server.runs import listing, masks, service
+from prunelab.server.runs.events import RunCursor, RunsCursor, poll_run, poll_runs, stream
+from prunelab.server.runs.filters import MAX_FILTER_LENGTH
+from prunelab.server.runs.presenters import run_out, run_outs
+from prunelab.server.runs.schemas import MasksOut, RunOut, RunPatch, RunsPage
+from prunelab.server.runs.sensitivity import ProposalOut, sensitivity_proposal
 
 MAX_PAGE = 500
 router = APIRouter(prefix="/api/runs", tags=["runs"], responses={**NOT_FOUND, **CONFLICT})

@@ -7,9 +7,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from core.external import ExternalRunSpec
-from core.plans import RunPlan
-from core.specs import PlainText, RunSpec
+from prunelab.core.external import ExternalRunSpec
+from prunelab.core.plans import RunPlan
+from prunelab.core.specs import PlainText, RunSpec
 
 
 class ArtifactOut(BaseModel):

@@ -7,14 +7,14 @@ from typing import Any
 from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
-from backend.models import RunStatus
-from backend.runs.service import get_run
-from core.errors import InvalidSpec, RunStateConflict
-from core.plans import resolve_plan
-from core.proposals import ProposalError, propose
-from core.recipes import PretrainedRecipe, SensitivityRecipe, UploadedModelRecipe
-from core.schedule_math import with_final_sparsity
-from core.specs import MByNSparsity, RunSpec, UnstructuredSparsity
+from prunelab.core.errors import InvalidSpec, RunStateConflict
+from prunelab.core.plans import resolve_plan
+from prunelab.core.proposals import ProposalError, propose
+from prunelab.core.recipes import PretrainedRecipe, SensitivityRecipe, UploadedModelRecipe
+from prunelab.core.schedule_math import with_final_sparsity
+from prunelab.core.specs import MByNSparsity, RunSpec, UnstructuredSparsity
+from prunelab.server.models import RunStatus
+from prunelab.server.runs.service import get_run
 
 
 class ProposalOut(BaseModel):

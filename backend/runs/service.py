@@ -6,15 +6,15 @@ import logging
 
 from sqlalchemy.orm import Session, selectinload
 
-from backend.artifacts.storage import ArtifactStore, StoreUnavailable, run_prefix
-from backend.db import after_commit
-from backend.models import Run, RunStatus, utcnow
-from backend.queue.client import enqueue_run
-from backend.runs import links, sources
-from core.errors import RunNotFound, RunStateConflict
-from core.plans import RunPlan, resolve_plan
-from core.recipes import DenseRecipe, PretrainedRecipe, base_run_id, upload_id
-from core.specs import RunSpec
+from prunelab.core.errors import RunNotFound, RunStateConflict
+from prunelab.core.plans import RunPlan, resolve_plan
+from prunelab.core.recipes import DenseRecipe, PretrainedRecipe, base_run_id, upload_id
+from prunelab.core.specs import RunSpec
+from prunelab.server.artifacts.storage import ArtifactStore, StoreUnavailable, run_prefix
+from prunelab.server.db import after_commit
+from prunelab.server.models import Run, RunStatus, utcnow
+from prunelab.server.queue.client import enqueue_run
+from prunelab.server.runs import links, sources
 
 log = logging.getLogger(__name__)
 

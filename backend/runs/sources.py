@@ -12,10 +12,10 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from backend.models import Artifact, Run, RunStatus, Upload, UploadKind
-from core.catalog import DATASETS
-from core.errors import InvalidSpec
-from core.specs import RunSpec
+from prunelab.core.catalog import DATASETS
+from prunelab.core.errors import InvalidSpec
+from prunelab.core.specs import RunSpec
+from prunelab.server.models import Artifact, Run, RunStatus, Upload, UploadKind
 
 BASE_FIELD = ("recipe", "base_run_id")
 UPLOAD_FIELD = ("recipe", "upload_id")

@@ -15,7 +15,7 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-from backend.uploads.archives import UploadRejected, check_archive, open_zip
+from prunelab.server.uploads.archives import UploadRejected, check_archive, open_zip
 
 MAX_MEMBERS = 64
 MAX_UNCOMPRESSED_BYTES = 1 << 30  # 1 GiB: above any model PruneLab prunes, below a decompression bomb

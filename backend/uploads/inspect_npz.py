@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from backend.uploads.archives import UploadRejected, check_archive, open_zip
+from prunelab.server.uploads.archives import UploadRejected, check_archive, open_zip
 
 REQUIRED_ARRAYS = ("x_train", "y_train", "x_test", "y_test")
 MAX_CLASSES = 1000

@@ -5,17 +5,17 @@ from __future__ import annotations
 
 from fastapi import APIRouter, UploadFile, status
 
-from backend.artifacts.service import StoreDep
-from backend.db import SessionDep
-from backend.errors import NOT_FOUND
-from backend.kit.dependencies import UploadId
-from backend.kit.identity import PrincipalDep
-from backend.models import UploadKind
-from backend.settings import get_settings
-from backend.uploads import service
-from backend.uploads.schemas import UploadOut
-from core.architectures import fits, param_counts
-from core.catalog import DATASETS, MODELS
+from prunelab.core.architectures import fits, param_counts
+from prunelab.core.catalog import DATASETS, MODELS
+from prunelab.server.artifacts.service import StoreDep
+from prunelab.server.db import SessionDep
+from prunelab.server.errors import NOT_FOUND
+from prunelab.server.kit.dependencies import UploadId
+from prunelab.server.kit.identity import PrincipalDep
+from prunelab.server.models import UploadKind
+from prunelab.server.settings import get_settings
+from prunelab.server.uploads import service
+from prunelab.server.uploads.schemas import UploadOut
 
 router = APIRouter(prefix="/api")
 

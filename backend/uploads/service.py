@@ -10,13 +10,13 @@ from typing import Any, BinaryIO
 
 from sqlalchemy.orm import Session
 
-from backend.artifacts.service import store_errors
-from backend.artifacts.storage import ArtifactStore, upload_key
-from backend.models import Upload, UploadKind
-from backend.uploads.archives import UploadRejected
-from backend.uploads.inspect_keras import inspect_keras
-from backend.uploads.inspect_npz import inspect_npz
-from core.errors import InvalidUpload, UploadNotFound
+from prunelab.core.errors import InvalidUpload, UploadNotFound
+from prunelab.server.artifacts.service import store_errors
+from prunelab.server.artifacts.storage import ArtifactStore, upload_key
+from prunelab.server.models import Upload, UploadKind
+from prunelab.server.uploads.archives import UploadRejected
+from prunelab.server.uploads.inspect_keras import inspect_keras
+from prunelab.server.uploads.inspect_npz import inspect_npz
 
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 EXPECTED_SUFFIX = {UploadKind.MODEL: ".keras", UploadKind.DATASET: ".npz"}

@@ -23,12 +23,12 @@ from starlette.datastructures import Headers
 from starlette.requests import cookie_parser
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from backend.db import session_scope
-from backend.kit import identity, origin, ownership
-from backend.kit.cookies import COOKIE_NAME, session_cookie
-from backend.kit.identity import Principal
-from backend.settings import Settings
-from backend.users import service as users
+from prunelab.server.db import session_scope
+from prunelab.server.kit import identity, origin, ownership
+from prunelab.server.kit.cookies import COOKIE_NAME, session_cookie
+from prunelab.server.kit.identity import Principal
+from prunelab.server.settings import Settings
+from prunelab.server.users import service as users
 
 MLFLOW_PREFIX = "/api/2.0/mlflow/"
 MLFLOW_CODES = {401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED"}

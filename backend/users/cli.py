@@ -8,8 +8,8 @@ import sys
 
 from sqlalchemy.orm import Session
 
-from backend.db import session_scope
-from backend.users import service
+from prunelab.server.db import session_scope
+from prunelab.server.users import service
 
 
 def add_commands(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]

@@ -6,9 +6,9 @@ import ipaddress
 
 from sqlalchemy.exc import OperationalError, ProgrammingError
 
-from backend.db import session_scope
-from backend.settings import Settings
-from backend.users.service import has_users
+from prunelab.server.db import session_scope
+from prunelab.server.settings import Settings
+from prunelab.server.users.service import has_users
 
 
 def is_loopback(host: str) -> bool:

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from fastapi import APIRouter, HTTPException, Request, Response, status
 
-from backend.db import SessionDep
-from backend.kit.cookies import session_cookie
-from backend.kit.identity import PrincipalDep, optional_principal
-from backend.models import User
-from backend.settings import get_settings
-from backend.users import service
-from backend.users.schemas import LoginIn, MeOut, PasswordChangeIn
-from backend.users.throttle import LoginThrottle
+from prunelab.server.db import SessionDep
+from prunelab.server.kit.cookies import session_cookie
+from prunelab.server.kit.identity import PrincipalDep, optional_principal
+from prunelab.server.models import User
+from prunelab.server.settings import get_settings
+from prunelab.server.users import service
+from prunelab.server.users.schemas import LoginIn, MeOut, PasswordChangeIn
+from prunelab.server.users.throttle import LoginThrottle
 
 router = APIRouter(prefix="/api/auth", tags=["auth"])
 WRONG = "wrong user name or password"

@@ -6,8 +6,8 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints
 
-from backend.kit.identity import Via
-from backend.users.passwords import MAX_LENGTH, check_strength
+from prunelab.server.kit.identity import Via
+from prunelab.server.users.passwords import MAX_LENGTH, check_strength
 
 Password = Annotated[str, StringConstraints(min_length=1, max_length=MAX_LENGTH)]
 

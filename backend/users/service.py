@@ -8,8 +8,8 @@ from datetime import timedelta
 from sqlalchemy import delete, exists, func, select
 from sqlalchemy.orm import Session
 
-from backend.models import ApiToken, User, UserSession, utcnow
-from backend.users import credentials, passwords
+from prunelab.server.models import ApiToken, User, UserSession, utcnow
+from prunelab.server.users import credentials, passwords
 
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 

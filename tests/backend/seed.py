@@ -6,9 +6,9 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
-from backend.db import session_scope
-from backend.metrics.service import MetricPoint, record_points
-from backend.models import Run, RunStatus, utcnow
+from prunelab.server.db import session_scope
+from prunelab.server.metrics.service import MetricPoint, record_points
+from prunelab.server.models import Run, RunStatus, utcnow
 
 SPEC = {
     "name": "seeded",

@@ -10,14 +10,14 @@ from functools import cache
 import pytest
 from fastapi.testclient import TestClient
 
-from backend.db import session_scope
-from backend.kit.cookies import COOKIE_NAME, session_cookie
-from backend.models import Run, RunStatus, Upload, User
-from backend.settings import get_settings
-from backend.users import service
-from backend.users.passwords import hash_password
-from core.plans import resolve_plan
-from core.specs import RunSpec
+from prunelab.core.plans import resolve_plan
+from prunelab.core.specs import RunSpec
+from prunelab.server.db import session_scope
+from prunelab.server.kit.cookies import COOKIE_NAME, session_cookie
+from prunelab.server.models import Run, RunStatus, Upload, User
+from prunelab.server.settings import get_settings
+from prunelab.server.users import service
+from prunelab.server.users.passwords import hash_password
 from tests.backend.seed import SPEC
 
 PASSWORD = "correct horse battery"
@@ -110,7 +110,7 @@ def team_app(
     monkeypatch: pytest.MonkeyPatch, base_url: str = ORIGIN, **environment: str
 ) -> Iterator[tuple[TestClient, Team]]:
     """An app with users ana, bob and carol (admin), and the service token; PRUNELAB_<KEY> from `environment`."""
-    from backend.app import create_app
+    from prunelab.server.app import create_app
 
     monkeypatch.setenv("PRUNELAB_API_TOKEN", SERVICE_TOKEN)
     for key, value in environment.items():

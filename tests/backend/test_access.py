@@ -15,16 +15,16 @@ from fastapi.testclient import TestClient
 from pydantic import ValidationError
 from starlette.routing import Mount, Route
 
-from backend.kit.limits import BodySizeLimit
-from backend.settings import Settings
+from prunelab.server.kit.limits import BodySizeLimit
+from prunelab.server.settings import Settings
 
 TOKEN = "s3cret-token"
 
 
 @pytest.fixture
 def guarded_client(settings, monkeypatch: pytest.MonkeyPatch) -> Iterator[TestClient]:  # type: ignore[no-untyped-def]
-    from backend.app import create_app
-    from backend.settings import get_settings
+    from prunelab.server.app import create_app
+    from prunelab.server.settings import get_settings
 
     monkeypatch.setenv("PRUNELAB_API_TOKEN", TOKEN)
     get_settings.cache_clear()
@@ -103,8 +103,8 @@ def test_cors_is_off_unless_origins_are_configured(client: TestClient) -> None:
 
 
 def test_configured_cors_allows_only_those_origins(settings, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
-    from backend.app import create_app
-    from backend.settings import get_settings
+    from prunelab.server.app import create_app
+    from prunelab.server.settings import get_settings
 
     monkeypatch.setenv("PRUNELAB_CORS_ORIGINS", "https://lab.example, http://localhost:5173")
     get_settings.cache_clear()
@@ -117,8 +117,8 @@ def test_configured_cors_allows_only_those_origins(settings, monkeypatch: pytest
 
 
 def test_cors_allows_exactly_the_methods_the_api_has(settings, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
-    from backend.app import create_app
-    from backend.settings import get_settings
+    from prunelab.server.app import create_app
+    from prunelab.server.settings import get_settings
 
     monkeypatch.setenv("PRUNELAB_CORS_ORIGINS", "https://lab.example")
     get_settings.cache_clear()
@@ -196,8 +196,8 @@ def test_a_body_within_the_limit_reaches_the_app() -> None:
 
 
 def test_oversized_upload_gets_413_and_nothing_is_written(settings, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
-    from backend.app import create_app
-    from backend.settings import get_settings
+    from prunelab.server.app import create_app
+    from prunelab.server.settings import get_settings
 
     monkeypatch.setenv("PRUNELAB_MAX_UPLOAD_BYTES", str(64 * 1024))
     get_settings.cache_clear()

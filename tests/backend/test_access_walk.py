@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from backend.kit.route_table import route_templates
+from prunelab.server.kit.route_table import route_templates
 from tests.backend.team import SERVICE_TOKEN, Team, owned_run, owned_upload, team_app
 
 PUBLIC, SIGNED_IN, OWNER = "public", "signed in", "owner"

@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from backend.artifacts.storage import LocalArtifactStore, UnsafeKey, artifact_key
-from backend.db import session_scope
-from backend.models import Artifact, Run, RunStatus
 from harness.stack import REPO
+from prunelab.server.artifacts.storage import LocalArtifactStore, UnsafeKey, artifact_key
+from prunelab.server.db import session_scope
+from prunelab.server.models import Artifact, Run, RunStatus
 
 TRAVERSAL_KEYS = [
     "../secret.txt",
@@ -133,7 +133,7 @@ def test_downloads_match_the_stored_hash_and_tampered_files_are_refused(
 SLOW_WRITER = """
 import shutil, sys, time
 from pathlib import Path
-import backend.artifacts.storage as storage
+import prunelab.server.artifacts.storage as storage
 
 def slow_copy(reader, writer, length=0):
     while chunk := reader.read(64 * 1024):

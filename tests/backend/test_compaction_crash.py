@@ -11,11 +11,11 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
-from backend.db import session_scope
-from backend.metrics.compaction import compact_run
-from backend.metrics.service import read_series
-from backend.models import Metric, MetricSeries, RunStatus
 from harness.stack import REPO
+from prunelab.server.db import session_scope
+from prunelab.server.metrics.compaction import compact_run
+from prunelab.server.metrics.service import read_series
+from prunelab.server.models import Metric, MetricSeries, RunStatus
 from tests.backend.test_series_store import finish, log_steps
 from tests.worker.test_db_reporter import queued_run
 
@@ -26,7 +26,7 @@ KEYS = tuple(f"key_{index}" for index in range(6))
 COMPACT_AND_HANG = """
 import sys, time
 from pathlib import Path
-from backend.metrics import compaction
+from prunelab.server.metrics import compaction
 
 marker, real, calls = Path(sys.argv[2]), compaction.delete_hot_rows, []
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from fastapi.testclient import TestClient
 
-from backend.compare.service import frontier, pareto_front, size_points
-from backend.db import session_scope
-from backend.metrics.service import MetricPoint, record_points
-from backend.runs.schemas import RunOut
+from prunelab.server.compare.service import frontier, pareto_front, size_points
+from prunelab.server.db import session_scope
+from prunelab.server.metrics.service import MetricPoint, record_points
+from prunelab.server.runs.schemas import RunOut
 from tests.backend.seed import SPEC, STAGED, seeded_run
 
 

@@ -6,8 +6,8 @@ import re
 
 import yaml
 
-from backend.settings import Settings
 from harness.stack import REPO
+from prunelab.server.settings import Settings
 
 
 def test_compose_keeps_artifacts_in_a_minio_bucket_created_at_start_and_shares_no_volume() -> None:

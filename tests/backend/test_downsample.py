@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from backend.metrics.downsample import downsample, downsample_indices
+from prunelab.server.metrics.downsample import downsample, downsample_indices
 
 
 def test_short_series_are_returned_whole() -> None:

@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-import backend.runs.reaper as reaper
-from backend.db import session_scope
-from backend.models import Run, RunStatus, utcnow
-from backend.runs.external import MAX_POINTS_PER_REQUEST, create_external_run
+import prunelab.server.runs.reaper as reaper
+from prunelab.server.db import session_scope
+from prunelab.server.models import Run, RunStatus, utcnow
+from prunelab.server.runs.external import MAX_POINTS_PER_REQUEST, create_external_run
 from tests.backend.seed import seeded_run
 
 LAYERS = [

@@ -10,10 +10,10 @@ from pathlib import Path
 import numpy as np
 from fastapi.testclient import TestClient
 
-from backend.artifacts.storage import artifact_key, get_store
-from backend.db import session_scope
-from backend.models import Artifact, Run, RunStatus
-from backend.runs.mask_png import grayscale_png
+from prunelab.server.artifacts.storage import artifact_key, get_store
+from prunelab.server.db import session_scope
+from prunelab.server.models import Artifact, Run, RunStatus
+from prunelab.server.runs.mask_png import grayscale_png
 
 
 def decode_png(data: bytes) -> np.ndarray:
@@ -62,8 +62,8 @@ def store_masks(settings, run_id: int, pictures: dict[str, np.ndarray]) -> None:
 
 
 def succeeded_run() -> int:
-    from core.plans import resolve_plan
-    from core.specs import ConstantSchedule, RunSpec
+    from prunelab.core.plans import resolve_plan
+    from prunelab.core.specs import ConstantSchedule, RunSpec
 
     spec = RunSpec(epochs=1, schedule=ConstantSchedule(frequency=10))
     with session_scope() as session:

@@ -5,8 +5,8 @@ from __future__ import annotations
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
-from backend.db import engine_for
-from backend.models import Base
+from prunelab.server.db import engine_for
+from prunelab.server.models import Base
 
 
 def test_migrations_match_the_models(database_url: str) -> None:

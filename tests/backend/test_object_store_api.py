@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from backend.artifacts.storage import StoredFile, artifact_key, get_store
-from backend.db import session_scope
-from backend.models import Artifact, Run, RunStatus
 from harness.s3server import S3Server
+from prunelab.server.artifacts.storage import StoredFile, artifact_key, get_store
+from prunelab.server.db import session_scope
+from prunelab.server.models import Artifact, Run, RunStatus
 from tests.backend import hostile_files as hostile
 
 
@@ -31,7 +31,7 @@ def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
 @pytest.fixture
 def s3_settings(settings, s3_server: S3Server, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
     """The `settings` fixture with artifacts in a fresh bucket of the moto server."""
-    from backend.settings import get_settings
+    from prunelab.server.settings import get_settings
 
     bucket = f"unit-{uuid.uuid4().hex[:10]}"
     s3_server.create_bucket(bucket)
@@ -46,7 +46,7 @@ def s3_settings(settings, s3_server: S3Server, monkeypatch: pytest.MonkeyPatch):
 
 @pytest.fixture
 def s3_client(s3_settings) -> Iterator[TestClient]:  # type: ignore[no-untyped-def]
-    from backend.app import create_app
+    from prunelab.server.app import create_app
 
     with TestClient(create_app()) as test_client:
         yield test_client
@@ -159,7 +159,7 @@ def test_an_upload_to_an_s3_server_paused_midway_is_retried_until_it_answers(
 
     part_uploads = s3_server.requests_seen().count("partNumber=")
     writer = threading.Thread(target=upload)
-    with caplog.at_level(logging.WARNING, logger="backend.artifacts.s3"):
+    with caplog.at_level(logging.WARNING, logger="prunelab.server.artifacts.s3"):
         writer.start()
         deadline = time.monotonic() + 60
         while s3_server.requests_seen().count("partNumber=") == part_uploads and time.monotonic() < deadline:
@@ -189,7 +189,7 @@ def test_local_downloads_do_not_rehash_an_unchanged_file(
     def no_hashing(*_: object) -> object:
         raise AssertionError("a download re-hashed an unchanged file")
 
-    monkeypatch.setattr("backend.artifacts.storage.hashlib.sha256", no_hashing)
+    monkeypatch.setattr("prunelab.server.artifacts.storage.hashlib.sha256", no_hashing)
     for _ in range(3):
         answer = client.get(f"/api/runs/{run_id}/model", headers={"Range": "bytes=10-"})
         assert answer.status_code == 206 and answer.content == payload[10:]

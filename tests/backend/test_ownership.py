@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 from fastapi.testclient import TestClient
 
-from backend.models import RunStatus
+from prunelab.server.models import RunStatus
 from tests.backend import hostile_files as hostile
 from tests.backend.team import SERVICE_TOKEN, Team, owned_run, team_app
 

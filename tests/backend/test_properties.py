@@ -10,9 +10,9 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
-from backend.db import session_scope
-from backend.metrics.service import MetricPoint, read_series, record_points
-from backend.models import Metric
+from prunelab.server.db import session_scope
+from prunelab.server.metrics.service import MetricPoint, read_series, record_points
+from prunelab.server.models import Metric
 from tests.worker.test_db_reporter import queued_run
 
 PROPERTY_SETTINGS = hypothesis_settings(

@@ -6,9 +6,9 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from backend.metrics import chunks
-from backend.metrics.points import Points
-from backend.metrics.pyramid import bucket_extremes, build_levels, reduce_to_budget, shape_for
+from prunelab.server.metrics import chunks
+from prunelab.server.metrics.points import Points
+from prunelab.server.metrics.pyramid import bucket_extremes, build_levels, reduce_to_budget, shape_for
 
 finite = st.floats(min_value=-1e6, max_value=1e6, allow_nan=False, allow_infinity=False, width=32)
 value_or_gap = st.one_of(finite, finite, finite, st.just(float("nan")))

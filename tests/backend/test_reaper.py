@@ -8,15 +8,15 @@ import pytest
 from billiard.exceptions import WorkerLostError
 from celery.exceptions import TimeLimitExceeded
 
-import backend.runs.reaper as reaper
-from backend.db import session_scope
-from backend.models import Run, RunStatus, utcnow
-from backend.queue.broker import run_id_of, run_ids_in_broker
-from backend.queue.client import enqueue_run
+import prunelab.server.runs.reaper as reaper
+from prunelab.server.db import session_scope
+from prunelab.server.models import Run, RunStatus, utcnow
+from prunelab.server.queue.broker import run_id_of, run_ids_in_broker
+from prunelab.server.queue.client import enqueue_run
+from prunelab.worker.db_reporter import DatabaseReporter
+from prunelab.worker.executor import claim_run
+from prunelab.worker.failures import release_lost_run
 from tests.worker.test_db_reporter import metric_count, queued_run
-from worker.db_reporter import DatabaseReporter
-from worker.executor import claim_run
-from worker.failures import release_lost_run
 
 
 @pytest.fixture
@@ -76,7 +76,7 @@ def test_a_live_run_is_left_alone(settings, sent: list[int]) -> None:  # type: i
 
 
 def test_the_defaults_reap_within_90_seconds() -> None:
-    from backend.settings import Settings
+    from prunelab.server.settings import Settings
 
     defaults = Settings()
     assert defaults.heartbeat_timeout_s + defaults.reaper_interval_s < 90

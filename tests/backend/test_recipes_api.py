@@ -8,9 +8,9 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import update
 
-from backend.db import session_scope
-from backend.models import Artifact, Run, RunStatus
-from backend.runs import links
+from prunelab.server.db import session_scope
+from prunelab.server.models import Artifact, Run, RunStatus
+from prunelab.server.runs import links
 from tests.backend import hostile_files as hostile
 
 SPEC: dict[str, Any] = {

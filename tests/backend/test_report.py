@@ -8,8 +8,8 @@ from typing import Any
 from fastapi.testclient import TestClient
 from playwright.sync_api import sync_playwright
 
-from backend.cli import main
 from harness.browser import launch_chromium
+from prunelab.server.cli import main
 from tests.backend.seed import SPEC, STAGED, seeded_run
 
 

@@ -6,7 +6,7 @@ import json
 
 from fastapi.testclient import TestClient
 
-from backend.models import RunStatus
+from prunelab.server.models import RunStatus
 from tests.backend.seed import seeded_run
 
 

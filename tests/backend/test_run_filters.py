@@ -6,7 +6,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from backend.runs.filters import (
+from prunelab.core.errors import InvalidFilter
+from prunelab.server.runs.filters import (
     All,
     Any_,
     CreatedCompare,
@@ -17,7 +18,6 @@ from backend.runs.filters import (
     Word,
     parse_filter,
 )
-from core.errors import InvalidFilter
 
 
 def day(text: str) -> datetime:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from fastapi.testclient import TestClient
 
-from backend.db import session_scope
-from backend.metrics.service import MetricPoint, record_points
-from backend.models import Run, RunStatus
+from prunelab.server.db import session_scope
+from prunelab.server.metrics.service import MetricPoint, record_points
+from prunelab.server.models import Run, RunStatus
 
 POLYNOMIAL = {
     "name": "poly",

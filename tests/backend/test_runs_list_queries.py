@@ -9,8 +9,8 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import event
 
-from backend.db import engine_for
-from backend.settings import get_settings
+from prunelab.server.db import engine_for
+from prunelab.server.settings import get_settings
 from tests.backend.seed import seeded_run
 
 

@@ -11,7 +11,8 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from backend.runs.filters import (
+from harness.seed_runs import SeededRun, insert_runs
+from prunelab.server.runs.filters import (
     All,
     Any_,
     CreatedCompare,
@@ -23,7 +24,6 @@ from backend.runs.filters import (
     Word,
     parse_filter,
 )
-from harness.seed_runs import SeededRun, insert_runs
 from tests.backend.team import Team, make_team
 
 RUNS = 90

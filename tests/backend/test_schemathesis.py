@@ -22,7 +22,7 @@ def database_url(postgres_url: str) -> str:
 
 
 def test_every_operation_honours_the_schema(settings) -> None:  # type: ignore[no-untyped-def]
-    from backend.app import create_app
+    from prunelab.server.app import create_app
 
     schema = schemathesis.openapi.from_asgi("/openapi.json", create_app())
     checked = []

@@ -11,10 +11,10 @@ import pyarrow.parquet as pq
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from backend.db import session_scope
-from backend.metrics.compaction import compact_run, runs_to_compact
-from backend.metrics.service import MetricPoint, read_series, record_points
-from backend.models import Metric, MetricChunk, MetricSeries, Run, RunStatus, utcnow
+from prunelab.server.db import session_scope
+from prunelab.server.metrics.compaction import compact_run, runs_to_compact
+from prunelab.server.metrics.service import MetricPoint, read_series, record_points
+from prunelab.server.models import Metric, MetricChunk, MetricSeries, Run, RunStatus, utcnow
 from tests.backend.seed import seeded_run
 from tests.worker.test_db_reporter import queued_run
 
@@ -168,8 +168,8 @@ def test_deleting_a_compacted_run_removes_its_chunks(client: TestClient) -> None
 
 
 def test_runs_finished_before_compaction_existed_are_compacted_by_the_reaper_and_the_cli(settings: object) -> None:
-    from backend.cli import main
-    from backend.runs import reaper
+    from prunelab.server.cli import main
+    from prunelab.server.runs import reaper
 
     first, second = queued_run(), queued_run()
     for run_id in (first, second):

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import inspect
 
-from backend.settings import Settings
-from worker.db_reporter import DatabaseReporter
+from prunelab.server.settings import Settings
+from prunelab.worker.db_reporter import DatabaseReporter
 
 
 def test_default_reaper_releases_a_dead_run_within_90_s() -> None:

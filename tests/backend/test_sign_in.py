@@ -11,10 +11,10 @@ from fastapi.testclient import TestClient
 from itsdangerous import TimestampSigner
 from sqlalchemy import select, update
 
-from backend.db import session_scope
-from backend.kit.cookies import COOKIE_NAME, SALT, signing_key
-from backend.models import ApiToken, User, UserSession, utcnow
-from backend.settings import get_settings
+from prunelab.server.db import session_scope
+from prunelab.server.kit.cookies import COOKIE_NAME, SALT, signing_key
+from prunelab.server.models import ApiToken, User, UserSession, utcnow
+from prunelab.server.settings import get_settings
 from tests.backend.team import ORIGIN, PASSWORD, Team, team_app
 
 SAME_ORIGIN = {"Origin": ORIGIN}

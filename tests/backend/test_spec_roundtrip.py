@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, assume, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from core.specs import RunSpec
+from prunelab.core.specs import RunSpec
 
 sparsity = st.floats(min_value=0.0, max_value=0.95).map(lambda value: round(value, 3))
 window = st.one_of(

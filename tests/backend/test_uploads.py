@@ -10,8 +10,8 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from backend.db import session_scope
-from backend.models import Upload
+from prunelab.server.db import session_scope
+from prunelab.server.models import Upload
 from tests.backend import hostile_files as hostile
 
 

@@ -10,16 +10,20 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from backend.cli import main
-from backend.db import session_scope
-from backend.models import ApiToken, User
-from backend.settings import get_settings
+from prunelab.server.cli import main
+from prunelab.server.db import session_scope
+from prunelab.server.models import ApiToken, User
+from prunelab.server.settings import get_settings
 
 
 def prunelab(*args: str, password: str | None = None) -> subprocess.CompletedProcess[str]:
     """The real command, in a child process, with `password` on its standard input."""
     return subprocess.run(
-        [sys.executable, "-m", "backend.cli", *args], input=password, capture_output=True, text=True, timeout=120
+        [sys.executable, "-m", "prunelab.server.cli", *args],
+        input=password,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 
@@ -55,7 +59,7 @@ def test_users_are_added_with_a_hashed_password_and_listed(settings, capsys: pyt
 
 
 def test_a_token_is_printed_once_works_and_is_revoked(settings, capsys: pytest.CaptureFixture[str]) -> None:  # type: ignore[no-untyped-def]
-    from backend.app import create_app
+    from prunelab.server.app import create_app
 
     assert in_process(capsys, "users", "add", "ana", "--password-stdin", password="a long passphrase")[0] == 0
     created = prunelab("tokens", "create", "ana", "--label", "nightly sweep")
@@ -78,7 +82,7 @@ def test_a_token_is_printed_once_works_and_is_revoked(settings, capsys: pytest.C
 
 
 def test_a_new_password_from_the_command_line_ends_every_session(settings, capsys: pytest.CaptureFixture[str]) -> None:  # type: ignore[no-untyped-def]
-    from backend.app import create_app
+    from prunelab.server.app import create_app
 
     assert in_process(capsys, "users", "add", "ana", "--password-stdin", password="a long passphrase")[0] == 0
     get_settings.cache_clear()
@@ -97,7 +101,7 @@ def test_a_new_password_from_the_command_line_ends_every_session(settings, capsy
 def test_listening_beyond_loopback_needs_a_user(
     settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:  # type: ignore[no-untyped-def]
-    from backend.users.exposure import is_loopback, open_exposure
+    from prunelab.server.users.exposure import is_loopback, open_exposure
 
     monkeypatch.setenv("PRUNELAB_HOST", "0.0.0.0")
     get_settings.cache_clear()

@@ -8,9 +8,9 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from core.specs import RunSpec
 from harness.stack import free_port, migrate, sqlite_stack, start_api
 from prunelab import Client, PruneLabError, Run, ServerUnreachable, WaitTimeout
+from prunelab.core.specs import RunSpec
 from tests.client.conftest import LONG, TINY
 
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from core.architectures import fits, model_layers, param_counts
-from core.errors import InvalidSpec
-from core.plans import resolve_plan
-from core.specs import RunSpec
+from prunelab.core.architectures import fits, model_layers, param_counts
+from prunelab.core.errors import InvalidSpec
+from prunelab.core.plans import resolve_plan
+from prunelab.core.specs import RunSpec
 
 
 def test_tutorial_mnist_cnn_facts_are_the_seeds_model() -> None:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from backend.errors import UNION_TAGS
-from core.errors import InvalidSpec
-from core.plans import resolve_plan
-from core.specs import ClusterStage, QatStage, RunSpec, TfliteInt8Stage
+from prunelab.core.errors import InvalidSpec
+from prunelab.core.plans import resolve_plan
+from prunelab.core.specs import ClusterStage, QatStage, RunSpec, TfliteInt8Stage
+from prunelab.server.errors import UNION_TAGS
 
 BASE = {
     "dataset": "digits",

@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-from core.compression import floor_for, information_floor, kernel_floor_bits, mask_entropy_bits, shared_values
+from prunelab.core.compression import floor_for, information_floor, kernel_floor_bits, mask_entropy_bits, shared_values
 
 
 def test_mask_entropy_of_an_eighth_kept() -> None:

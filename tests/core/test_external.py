@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from core.external import ExternalLayer, ExternalRunSpec, coverage_from_layers, external_plan
-from core.specs import ConstantSchedule
+from prunelab.core.external import ExternalLayer, ExternalRunSpec, coverage_from_layers, external_plan
+from prunelab.core.specs import ConstantSchedule
 
 RUN = ConstantSchedule(target_sparsity=0.5, begin_step=0, end_step=-1, frequency=10)
 

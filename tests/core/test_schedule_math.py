@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from core import schedule_math
-from core.specs import ConstantSchedule, PolynomialSchedule
+from prunelab.core import schedule_math
+from prunelab.core.specs import ConstantSchedule, PolynomialSchedule
 
 
 def test_pruning_steps_follow_begin_end_and_frequency() -> None:

@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from backend.errors import UNION_TAGS
-from core.catalog import DATASETS
-from core.errors import InvalidSpec
-from core.plans import resolve_plan, split_sizes
-from core.specs import ConstantSchedule, PolynomialSchedule, RunSpec
+from prunelab.core.catalog import DATASETS
+from prunelab.core.errors import InvalidSpec
+from prunelab.core.plans import resolve_plan, split_sizes
+from prunelab.core.specs import ConstantSchedule, PolynomialSchedule, RunSpec
+from prunelab.server.errors import UNION_TAGS
 
 
 def errors_of(payload: dict) -> dict[str, str]:

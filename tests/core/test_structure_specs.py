@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from core import schedule_math
-from core.errors import InvalidSpec
-from core.plans import resolve_plan
-from core.specs import PiecewiseSchedule, RunSpec
+from prunelab.core import schedule_math
+from prunelab.core.errors import InvalidSpec
+from prunelab.core.plans import resolve_plan
+from prunelab.core.specs import PiecewiseSchedule, RunSpec
 
 # digits, 1 epoch of 64: 21 steps.
 BASE = {"dataset": "digits", "epochs": 1, "batch_size": 64}

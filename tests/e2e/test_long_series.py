@@ -15,14 +15,14 @@ import numpy as np
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
-from backend.db import engine_for, session_scope
-from backend.metrics.compaction import store_compacted
-from backend.metrics.points import Points
-from backend.models import Run, RunStatus, utcnow
-from core.plans import resolve_plan
-from core.specs import RunSpec
 from harness.browser import launch_chromium
 from harness.stack import REDIS_URL, StackConfig, migrate, postgres_database, start_api
+from prunelab.core.plans import resolve_plan
+from prunelab.core.specs import RunSpec
+from prunelab.server.db import engine_for, session_scope
+from prunelab.server.metrics.compaction import store_compacted
+from prunelab.server.metrics.points import Points
+from prunelab.server.models import Run, RunStatus, utcnow
 
 pytestmark = pytest.mark.integration
 

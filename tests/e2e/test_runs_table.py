@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page, expect
 
-from backend.settings import get_settings
 from harness.browser import screenshot as shot
 from harness.seed_runs import SeededRun, insert_runs
 from harness.stack import StackConfig, migrate, sqlite_stack, start_api
+from prunelab.server.settings import get_settings
 
 pytestmark = pytest.mark.integration
 

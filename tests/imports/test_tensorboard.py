@@ -96,7 +96,8 @@ def test_an_uploaded_zip_becomes_a_run_with_per_layer_sparsity(client: TestClien
 
 def test_the_cli_imports_a_folder(client: TestClient, pruning_logs: PruningLogs) -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "backend.cli", "import", "tensorboard", str(pruning_logs.folder), "--name", "from cli"],
+        [sys.executable, "-m", "prunelab.server.cli", "import", "tensorboard", str(pruning_logs.folder),
+         "--name", "from cli"],
         cwd=REPO, capture_output=True, text=True, timeout=120, env=dict(os.environ),
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
@@ -104,7 +105,7 @@ def test_the_cli_imports_a_folder(client: TestClient, pruning_logs: PruningLogs)
     assert client.get(f"/api/runs/{run_id}").json()["name"] == "from cli"
     assert_layer_sparsity(client, run_id, pruning_logs.expected["layer_sparsity"])
     missing = subprocess.run(
-        [sys.executable, "-m", "backend.cli", "import", "tensorboard", "/nonexistent/logs"],
+        [sys.executable, "-m", "prunelab.server.cli", "import", "tensorboard", "/nonexistent/logs"],
         cwd=REPO, capture_output=True, text=True, timeout=120, env=dict(os.environ),
     )  # fmt: skip
     assert missing.returncode == 2 and "is not a folder" in missing.stderr and "Traceback" not in missing.stderr

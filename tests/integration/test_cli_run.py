@@ -49,8 +49,8 @@ def test_run_starts_api_and_worker_on_sqlite_and_ctrl_c_interrupts_training(tmp_
 
     with sqlite3.connect(tmp_path / "prunelab.sqlite") as db:
         status, error = db.execute("SELECT status, error FROM runs WHERE id = ?", (run_id,)).fetchone()
-    from backend.db import engine_for, session_scope
-    from backend.metrics.service import read_series
+    from prunelab.server.db import engine_for, session_scope
+    from prunelab.server.metrics.service import read_series
 
     # Read through the store: the worker compacts the interrupted run's rows into chunks as it stops.
     with session_scope(engine_for(f"sqlite:///{tmp_path / 'prunelab.sqlite'}")) as session:

@@ -16,8 +16,6 @@ import httpx
 import pytest
 from sqlalchemy import create_engine, text
 
-from backend.queue.client import TRAIN_TASK, make_celery
-from backend.settings import Settings
 from harness.stack import (
     REDIS_URL,
     Process,
@@ -31,6 +29,8 @@ from harness.stack import (
     wait_for_run,
     wait_until,
 )
+from prunelab.server.queue.client import TRAIN_TASK, make_celery
+from prunelab.server.settings import Settings
 
 pytestmark = pytest.mark.integration
 
@@ -71,8 +71,8 @@ def run_of(base: str, run_id: int) -> dict:  # type: ignore[type-arg]
 
 def metric_rows(database_url: str, run_id: int) -> list[tuple[str, int, float | None]]:
     """Every stored point of the run, hot rows and compacted chunks alike (a finished run is compacted)."""
-    from backend.db import session_scope
-    from backend.metrics.service import read_series
+    from prunelab.server.db import session_scope
+    from prunelab.server.metrics.service import read_series
 
     engine = create_engine(database_url)
     try:

@@ -211,7 +211,7 @@ def _checkpoint_epoch(engine: Engine, run_id: int) -> int:
 def _final_masks(base: str, run_id: int, folder: Path) -> dict[str, object]:
     import numpy as np
 
-    from worker.training.tf import keras
+    from prunelab.worker.training.tf import keras
 
     path = folder / f"run{run_id}.keras"
     path.write_bytes(httpx.get(f"{base}/api/runs/{run_id}/model?format=keras", timeout=30).content)

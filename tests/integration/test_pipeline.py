@@ -112,9 +112,9 @@ def test_submitted_run_trains_logs_every_step_and_serves_a_stripped_model(runnin
 def wait_until_compacted(database_url: str, run_id: int) -> None:
     from sqlalchemy import func, select
 
-    from backend.db import engine_for
-    from backend.models import Metric, MetricSeries
     from harness.stack import wait_until
+    from prunelab.server.db import engine_for
+    from prunelab.server.models import Metric, MetricSeries
 
     def compacted() -> bool:
         with engine_for(database_url).connect() as connection:
@@ -131,7 +131,7 @@ def assert_stripped_and_sparse(path: Path, target: float) -> None:
     """Load with plain Keras: no pruning wrappers, and every kernel at the target sparsity (within one element)."""
     import tf_keras
 
-    import worker  # noqa: F401 - selects tf-keras
+    import prunelab.worker  # noqa: F401 - selects tf-keras
 
     model = tf_keras.models.load_model(path)
     assert all("PruneLowMagnitude" not in type(layer).__name__ for layer in model.layers)

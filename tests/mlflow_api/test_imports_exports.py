@@ -62,7 +62,7 @@ def mlflow_url(live: Live, tmp_path_factory: pytest.TempPathFactory) -> Iterator
 
 def prunelab(live: Live, *args: str) -> str:
     done = subprocess.run(
-        [sys.executable, "-m", "backend.cli", *args],
+        [sys.executable, "-m", "prunelab.server.cli", *args],
         cwd=REPO, env=live.config.env(), capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from core.plans import RunPlan, resolve_plan
-from core.specs import ConstantSchedule, PolynomialSchedule, RunSpec
-from worker.training.reporting import MemoryReporter
-from worker.training.train import TrainingResult, train
+from prunelab.core.plans import RunPlan, resolve_plan
+from prunelab.core.specs import ConstantSchedule, PolynomialSchedule, RunSpec
+from prunelab.worker.training.reporting import MemoryReporter
+from prunelab.worker.training.train import TrainingResult, train
 
 # The shared datasets sit beside the repository (../shared/datasets) unless PRUNELAB_DATA_DIR says otherwise.
 DATA_DIR = Path(

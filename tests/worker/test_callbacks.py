@@ -5,13 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from core.plans import resolve_plan
+from prunelab.core.plans import resolve_plan
+from prunelab.worker.training.callbacks import BatchMetricRecovery, PruningReporter
+from prunelab.worker.training.datasets import load_dataset
+from prunelab.worker.training.reporting import MemoryReporter
+from prunelab.worker.training.tf import keras, tfmot
+from prunelab.worker.training.train import build_pruned_model, split_validation
 from tests.worker.conftest import DATA_DIR, POLYNOMIAL_SPEC
-from worker.training.callbacks import BatchMetricRecovery, PruningReporter
-from worker.training.datasets import load_dataset
-from worker.training.reporting import MemoryReporter
-from worker.training.tf import keras, tfmot
-from worker.training.train import build_pruned_model, split_validation
 
 
 def test_recovery_inverts_float32_running_means_with_a_short_last_batch() -> None:

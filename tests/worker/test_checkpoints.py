@@ -8,13 +8,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core.plans import resolve_plan
-from core.specs import PolynomialSchedule, RunSpec
+from prunelab.core.plans import resolve_plan
+from prunelab.core.specs import PolynomialSchedule, RunSpec
+from prunelab.worker.training.epochs import epoch_order
+from prunelab.worker.training.reporting import MemoryReporter
+from prunelab.worker.training.tf import keras
+from prunelab.worker.training.train import train
 from tests.worker.conftest import DATA_DIR
-from worker.training.epochs import epoch_order
-from worker.training.reporting import MemoryReporter
-from worker.training.tf import keras
-from worker.training.train import train
 
 # 4 epochs of 21 steps; the schedule keeps pruning until the last step, so epochs 3 and 4 change masks.
 SPEC = RunSpec(

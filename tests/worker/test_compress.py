@@ -8,13 +8,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core.specs import QatStage, RunSpec
+from prunelab.core.specs import QatStage, RunSpec
+from prunelab.worker.training import export_tflite, qat
+from prunelab.worker.training.compress import kernel_layers
+from prunelab.worker.training.datasets import load_dataset
+from prunelab.worker.training.tf import keras
+from prunelab.worker.training.tflite_kernels import kernel_tensors, values_per_channel
 from tests.worker.conftest import DATA_DIR, Run, run_training
-from worker.training import export_tflite, qat
-from worker.training.compress import kernel_layers
-from worker.training.datasets import load_dataset
-from worker.training.tf import keras
-from worker.training.tflite_kernels import kernel_tensors, values_per_channel
 
 CLUSTERS = 6
 STAGES = {
@@ -130,8 +130,8 @@ def test_qat_preserves_the_zeros(compressed: Run) -> None:
 
 
 def test_every_export_loads_and_predicts_as_measured(compressed: Run) -> None:
+    from prunelab.worker.training.datasets import load_dataset
     from tests.worker.conftest import DATA_DIR
-    from worker.training.datasets import load_dataset
 
     dataset = load_dataset("digits", DATA_DIR)
     rows = _rows(compressed)

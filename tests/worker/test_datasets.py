@@ -8,11 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core.catalog import DATASETS
+from prunelab.core.catalog import DATASETS
+from prunelab.worker.training import datasets
+from prunelab.worker.training.datasets import load_dataset
+from prunelab.worker.training.tf import keras
 from tests.worker.conftest import DATA_DIR
-from worker.training import datasets
-from worker.training.datasets import load_dataset
-from worker.training.tf import keras
 
 
 def _assert_matches_catalog(dataset: datasets.Dataset) -> None:

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from sqlalchemy import func, select
 
-from backend.db import session_scope
-from backend.models import Metric, Run, RunStatus
-from core.plans import resolve_plan
-from core.specs import ConstantSchedule, RunSpec
-from worker.db_reporter import DatabaseReporter
-from worker.executor import claim_run, finish_run
+from prunelab.core.plans import resolve_plan
+from prunelab.core.specs import ConstantSchedule, RunSpec
+from prunelab.server.db import session_scope
+from prunelab.server.models import Metric, Run, RunStatus
+from prunelab.worker.db_reporter import DatabaseReporter
+from prunelab.worker.executor import claim_run, finish_run
 
 
 def queued_run() -> int:
@@ -87,7 +87,7 @@ def test_points_survive_a_failed_flush(settings: object, monkeypatch) -> None:  
     assert claim is not None
     reporter = DatabaseReporter(run_id, claim.attempt, flush_interval=3600)
     reporter.log(1, {"loss": 1.0}, wall_time=0.0)
-    import worker.db_reporter as module
+    import prunelab.worker.db_reporter as module
 
     def broken():  # type: ignore[no-untyped-def]
         raise ConnectionError("database went away")

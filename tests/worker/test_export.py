@@ -7,12 +7,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core.exports import zipped_size
+from prunelab.core.exports import zipped_size
+from prunelab.worker.training import export
+from prunelab.worker.training.datasets import load_dataset
+from prunelab.worker.training.tf import keras, tfmot
+from prunelab.worker.training.zoo import build_model
 from tests.worker.conftest import DATA_DIR
-from worker.training import export
-from worker.training.datasets import load_dataset
-from worker.training.tf import keras, tfmot
-from worker.training.zoo import build_model
 
 
 @pytest.fixture(scope="module")

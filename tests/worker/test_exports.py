@@ -9,12 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core.specs import PolynomialSchedule, RunSpec
+from prunelab.core.specs import PolynomialSchedule, RunSpec
+from prunelab.worker.training import export_tflite
+from prunelab.worker.training.datasets import load_dataset
+from prunelab.worker.training.tf import keras, tf
+from prunelab.worker.training.verify import ExportVerificationError, verify_export
 from tests.worker.conftest import Run, run_training
-from worker.training import export_tflite
-from worker.training.datasets import load_dataset
-from worker.training.tf import keras, tf
-from worker.training.verify import ExportVerificationError, verify_export
 
 SPEC = RunSpec(
     dataset="digits",
@@ -113,7 +113,7 @@ def test_manifest_lists_versions_spec_sparsity_and_digests(exported: Run) -> Non
     kernels = _kernels(exported)
     for name, kernel in kernels.items():
         assert manifest["measured_sparsity"][name] == 1 - np.count_nonzero(kernel) / kernel.size
-    from core.exports import file_digest
+    from prunelab.core.exports import file_digest
 
     for name in ("keras", "h5", "tflite", "tflite_int8", "masks"):
         assert manifest["files"][name]["sha256"] == file_digest(exported.result.exports[name])

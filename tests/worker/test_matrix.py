@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core import schedule_math
-from core.specs import (
+from prunelab.core import schedule_math
+from prunelab.core.specs import (
     BlockSparsity,
     ConstantSchedule,
     MByNSparsity,
@@ -24,9 +24,9 @@ from core.specs import (
     RunSpec,
     UnstructuredSparsity,
 )
+from prunelab.worker.training.tf import PruneLowMagnitude, keras
+from prunelab.worker.training.verify import blocks_are_whole, m_by_n_holds
 from tests.worker.conftest import Run, run_training
-from worker.training.tf import PruneLowMagnitude, keras
-from worker.training.verify import blocks_are_whole, m_by_n_holds
 
 SCHEDULES = {
     # begin_fraction 0.2 of 21 steps: step 4, as the ConstantSparsity tutorial starts at 20% of training.
@@ -148,7 +148,7 @@ def test_exported_kernels_keep_the_final_sparsity_and_structure(matrix_run: Run)
 
 
 def test_exported_model_loads_and_predicts(matrix_run: Run) -> None:
-    from worker.training.datasets import load_dataset
+    from prunelab.worker.training.datasets import load_dataset
 
     model = keras.models.load_model(matrix_run.result.exports["keras"])
     digits = load_dataset("digits", None)

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from core.architectures import fits, model_layers, param_counts
-from core.catalog import DATASETS, MODELS
-from core.plans import resolve_plan
-from core.scope import EXCLUDED_BY_SCOPE, FIRST_KEPT_DENSE, LAST_KEPT_DENSE, NOT_IN_REGISTRY, decide_layers
-from core.specs import RunSpec
-from worker.training.pruning import layer_facts, preflight_model, prune_model
-from worker.training.tf import PruneLowMagnitude, keras
-from worker.training.zoo import build_model
+from prunelab.core.architectures import fits, model_layers, param_counts
+from prunelab.core.catalog import DATASETS, MODELS
+from prunelab.core.plans import resolve_plan
+from prunelab.core.scope import EXCLUDED_BY_SCOPE, FIRST_KEPT_DENSE, LAST_KEPT_DENSE, NOT_IN_REGISTRY, decide_layers
+from prunelab.core.specs import RunSpec
+from prunelab.worker.training.pruning import layer_facts, preflight_model, prune_model
+from prunelab.worker.training.tf import PruneLowMagnitude, keras
+from prunelab.worker.training.zoo import build_model
 
 
 @pytest.mark.parametrize("model", sorted(MODELS))

@@ -14,18 +14,18 @@ from typing import Any
 import numpy as np
 import pytest
 
-from core import schedule_math
-from core.plans import resolve_plan
-from core.proposals import propose
-from core.specs import MByNSparsity, RunSpec
+from prunelab.core import schedule_math
+from prunelab.core.plans import resolve_plan
+from prunelab.core.proposals import propose
+from prunelab.core.specs import MByNSparsity, RunSpec
+from prunelab.worker.training import export
+from prunelab.worker.training.datasets import load_dataset
+from prunelab.worker.training.reporting import MemoryReporter
+from prunelab.worker.training.tf import PruneLowMagnitude, keras
+from prunelab.worker.training.train import prepare_model, train
+from prunelab.worker.training.verify import m_by_n_holds
+from prunelab.worker.training.zoo import build_model
 from tests.worker.conftest import DATA_DIR, Run, run_training
-from worker.training import export
-from worker.training.datasets import load_dataset
-from worker.training.reporting import MemoryReporter
-from worker.training.tf import PruneLowMagnitude, keras
-from worker.training.train import prepare_model, train
-from worker.training.verify import m_by_n_holds
-from worker.training.zoo import build_model
 
 # 21 steps of 64 per epoch; pruning every 5 steps from 10% to 80% by step 20.
 POLYNOMIAL = {"kind": "polynomial", "initial_sparsity": 0.1, "final_sparsity": 0.8, "begin_step": 0, "end_step": 20}
@@ -229,7 +229,7 @@ def test_an_uploaded_model_is_swept_over_the_layers_its_scope_prunes(root: Path,
 
 
 def test_unsafe_or_unprunable_uploads_are_refused(tmp_path: Path, dense_run: Run) -> None:
-    from worker.training.recipes.start import ModelNotUsable, load_start_model
+    from prunelab.worker.training.recipes.start import ModelNotUsable, load_start_model
 
     lambda_model = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Lambda(lambda x: x * 2)])
     lambda_model.save(tmp_path / "lambda.keras")

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import pytest
 
-from core import schedule_math
-from core.specs import ConstantSchedule, PiecewiseSchedule, PolynomialSchedule, ResolvedSchedule
-from worker.training.tf import tf
-from worker.training.tfmot_schedules import PiecewiseSparsity, tfmot_schedule
+from prunelab.core import schedule_math
+from prunelab.core.specs import ConstantSchedule, PiecewiseSchedule, PolynomialSchedule, ResolvedSchedule
+from prunelab.worker.training.tf import tf
+from prunelab.worker.training.tfmot_schedules import PiecewiseSparsity, tfmot_schedule
 
 CONSTANT = [
     ConstantSchedule(target_sparsity=0.5, begin_step=0, end_step=40, frequency=5),

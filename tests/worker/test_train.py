@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core import schedule_math
+from prunelab.core import schedule_math
+from prunelab.worker.training.reporting import MemoryReporter
+from prunelab.worker.training.tf import PruneLowMagnitude, keras
 from tests.worker.conftest import CONSTANT_SPEC, Run, run_training
-from worker.training.reporting import MemoryReporter
-from worker.training.tf import PruneLowMagnitude, keras
 
 PER_STEP_KEYS = ("loss", "accuracy", "target_sparsity", "measured_sparsity")
 

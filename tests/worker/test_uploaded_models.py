@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from backend.uploads.archives import UploadRejected
+from prunelab.server.uploads.archives import UploadRejected
+from prunelab.worker.training.tf import keras
+from prunelab.worker.training.uploaded_models import load_uploaded_model
 from tests.backend import hostile_files as hostile
-from worker.training.tf import keras
-from worker.training.uploaded_models import load_uploaded_model
 
 
 def test_a_built_in_model_loads(tmp_path: Path) -> None:

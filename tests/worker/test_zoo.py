@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from core.catalog import MODELS
-from worker.training.tf import keras
-from worker.training.zoo import build_model, model_names
+from prunelab.core.catalog import MODELS
+from prunelab.worker.training.tf import keras
+from prunelab.worker.training.zoo import build_model, model_names
 
 
 def test_zoo_builds_exactly_the_catalog_models() -> None:

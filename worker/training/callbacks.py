@@ -9,11 +9,11 @@ from concurrent.futures import Future, ThreadPoolExecutor
 
 import numpy as np
 
-from core.plans import RunPlan
-from worker.training import export
-from worker.training.masks import MaskHistory
-from worker.training.reporting import Reporter
-from worker.training.tf import keras
+from prunelab.core.plans import RunPlan
+from prunelab.worker.training import export
+from prunelab.worker.training.masks import MaskHistory
+from prunelab.worker.training.reporting import Reporter
+from prunelab.worker.training.tf import keras
 
 # Metrics whose per-example values are 0 or 1, so an epoch's running total is a whole number.
 COUNT_METRICS = frozenset({"accuracy"})

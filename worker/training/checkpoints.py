@@ -23,9 +23,9 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from worker.training.callbacks import PruningReporter
-from worker.training.recipes.lottery import RewindSnapshot
-from worker.training.tf import keras
+from prunelab.worker.training.callbacks import PruningReporter
+from prunelab.worker.training.recipes.lottery import RewindSnapshot
+from prunelab.worker.training.tf import keras
 
 log = logging.getLogger(__name__)
 FORMAT = 1

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from core.specs import ClusterStage
-from worker.training.tf import keras, tfmot
+from prunelab.core.specs import ClusterStage
+from prunelab.worker.training.tf import keras, tfmot
 
 CENTROID_INIT = {
     "linear": "LINEAR",

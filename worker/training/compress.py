@@ -16,18 +16,18 @@ from typing import Any
 
 import numpy as np
 
-from core.compression import floor_for, information_floor, shared_values
-from core.exports import ARTIFACT_FILE_NAMES, zipped_size
-from core.plans import RunPlan
-from core.recipes import LotteryTicketRecipe
-from core.specs import ClusterStage, QatStage, RunSpec, TfliteInt8Stage
-from worker.training import clustering, export, export_tflite, qat, sparse_tflite
-from worker.training.callbacks import PruningReporter
-from worker.training.datasets import Dataset
-from worker.training.reporting import Reporter
-from worker.training.tf import keras
-from worker.training.tflite_kernels import kernel_tensors, values_per_channel
-from worker.training.verify import ExportVerificationError
+from prunelab.core.compression import floor_for, information_floor, shared_values
+from prunelab.core.exports import ARTIFACT_FILE_NAMES, zipped_size
+from prunelab.core.plans import RunPlan
+from prunelab.core.recipes import LotteryTicketRecipe
+from prunelab.core.specs import ClusterStage, QatStage, RunSpec, TfliteInt8Stage
+from prunelab.worker.training import clustering, export, export_tflite, qat, sparse_tflite
+from prunelab.worker.training.callbacks import PruningReporter
+from prunelab.worker.training.datasets import Dataset
+from prunelab.worker.training.reporting import Reporter
+from prunelab.worker.training.tf import keras
+from prunelab.worker.training.tflite_kernels import kernel_tensors, values_per_channel
+from prunelab.worker.training.verify import ExportVerificationError
 
 Data = tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray] | None]
 # fit_epochs(model, progress, spec, data, (first, last)) -> whether the run was stopped

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from core.catalog import DATASETS, DatasetInfo
+from prunelab.core.catalog import DATASETS, DatasetInfo
 
 # digits has no official split: a fixed permutation makes it the same everywhere.
 _DIGITS_SPLIT_SEED = 0
@@ -44,7 +44,7 @@ def _keras_download(name: str) -> Callable[[], RawArrays]:
     """Download through `keras.datasets.<name>.load_data()` (Keras caches it in ~/.keras/datasets)."""
 
     def download() -> RawArrays:
-        from worker.training.tf import keras
+        from prunelab.worker.training.tf import keras
 
         (x_train, y_train), (x_test, y_test) = getattr(keras.datasets, name).load_data()
         return x_train, y_train, x_test, y_test

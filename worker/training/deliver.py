@@ -6,14 +6,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from core.exports import ARTIFACT_FILE_NAMES
-from core.plans import RunPlan
-from core.specs import RunSpec
-from worker.training import export, export_tflite
-from worker.training.datasets import Dataset
-from worker.training.masks import MaskHistory
-from worker.training.tf import keras
-from worker.training.verify import write_manifest
+from prunelab.core.exports import ARTIFACT_FILE_NAMES
+from prunelab.core.plans import RunPlan
+from prunelab.core.specs import RunSpec
+from prunelab.worker.training import export, export_tflite
+from prunelab.worker.training.datasets import Dataset
+from prunelab.worker.training.masks import MaskHistory
+from prunelab.worker.training.tf import keras
+from prunelab.worker.training.verify import write_manifest
 
 
 @dataclass

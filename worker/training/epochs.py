@@ -12,7 +12,7 @@ import math
 
 import numpy as np
 
-from worker.training.tf import tf
+from prunelab.worker.training.tf import tf
 
 
 def epoch_order(seed: int, epoch: int, examples: int) -> np.ndarray:

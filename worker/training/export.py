@@ -12,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from core.exports import ARTIFACT_FILE_NAMES, EXPORT_FORMATS, file_digest, zipped_size
-from worker.training.tf import PruneLowMagnitude, keras, tf, tfmot
+from prunelab.core.exports import ARTIFACT_FILE_NAMES, EXPORT_FORMATS, file_digest, zipped_size
+from prunelab.worker.training.tf import PruneLowMagnitude, keras, tf, tfmot
 
 # The level at which weight bytes are compressed while training (zlib's default trade-off).
 COMPRESSION_LEVEL = 6

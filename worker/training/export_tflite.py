@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from worker.training.tf import keras, tf
+from prunelab.worker.training.tf import keras, tf
 
 # Latency: batch-1 inference on the first LATENCY_EXAMPLES test images, LATENCY_REPEATS passes, median pass.
 LATENCY_EXAMPLES = 100

@@ -6,12 +6,12 @@ from typing import Any
 
 import numpy as np
 
-from core.plans import RunPlan
-from core.scope import DENSE_RUN, LayerDecision, LayerFacts, Problem, decide_layers, scope_problems
-from core.specs import BlockSparsity, MByNSparsity, RunSpec
-from worker.training.tf import PruneLowMagnitude, keras, tfmot
-from worker.training.tf import PruneRegistry as Registry
-from worker.training.tfmot_schedules import tfmot_schedule
+from prunelab.core.plans import RunPlan
+from prunelab.core.scope import DENSE_RUN, LayerDecision, LayerFacts, Problem, decide_layers, scope_problems
+from prunelab.core.specs import BlockSparsity, MByNSparsity, RunSpec
+from prunelab.worker.training.tf import PruneLowMagnitude, keras, tfmot
+from prunelab.worker.training.tf import PruneRegistry as Registry
+from prunelab.worker.training.tfmot_schedules import tfmot_schedule
 
 
 def prunable_weights(layer: keras.layers.Layer) -> list[Any]:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from core.specs import QatStage
-from worker.training.tf import keras, tfmot
+from prunelab.core.specs import QatStage
+from prunelab.worker.training.tf import keras, tfmot
 
 
 def scheme(name: str) -> object:

@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from worker.training import export_tflite
-from worker.training.tf import keras
+from prunelab.worker.training import export_tflite
+from prunelab.worker.training.tf import keras
 
 XNNPACK_DOC = "tensorflow/lite/delegates/xnnpack/README.md#sparse-inference"
 SPARSE_1X1_SHARE = 2 / 3

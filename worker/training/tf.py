@@ -5,7 +5,7 @@ needs) before TensorFlow loads, so the import order below is deliberate.
 """
 # ruff: noqa: I001
 
-import worker  # noqa: F401
+import prunelab.worker  # noqa: F401
 
 import tensorflow as tf
 import tensorflow_model_optimization as tfmot

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from worker.training import export_tflite
+from prunelab.worker.training import export_tflite
 
 
 def to_keras_layout(tensor: np.ndarray, keras_shape: tuple[int, ...]) -> np.ndarray:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from core.specs import ConstantSchedule, PiecewiseSchedule, PolynomialSchedule, ResolvedSchedule
-from worker.training.tf import keras, tf, tfmot
+from prunelab.core.specs import ConstantSchedule, PiecewiseSchedule, PolynomialSchedule, ResolvedSchedule
+from prunelab.worker.training.tf import keras, tf, tfmot
 
 
 @keras.utils.register_keras_serializable(package="prunelab")

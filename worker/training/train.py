@@ -9,24 +9,24 @@ from typing import Any
 
 import numpy as np
 
-from core.exports import ARTIFACT_FILE_NAMES, zipped_size
-from core.plans import RunPlan, split_sizes
-from core.recipes import LotteryTicketRecipe, SensitivityRecipe
-from core.scope import DENSE_RUN, LayerDecision
-from core.specs import RunSpec
-from worker.training import compress, export
-from worker.training.callbacks import PruningReporter, TrainingStopped
-from worker.training.checkpoints import Checkpointer, EpochCheckpoint, resume_from
-from worker.training.datasets import Dataset, load_dataset
-from worker.training.deliver import deliver
-from worker.training.epochs import epoch_batches, steps_per_epoch
-from worker.training.pruning import coverage_report, dense_decisions, prune_model
-from worker.training.recipes import lottery, sensitivity
-from worker.training.recipes.start import starting_model
-from worker.training.reporting import Reporter
-from worker.training.tf import keras, tfmot
-from worker.training.tfmot_schedules import tfmot_schedule
-from worker.training.verify import verify_export
+from prunelab.core.exports import ARTIFACT_FILE_NAMES, zipped_size
+from prunelab.core.plans import RunPlan, split_sizes
+from prunelab.core.recipes import LotteryTicketRecipe, SensitivityRecipe
+from prunelab.core.scope import DENSE_RUN, LayerDecision
+from prunelab.core.specs import RunSpec
+from prunelab.worker.training import compress, export
+from prunelab.worker.training.callbacks import PruningReporter, TrainingStopped
+from prunelab.worker.training.checkpoints import Checkpointer, EpochCheckpoint, resume_from
+from prunelab.worker.training.datasets import Dataset, load_dataset
+from prunelab.worker.training.deliver import deliver
+from prunelab.worker.training.epochs import epoch_batches, steps_per_epoch
+from prunelab.worker.training.pruning import coverage_report, dense_decisions, prune_model
+from prunelab.worker.training.recipes import lottery, sensitivity
+from prunelab.worker.training.recipes.start import starting_model
+from prunelab.worker.training.reporting import Reporter
+from prunelab.worker.training.tf import keras, tfmot
+from prunelab.worker.training.tfmot_schedules import tfmot_schedule
+from prunelab.worker.training.verify import verify_export
 
 __all__ = ["TrainingResult", "build_pruned_model", "compile_model", "split_validation", "tfmot_schedule", "train"]
 

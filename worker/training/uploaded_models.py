@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from backend.uploads.inspect_keras import inspect_keras
-from worker.training.tf import keras
+from prunelab.server.uploads.inspect_keras import inspect_keras
+from prunelab.worker.training.tf import keras
 
 
 def load_uploaded_model(path: Path) -> keras.Model:

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import numpy as np
 
-from core.exports import file_digest
-from core.plans import RunPlan
-from core.specs import BlockSparsity, MByNSparsity, RunSpec
-from worker.training.tf import PruneLowMagnitude, keras, pruning_utils, tf
+from prunelab.core.exports import file_digest
+from prunelab.core.plans import RunPlan
+from prunelab.core.specs import BlockSparsity, MByNSparsity, RunSpec
+from prunelab.worker.training.tf import PruneLowMagnitude, keras, pruning_utils, tf
 
 
 class ExportVerificationError(RuntimeError):

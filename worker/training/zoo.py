@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from core.catalog import MODELS
-from worker.training.tf import keras
+from prunelab.core.catalog import MODELS
+from prunelab.worker.training.tf import keras
 
 
 def _mnist_cnn(num_classes: int) -> list[keras.layers.Layer]:

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from worker.training import export
-from worker.training.tf import keras
+from prunelab.worker.training import export
+from prunelab.worker.training.tf import keras
 
 
 class RewindError(RuntimeError):

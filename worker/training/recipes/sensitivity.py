@@ -11,10 +11,10 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from core.schedule_math import kept_count
-from worker.training.pruning import prunable_weights
-from worker.training.reporting import Reporter
-from worker.training.tf import keras
+from prunelab.core.schedule_math import kept_count
+from prunelab.worker.training.pruning import prunable_weights
+from prunelab.worker.training.reporting import Reporter
+from prunelab.worker.training.tf import keras
 
 
 def magnitude_pruned(value: np.ndarray, sparsity: float) -> np.ndarray:

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from core.plans import RunPlan
-from core.recipes import upload_id
-from core.specs import RunSpec
-from worker.training.pruning import preflight_model
-from worker.training.tf import keras
-from worker.training.uploaded_models import load_uploaded_model
-from worker.training.zoo import build_model
+from prunelab.core.plans import RunPlan
+from prunelab.core.recipes import upload_id
+from prunelab.core.specs import RunSpec
+from prunelab.worker.training.pruning import preflight_model
+from prunelab.worker.training.tf import keras
+from prunelab.worker.training.uploaded_models import load_uploaded_model
+from prunelab.worker.training.zoo import build_model
 
 
 class ModelNotUsable(ValueError):
