@@ -16,7 +16,7 @@ REPO = Path(__file__).resolve().parents[2]
 def test_importing_the_callback_module_loads_no_tensorflow_or_server_library() -> None:
     code = (
         "import sys, prunelab, prunelab.keras, prunelab.spool, prunelab.sender\n"
-        "heavy = [m for m in ('tensorflow', 'tf_keras', 'fastapi', 'sqlalchemy', 'celery', 'backend', 'worker')"
+        "heavy = [m for m in ('tensorflow', 'tf_keras', 'fastapi', 'sqlalchemy', 'celery', 'prunelab.server', 'prunelab.worker')"
         " if m in sys.modules]\n"
         "print(heavy)"
     )
