@@ -143,13 +143,14 @@ def fresh_venv(path: Path, borrow: Path | None = None) -> Path:
     return path
 
 
-def pip_install(venv: Path, argument: str, wheel: Path) -> None:
+def pip_install(venv: Path, argument: str, wheel: Path) -> Path:
     """README's line with the wheel in place of the name on the index."""
     requirement = argument.replace("prunelab", str(wheel), 1)
     done = subprocess.run(
         [str(venv / "bin/python"), "-m", "pip", "install", "--quiet", requirement], capture_output=True, text=True
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return venv
 
 
 def clean_env(home: Path, **extra: str) -> dict[str, str]:
@@ -174,9 +175,7 @@ def found(venv: Path, modules: tuple[str, ...], cwd: Path) -> list[str]:
 
 @pytest.fixture(scope="module")
 def client_venv(dist: Dist, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    venv = fresh_venv(tmp_path_factory.mktemp("client-venv"))
-    pip_install(venv, readme_install_lines()["client"], dist.wheel)
-    return venv
+    return pip_install(fresh_venv(tmp_path_factory.mktemp("client-venv")), readme_install_lines()["client"], dist.wheel)
 
 
 def test_the_light_install_is_the_client_without_server_or_tensorflow(client_venv: Path, tmp_path: Path) -> None:
@@ -199,9 +198,7 @@ def test_the_light_install_is_the_client_without_server_or_tensorflow(client_ven
 
 @pytest.fixture(scope="module")
 def server_venv(dist: Dist, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    venv = fresh_venv(tmp_path_factory.mktemp("server-venv"))
-    pip_install(venv, readme_install_lines()["server"], dist.wheel)
-    return venv
+    return pip_install(fresh_venv(tmp_path_factory.mktemp("server-venv")), readme_install_lines()["server"], dist.wheel)
 
 
 def test_the_server_install_migrates_and_serves_without_tensorflow(server_venv: Path, tmp_path: Path) -> None:
