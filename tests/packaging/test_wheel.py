@@ -113,10 +113,10 @@ def test_the_metadata_has_the_licence_urls_classifiers_and_one_version(dist: Dis
     assert metadata["Version"] == prunelab.__version__
     assert metadata["License-Expression"] == "Apache-2.0"
     assert any(n.endswith(".dist-info/licenses/LICENSE") for n in wheel.namelist())
-    assert {url.split(",")[0] for url in metadata.get_all("Project-URL")} >= {"Homepage", "Source", "Issues"}
-    assert "Programming Language :: Python :: 3.13" in metadata.get_all("Classifier")
+    assert {url.split(",")[0] for url in metadata.get_all("Project-URL", [])} >= {"Homepage", "Source", "Issues"}
+    assert "Programming Language :: Python :: 3.13" in metadata.get_all("Classifier", [])
     assert metadata["Requires-Python"] == ">=3.11", "no upper bound that the dependencies do not impose"
-    base = [r for r in metadata.get_all("Requires-Dist") if "extra ==" not in r]
+    base = [r for r in metadata.get_all("Requires-Dist", []) if "extra ==" not in r]
     assert not [r for r in base if re.split(r"[<>=!~\[ ;]", r)[0].lower() in (*SERVER_LIBRARIES, "tensorflow")], base
     entry_points = wheel.read(next(n for n in wheel.namelist() if n.endswith("/entry_points.txt"))).decode()
     assert "prunelab = prunelab.cli:main" in entry_points
