@@ -28,3 +28,9 @@ WORKDIR /home/prunelab
 # The worker's own Celery node answers a ping through the broker (its name is worker@ + the host name).
 HEALTHCHECK --interval=30s --timeout=30s --start-period=60s --retries=3 CMD ["sh", "-c", "celery --app prunelab.worker.celery_app inspect ping --destination worker@$(hostname) --timeout 10"]
 CMD ["prunelab", "worker", "--name", "worker@%h"]
+
+# The worker for NVIDIA GPUs (deploy/kubernetes/worker-gpu.yaml): TensorFlow with its CUDA libraries from pip.
+FROM worker AS worker-gpu
+USER root
+RUN pip install --no-cache-dir "tensorflow[and-cuda]==2.21.*"
+USER prunelab

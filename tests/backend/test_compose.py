@@ -70,7 +70,7 @@ def test_env_example_lists_every_secret_and_holds_none(tmp_path: Path) -> None:
 
 def test_the_dockerfile_builds_an_api_image_without_tensorflow_and_a_worker_image_both_unprivileged() -> None:
     text = (REPO / "Dockerfile").read_text()
-    names = re.findall(r"^FROM \S+ AS (\w+)$", text, re.M)
+    names = re.findall(r"^FROM \S+ AS ([\w-]+)$", text, re.M)
     stages = dict(zip(names, re.split(r"^FROM .*$", text, flags=re.M)[1:], strict=True))
     assert {"api", "worker"} <= stages.keys()
     assert "[server]" in stages["api"] and "[worker]" not in stages["api"]
