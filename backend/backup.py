@@ -34,12 +34,12 @@ from psycopg import sql
 from sqlalchemy import create_engine, inspect, text
 from sqlalchemy.engine import make_url
 
+from prunelab import __version__
 from prunelab.core.exports import file_digest
 from prunelab.server.artifacts.storage import (
     STORE_PREFIXES,
     ArtifactStore,
     Recorded,
-    StoreUnavailable,
     check_key,
     get_store,
 )
@@ -126,14 +126,11 @@ def rows_held(database_url: str) -> list[str]:
             return [
                 table.name
                 for table in Base.metadata.sorted_tables
-                if table.name in present and connection.execute(sql_exists(table.name)).scalar()  # one row is enough
+                if table.name in present
+                and connection.execute(text(f'SELECT EXISTS (SELECT 1 FROM "{table.name}")')).scalar()
             ]
     finally:
         engine.dispose()
-
-
-def sql_exists(table: str) -> Any:
-    return text(f'SELECT EXISTS (SELECT 1 FROM "{table}")')
 
 
 def object_keys(store: ArtifactStore) -> Iterator[str]:
@@ -244,8 +241,6 @@ def backup(settings: Settings, target: Path, report: Report = print) -> dict[str
             )
         report(f"backing up the objects of {installation.store.url}")
         objects, vanished = _backup_objects(installation.store, folder, report)
-        from prunelab import __version__
-
         manifest = {
             "format": FORMAT,
             "format_version": FORMAT_VERSION,
@@ -390,6 +385,3 @@ def restore(settings: Settings, source: Path, overwrite: bool = False, report: R
     upgrade_to_head(installation.database_url)
     report(f"restored {source} into this installation")
     return manifest
-
-
-__all__ = ["BackupError", "StoreUnavailable", "backup", "read_backup", "restore", "rows_held"]

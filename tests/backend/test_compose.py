@@ -65,7 +65,8 @@ def test_env_example_lists_every_secret_and_holds_none(tmp_path: Path) -> None:
     assert all(not example[key] for key in ("PRUNELAB_SECRET_KEY", "POSTGRES_PASSWORD", "STORE_SECRET_ACCESS_KEY"))
     as_shipped = compose_config(ENV_EXAMPLE)  # copied unchanged to .env: refused, naming what to set
     assert as_shipped.returncode != 0 and "in .env" in as_shipped.stderr
-    assert ".env" in (REPO / ".gitignore").read_text().splitlines()
+    assert ".env" in (REPO / ".gitignore").read_text().splitlines()  # never committed
+    assert ".env" in (REPO / ".dockerignore").read_text().splitlines()  # nor copied into an image's build
 
 
 def test_the_dockerfile_builds_an_api_image_without_tensorflow_and_a_worker_image_both_unprivileged() -> None:
