@@ -9,7 +9,7 @@ MLFLOW_VENV := .venv-mlflow
 MLFLOW_VERSION ?= 3.17.2
 MLFLOW_EXPORT_IMPORT_VERSION ?= 1.2.0
 
-.PHONY: run test lint bench bench-quick mlflow-venv browser netns-tools clean
+.PHONY: run test lint bench bench-quick mlflow-venv browser compose-tools netns-tools clean
 
 $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -24,13 +24,17 @@ run: $(STAMP)
 browser:
 	@command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; }
 
+# Debian's docker-compose validates docker-compose.yml in the tests (`docker-compose config` needs no Docker daemon).
+compose-tools:
+	@command -v docker-compose >/dev/null || { apt-get update -qq && apt-get install -y -qq docker-compose >/dev/null; }
+
 # ip, tc and socat for the tests that put a worker in its own network namespace (as root; without them,
 # or without root, those tests run the worker on loopback instead).
 netns-tools:
 	@command -v socat >/dev/null && command -v ip >/dev/null && command -v tc >/dev/null || \
 	  { [ "$$(id -u)" = 0 ] && apt-get update -qq && apt-get install -y -qq socat iproute2 >/dev/null; } || true
 
-test: $(STAMP) browser netns-tools mlflow-venv
+test: $(STAMP) browser compose-tools netns-tools mlflow-venv
 	$(BIN)/python -m pytest
 
 LINTED := core backend worker harness tests migrations bench prunelab

@@ -109,6 +109,37 @@ def refuse_open_exposure(settings: Settings) -> bool:
     return reason is not None
 
 
+def store_unreachable(command: str, settings: Settings) -> bool:
+    """True (with what to do on stderr) when the artifact store does not answer: better now than at the first run."""
+    from prunelab.server.artifacts.storage import unreachable
+
+    reason = unreachable(settings)
+    if reason is not None:
+        print(f"prunelab {command}: {reason}", file=sys.stderr)
+    return reason is not None
+
+
+def backup_command(args: argparse.Namespace, settings: Settings) -> int:
+    """`prunelab backup DIR` / `prunelab restore DIR [--overwrite]`: 1 with the reason when it cannot be done."""
+    from pathlib import Path
+
+    from prunelab.server.artifacts.storage import StoreUnavailable
+    from prunelab.server.backup import BackupError, backup, restore
+
+    def report(line: str) -> None:
+        print(line, flush=True)
+
+    try:
+        if args.command == "backup":
+            backup(settings, Path(args.folder), report)
+        else:
+            restore(settings, Path(args.folder), args.overwrite, report)
+    except (BackupError, StoreUnavailable) as error:
+        print(f"prunelab {args.command}: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def missing_worker_extra(command: str) -> bool:
     """A training worker needs TensorFlow, which the API alone does not install; say how to get it."""
     if importlib.util.find_spec("tensorflow") is not None:
@@ -211,6 +242,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     report.add_argument("run_ids", metavar="RUN_ID", type=int, nargs="+", help="runs to compare (at most 20)")
     report.add_argument("-o", "--output", default="report.html", help="file to write (default: report.html)")
     report.add_argument("--baseline", type=int, help="a run drawn dashed as the dense baseline")
+    backup = commands.add_parser(
+        "backup", help="copy the database and every stored object into a new folder, while PruneLab runs"
+    )
+    backup.add_argument("folder", metavar="DIR", help="a new (or empty) folder")
+    restore = commands.add_parser("restore", help="restore a backup into an empty installation")
+    restore.add_argument("folder", metavar="DIR", help="a folder `prunelab backup` wrote")
+    restore.add_argument("--overwrite", action="store_true", help="replace every run, user and object already here")
     add_user_commands(commands)
     add_import_commands(commands)
     args = parser.parse_args(argv)
@@ -218,8 +256,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     if args.command in ("run", "worker") and missing_worker_extra(args.command):
         return 2
+    if args.command in ("run", "api", "worker", "backup", "restore") and store_unreachable(args.command, settings):
+        return 1
     if args.command == "run":
         return run_all(settings)
+    if args.command in ("backup", "restore"):
+        return backup_command(args, settings)
     if args.command == "migrate":
         migrate(settings)
         return 0

@@ -38,6 +38,8 @@ SERVER_COMMANDS = {
     "tokens": "API tokens for scripts.",
     "import": "Import TensorBoard event files or MLflow runs as PruneLab runs.",
     "export": "Export a PruneLab run in a form MLflow can import.",
+    "backup": "Copy the database and every stored object into a folder, while PruneLab runs.",
+    "restore": "Restore a backup into an empty installation.",
 }
 INSTALL_SERVER = "pip install 'prunelab[server]'  (the server; add [worker] to train here)"
 

@@ -39,6 +39,8 @@ CHUNK_BYTES = 1 << 20
 # percent sign, backslash or NUL.
 KEY_SEGMENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}")
 MAX_KEY_LENGTH = 500
+# Every key starts with one of these (`run_prefix`, `upload_key`): a backup lists the whole store by them.
+STORE_PREFIXES = ("runs", "uploads")
 
 
 class UnsafeKey(ValueError):
@@ -343,6 +345,21 @@ def get_store(where: Settings | Path) -> ArtifactStore:
     from prunelab.server.artifacts.s3 import S3Options, s3_store  # obstore loads only where S3 is used
 
     return s3_store(S3Options.from_settings(where))
+
+
+def unreachable(settings: Settings) -> str | None:
+    """Why the configured store cannot be used (down, no bucket, refused credentials); None when it answers."""
+    store = get_store(settings)
+    try:
+        store.list_keys(STORE_PREFIXES[0])
+    except StoreUnavailable as error:
+        return (
+            f"{error}. Start the object store (or create its bucket), or correct PRUNELAB_ARTIFACT_URL, "
+            "PRUNELAB_S3_ENDPOINT_URL and the AWS_* credentials"
+        )
+    except OSError as error:
+        return f"the artifact store {store.url} cannot be read: {error}"
+    return None
 
 
 @lru_cache(maxsize=16)
