@@ -22,6 +22,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from prunelab.core.errors import InvalidParameter, RunNotFound
+from prunelab.core.external import ExternalRunSpec
 from prunelab.core.specs import RunSpec
 from prunelab.server.compare.service import SIZE_KEY, pareto_front
 from prunelab.server.compare.statistics import BAND_KINDS, Band, BandKind, Difference, Summary, band, summarize, welch
@@ -65,7 +66,10 @@ def _paths(model: type[BaseModel], prefix: str = "") -> set[str]:
     return paths
 
 
-SPEC_PATHS = frozenset(_paths(RunSpec))
+# A run PruneLab trains has a RunSpec; a run logged by a script (an external run) an ExternalRunSpec, whose free
+# `params` are grouped by as `params.<name>`.
+SPEC_PATHS = frozenset(_paths(RunSpec) | _paths(ExternalRunSpec))
+PARAMS_PREFIX = "params."
 
 
 def check_by(by: Sequence[str]) -> list[str]:
@@ -78,12 +82,12 @@ def check_by(by: Sequence[str]) -> list[str]:
     for field in fields:
         if field == SPARSITY_FIELD or field in SPEC_PATHS:
             continue
-        if field.startswith(TAG_PREFIX) and len(field) > len(TAG_PREFIX) and len(field) <= 200:
+        if field.startswith((TAG_PREFIX, PARAMS_PREFIX)) and len(field) > len(TAG_PREFIX) and len(field) <= 200:
             continue
         raise InvalidParameter(
             ("by",),
             f"by: {field[:60]!r} is not a spec field; use a spec path such as schedule.kind, schedule.final_sparsity, "
-            "structure.kind, model or seed, or sparsity, or tag:<name>",
+            "structure.kind, model or seed, or sparsity, tag:<name> or params.<name>",
         )
     return fields
 
@@ -210,9 +214,13 @@ def _find(groups: GroupsOut, label: str, name: str) -> Group:
 
 
 def _titles(first: Group, second: Group) -> tuple[str, str, str]:
-    """Short names of two groups (the fields where they differ) and what they share ("at ...")."""
+    """Short names of two groups (the fields where they differ; only the values when one field does) and what they
+    share ("at ...")."""
     differing = [field for field in first.key if first.key[field] != second.key[field]] or list(first.key)
     shared = {field: value for field, value in first.key.items() if field not in differing}
+    if len(differing) == 1:
+        (field,) = differing
+        return _shown(first.key[field]), _shown(second.key[field]), label_of(shared)
     return (
         label_of({field: first.key[field] for field in differing}),
         label_of({field: second.key[field] for field in differing}),
