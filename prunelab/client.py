@@ -345,12 +345,21 @@ class Client:
         return dict(self._http.json("GET", "/api/compare", params=params))
 
     def write_report(
-        self, run_ids: Sequence[RunRef], path: str | os.PathLike[str], *, baseline: int | None = None
+        self,
+        run_ids: Sequence[RunRef],
+        path: str | os.PathLike[str],
+        *,
+        baseline: int | None = None,
+        by: Sequence[str] | None = None,
+        metric: str = "test_accuracy",
     ) -> Path:
-        """Write the comparison as one self-contained HTML file (it opens without a network)."""
+        """Write the comparison as one self-contained HTML file (it opens without a network); with `by`, grouped:
+        the group table, Welch comparisons of `metric`, the frontier and banded curves too."""
         params: dict[str, Any] = {"runs": ",".join(str(run_ref(run_id)) for run_id in run_ids)}
         if baseline is not None:
             params["baseline"] = baseline
+        if by:
+            params |= {"by": ",".join(by), "metric": metric}
         target = Path(path)
         with self._http.stream("GET", "/api/compare/report", params=params) as response:
             stream_to(response, target)

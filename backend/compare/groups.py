@@ -157,8 +157,15 @@ def _order(value: Any) -> tuple[int, Any]:
     return (1, _shown(value))
 
 
-def group_runs(session: Session, filter_text: str, by: Sequence[str], metrics: Sequence[str]) -> GroupsOut:
-    """The runs `filter_text` matches grouped by `by`, each group with n, mean, std, min and max of each metric."""
+def group_runs(
+    session: Session,
+    filter_text: str,
+    by: Sequence[str],
+    metrics: Sequence[str],
+    run_ids: Sequence[int] | None = None,
+) -> GroupsOut:
+    """The runs `filter_text` matches (among `run_ids` when given) grouped by `by`, each group with n, mean, std,
+    min and max of each metric."""
     fields = check_by(by)
     keys = check_metrics(metrics)
     parsed = parse_filter(filter_text)
@@ -166,7 +173,7 @@ def group_runs(session: Session, filter_text: str, by: Sequence[str], metrics: S
     values = [columns.value(key).label(f"metric_{index}") for index, key in enumerate(keys)]
     query = (
         columns.join(select(Run.id, Run.status, Run.spec, Run.plan, Run.tags, *values))
-        .where(clause(parsed, columns))
+        .where(clause(parsed, columns), *([] if run_ids is None else [Run.id.in_(run_ids)]))
         .order_by(Run.id)
         .limit(MAX_GROUPED_RUNS + 1)
     )
@@ -284,21 +291,22 @@ def group_curves(
     x: XAxis = "step",
     band_kind: BandKind = "std",
     points: int = DEFAULT_GRID_POINTS,
+    run_ids: Sequence[int] | None = None,
 ) -> CurvesOut:
     """Each group's mean curve of `metric` with its band, on one x grid shared by every group; n per x."""
     if band_kind not in BAND_KINDS:
         raise InvalidParameter(("band",), f"band must be one of {', '.join(BAND_KINDS)}")
     (metric,) = check_metrics([metric], "key")
-    groups = group_runs(session, filter_text, by, [metric])
-    run_ids = [run_id for group in groups.groups for run_id in group.run_ids]
-    if len(run_ids) > MAX_CURVE_RUNS:
-        raise InvalidParameter(("filter",), f"{len(run_ids)} runs to draw; narrow the filter to {MAX_CURVE_RUNS}")
+    groups = group_runs(session, filter_text, by, [metric], run_ids)
+    drawn = [run_id for group in groups.groups for run_id in group.run_ids]
+    if len(drawn) > MAX_CURVE_RUNS:
+        raise InvalidParameter(("filter",), f"{len(drawn)} runs to draw; narrow the filter to {MAX_CURVE_RUNS}")
     plans: dict[int, dict[str, Any]] = {
-        run_id: plan for run_id, plan in session.execute(select(Run.id, Run.plan).where(Run.id.in_(run_ids)))
+        run_id: plan for run_id, plan in session.execute(select(Run.id, Run.plan).where(Run.id.in_(drawn)))
     }
-    series = read_points(session, run_ids, [metric], max_points=CURVE_READ_POINTS)
+    series = read_points(session, drawn, [metric], max_points=CURVE_READ_POINTS)
     per_run: dict[int, tuple[np.ndarray, np.ndarray]] = {}
-    for run_id in run_ids:
+    for run_id in drawn:
         found = series.get(run_id, {}).get(metric)
         if found is None:
             continue
@@ -360,11 +368,12 @@ def group_frontier(
     metric: str = "test_accuracy",
     x: FrontierX = "sparsity",
     baseline_id: int | None = None,
+    run_ids: Sequence[int] | None = None,
 ) -> FrontierOut:
     """Per group: mean +- std of `metric` against the achieved sparsity or the zipped size; the Pareto front marked."""
     (metric,) = check_metrics([metric], "metric")
     x_key = "measured_sparsity" if x == "sparsity" else SIZE_KEY
-    groups = group_runs(session, filter_text, by, [metric, x_key])
+    groups = group_runs(session, filter_text, by, [metric, x_key], run_ids)
     sparsity_fields = [field for field in groups.by if "sparsity" in field]
     points = [
         FrontierPoint(
@@ -396,3 +405,34 @@ def group_frontier(
         sizes = _final_values(session, [baseline_id], x_key)
         baseline = Baseline(run_id=baseline_id, x=sizes.get(baseline_id), y=finals.get(baseline_id))
     return FrontierOut(metric=metric, x=x, x_key=x_key, points=points, baseline=baseline)
+
+
+class GroupedReport(BaseModel):
+    """What the report adds when runs are grouped: the table, the comparisons, the frontier and a grouped curve."""
+
+    groups: GroupsOut
+    metric: str
+    comparisons: list[Difference]
+    frontier: FrontierOut
+    curves: CurvesOut
+
+
+def grouped_report(
+    session: Session,
+    filter_text: str,
+    by: Sequence[str],
+    metric: str = "test_accuracy",
+    run_ids: Sequence[int] | None = None,
+    baseline_id: int | None = None,
+) -> GroupedReport:
+    """The groups of the reported runs (the baseline apart), each pair differing in one field compared."""
+    (metric,) = check_metrics([metric], "metric")
+    grouped_ids = None if run_ids is None else [run_id for run_id in run_ids if run_id != baseline_id]
+    groups = group_runs(session, filter_text, by, [metric, "measured_sparsity", SIZE_KEY], grouped_ids)
+    return GroupedReport(
+        groups=groups,
+        metric=metric,
+        comparisons=comparisons(session, groups, metric),
+        frontier=group_frontier(session, filter_text, by, metric, "sparsity", baseline_id, grouped_ids),
+        curves=group_curves(session, filter_text, by, "accuracy", "fraction", "std", run_ids=grouped_ids),
+    )
