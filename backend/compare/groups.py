@@ -251,10 +251,18 @@ def difference(session: Session, first: Group, second: Group, metric: str) -> Di
     )
 
 
-def compare_groups(session: Session, filter_text: str, by: Sequence[str], metric: str, a: str, b: str) -> Difference:
+def compare_groups(
+    session: Session,
+    filter_text: str,
+    by: Sequence[str],
+    metric: str,
+    a: str,
+    b: str,
+    run_ids: Sequence[int] | None = None,
+) -> Difference:
     """Group `a` minus group `b` (labels as /api/groups gives them) on a final metric."""
     (metric,) = check_metrics([metric], "metric")
-    groups = group_runs(session, filter_text, by, [metric])
+    groups = group_runs(session, filter_text, by, [metric], run_ids)
     return difference(session, _find(groups, a, "a"), _find(groups, b, "b"), metric)
 
 
