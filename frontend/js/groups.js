@@ -16,6 +16,21 @@ function meanStd(summary) {
   return `${fmt.num(summary.mean)}${summary.std === null ? "" : ` ± ${summary.std.toPrecision(2)}`}`;
 }
 
+// The table of /api/groups' answer: the group's fields, n (succeeded runs), failed, pending, mean ± std per metric.
+export function renderGroupTable(table, groups, link = null) {
+  const metrics = groups.metrics;
+  table.replaceChildren(
+    el("thead", {}, el("tr", {}, ...[...groups.by, "n", "failed", "pending", ...metrics.map((m) => `${m} (mean ± std)`)]
+      .map((text) => el("th", { scope: "col", text })))),
+    el("tbody", {}, ...groups.groups.map((group) => el("tr", { "data-group": group.label },
+      ...groups.by.map((field, index) => el("th", { scope: "row" },
+        index === 0 && link ? el("a", { href: link(group), text: JSON.stringify(group.key[field]) }) : JSON.stringify(group.key[field]))),
+      el("td", { class: "group-n", text: String(group.run_ids.length) }),
+      el("td", { text: String(group.failed_run_ids.length) }),
+      el("td", { text: String(group.pending_run_ids.length) }),
+      ...metrics.map((metric) => el("td", { text: meanStd(group.metrics[metric]) }))))));
+}
+
 export function initGroups(url, selection) {
   const controls = {
     by: node("group-by"), metric: node("group-metric"), key: node("group-key"), x: node("group-x"), band: node("group-band"),
@@ -27,6 +42,13 @@ export function initGroups(url, selection) {
   }
   controls.logx.checked = url.searchParams.get("flog") === "1";
   let groups = null;
+  // Only the newest request of each kind may draw: an older reply arriving late (a setting changed meanwhile) is dropped.
+  const asked = {};
+  async function newest(kind, path) {
+    const mine = (asked[kind] = (asked[kind] ?? 0) + 1);
+    const body = await api(path);
+    return mine === asked[kind] ? body : null;
+  }
 
   function base() {
     const params = new URLSearchParams({ by: controls.by.value.replace(/\s+/g, "") });
@@ -47,17 +69,10 @@ export function initGroups(url, selection) {
   async function loadTable() {
     const params = base();
     params.set("metrics", [controls.metric.value.trim() || "test_accuracy", "measured_sparsity", "keras_zip_bytes"].join(","));
-    groups = await api(`/api/groups?${params}`);
-    const metrics = groups.metrics;
-    node("groups").replaceChildren(
-      el("thead", {}, el("tr", {}, ...[...groups.by, "n", "failed", "pending", ...metrics.map((m) => `${m} (mean ± std)`)]
-        .map((text) => el("th", { scope: "col", text })))),
-      el("tbody", {}, ...groups.groups.map((group) => el("tr", { "data-group": group.label },
-        ...groups.by.map((field) => el("th", { scope: "row", text: JSON.stringify(group.key[field]) })),
-        el("td", { class: "group-n", text: String(group.run_ids.length) }),
-        el("td", { text: String(group.failed_run_ids.length) }),
-        el("td", { text: String(group.pending_run_ids.length) }),
-        ...metrics.map((metric) => el("td", { text: meanStd(group.metrics[metric]) }))))));
+    const answer = await newest("table", `/api/groups?${params}`);
+    if (!answer) return false;
+    groups = answer;
+    renderGroupTable(node("groups"), groups);
     for (const [side, fallback] of [["a", 1], ["b", 0]]) {
       const wanted = url.searchParams.get(side);
       controls[side].replaceChildren(...groups.groups.map((group) => el("option", { value: group.label, text: group.label })));
@@ -69,6 +84,7 @@ export function initGroups(url, selection) {
   async function drawSentence() {
     const sentence = node("group-sentence");
     if (!controls.a.value || !controls.b.value || controls.a.value === controls.b.value) {
+      asked.sentence = (asked.sentence ?? 0) + 1; // a reply still on its way is for other groups
       sentence.textContent = "Choose two different groups to compare.";
       return;
     }
@@ -76,7 +92,8 @@ export function initGroups(url, selection) {
     params.set("metric", controls.metric.value.trim() || "test_accuracy");
     params.set("a", controls.a.value);
     params.set("b", controls.b.value);
-    const difference = await api(`/api/groups/compare?${params}`);
+    const difference = await newest("sentence", `/api/groups/compare?${params}`);
+    if (!difference) return;
     sentence.textContent = difference.sentence;
     sentence.className = difference.resolved ? "" : "muted";
   }
@@ -86,7 +103,8 @@ export function initGroups(url, selection) {
     params.set("key", controls.key.value);
     params.set("x", controls.x.value);
     params.set("band", controls.band.value);
-    const curves = await api(`/api/groups/curves?${params}`);
+    const curves = await newest("curves", `/api/groups/curves?${params}`);
+    if (!curves) return;
     const traces = curves.groups.flatMap((group, index) => {
       const color = PALETTE[index % PALETTE.length];
       const edge = { x: curves.grid, mode: "lines", line: { width: 0, color }, showlegend: false, legendgroup: group.label, hoverinfo: "skip" };
@@ -108,7 +126,8 @@ export function initGroups(url, selection) {
     params.set("metric", controls.metric.value.trim() || "test_accuracy");
     params.set("x", controls.frontierX.value);
     if (url.searchParams.get("baseline")) params.set("baseline", url.searchParams.get("baseline"));
-    const frontier = await api(`/api/groups/frontier?${params}`);
+    const frontier = await newest("frontier", `/api/groups/frontier?${params}`);
+    if (!frontier) return;
     const variants = [...new Set(frontier.points.map((point) => point.variant))];
     const traces = variants.map((variant, index) => {
       const points = frontier.points.filter((p) => p.variant === variant && p.x.mean !== null && p.y.mean !== null)
@@ -150,7 +169,7 @@ export function initGroups(url, selection) {
     if (!controls.by.value.trim()) return;
     remember();
     try {
-      await loadTable();
+      if ((await loadTable()) === false) return;
       await Promise.all([drawSentence(), drawCurves(), drawFrontier(), drawParcoords()]);
       const runs = groups.groups.reduce((sum, group) => sum + group.run_ids.length, 0);
       message.textContent = `${groups.groups.length} groups of ${runs} succeeded runs (failed and unfinished runs counted apart).`;

@@ -48,6 +48,14 @@ def _run(database_url: str, name: str, schedule: dict[str, object], seed: int, s
         return run.id
 
 
+@pytest.fixture(autouse=True)
+def patient_expect() -> Iterator[None]:
+    """On a loaded machine the page's requests take seconds: wait on each element's state up to 30 s, here only."""
+    expect.set_options(timeout=30_000)
+    yield
+    expect.set_options(timeout=5_000)  # Playwright's default, for the other modules
+
+
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[StackConfig, list[int], int]]:
     home = tmp_path_factory.mktemp("e2e-groups")
@@ -166,3 +174,24 @@ def test_an_unknown_group_field_is_said_on_the_page(stack: tuple[StackConfig, li
     page.get_by_label("Group by").dispatch_event("change")
     expect(page.locator("#group-message")).to_contain_text("3 groups of 3 succeeded runs", timeout=30_000)
     expect(page.locator("#groups tbody tr")).to_have_count(3)
+
+
+def test_the_runs_table_groups_the_runs_its_filter_matches(
+    stack: tuple[StackConfig, list[int], int], page: Page
+) -> None:
+    config, _, _ = stack
+    page.goto(f"{config.base_url}/index.html")
+    page.get_by_label("Group by").fill("schedule.kind, sparsity")
+    page.get_by_label("Group by").dispatch_event("change")
+    rows = page.locator("#groups tbody tr")
+    expect(rows).to_have_count(3, timeout=30_000)  # the dense run (sparsity 0) is a group of its own
+    expect(rows.nth(1)).to_contain_text('"constant"0.75')
+    expect(rows.nth(1).locator(".group-n")).to_have_text("3")
+    mean, std = np.mean(ACCURACY["constant"]), np.std(ACCURACY["constant"], ddof=1)
+    expect(rows.nth(1)).to_contain_text(f"{mean:.4f} ± {std:.2g}")
+    page.get_by_label("Filter").fill("kind:polynomial")
+    expect(rows).to_have_count(1, timeout=30_000)
+    expect(page.locator("#group-compare")).to_have_attribute("href", re.compile(r"by=schedule\.kind%2Csparsity"))
+    page.get_by_label("Group by").fill("shedule.kind")
+    page.get_by_label("Group by").dispatch_event("change")
+    expect(page.locator("#group-message")).to_contain_text("'shedule.kind' is not a spec field", timeout=30_000)
