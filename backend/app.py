@@ -11,6 +11,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from sqlalchemy import text
 
 from prunelab.server import __version__
+from prunelab.server.compare.group_routes import router as groups_router
 from prunelab.server.compare.routes import router as compare_router
 from prunelab.server.db import SessionDep
 from prunelab.server.errors import install_handlers
@@ -77,6 +78,7 @@ def create_app() -> FastAPI:
         uploads_router,
         previews_router,
         compare_router,
+        groups_router,
     )
     for router in (*routers, users_router, mlflow_router, imports_router):
         app.include_router(router)

@@ -75,11 +75,15 @@ def _stop(processes: Sequence[subprocess.Popen[bytes]], grace_s: float = 60.0) -
             process.wait()
 
 
-def write_report(run_ids: Sequence[int], output: str, baseline: int | None) -> int:
-    """Read the runs from the configured database and write the report; 2 when a run is missing."""
+def write_report(
+    run_ids: Sequence[int], output: str, baseline: int | None, by: str | None = None, metric: str = "test_accuracy"
+) -> int:
+    """Read the runs from the configured database and write the report (grouped when `by` names fields); 2 when a
+    run is missing or a group field is unknown."""
     from pathlib import Path
 
-    from prunelab.core.errors import RunNotFound
+    from prunelab.core.errors import InvalidSpec, RunNotFound
+    from prunelab.server.compare.groups import grouped_report
     from prunelab.server.compare.report import build_report
     from prunelab.server.compare.service import MAX_RUNS, compare_runs
     from prunelab.server.db import session_scope
@@ -90,8 +94,10 @@ def write_report(run_ids: Sequence[int], output: str, baseline: int | None) -> i
         return 2
     try:
         with session_scope() as session:
-            html = build_report(compare_runs(session, unique, None, 2000, baseline))
-    except RunNotFound as error:
+            fields = [field for field in (by or "").split(",") if field.strip()]
+            grouped = grouped_report(session, "", fields, metric, unique, baseline) if fields else None
+            html = build_report(compare_runs(session, unique, None, 2000, baseline), grouped)
+    except (RunNotFound, InvalidSpec) as error:
         print(f"prunelab report: {error.message}", file=sys.stderr)
         return 2
     Path(output).write_text(html, encoding="utf-8")
@@ -242,6 +248,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     report.add_argument("run_ids", metavar="RUN_ID", type=int, nargs="+", help="runs to compare (at most 20)")
     report.add_argument("-o", "--output", default="report.html", help="file to write (default: report.html)")
     report.add_argument("--baseline", type=int, help="a run drawn dashed as the dense baseline")
+    report.add_argument("--by", help="group the runs by these fields, e.g. schedule.kind,sparsity (adds the group "
+                        "table, Welch comparisons and the frontier)")  # fmt: skip
+    report.add_argument("--metric", default="test_accuracy", help="the final metric groups are compared on")
     backup = commands.add_parser(
         "backup", help="copy the database and every stored object into a new folder, while PruneLab runs"
     )
@@ -281,7 +290,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"compacted {total} runs", flush=True)
         return 0
     if args.command == "report":
-        return write_report(args.run_ids, args.output, args.baseline)
+        return write_report(args.run_ids, args.output, args.baseline, args.by, args.metric)
     if args.command in ("users", "tokens"):
         return run_user_command(args)
     if args.command in ("import", "export"):

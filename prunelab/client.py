@@ -28,7 +28,7 @@ from pydantic import BaseModel
 from prunelab._http import Http
 from prunelab.downloads import DOWNLOAD_FORMATS, download_to, stream_to
 from prunelab.errors import PruneLabError, ServerUnreachable, WaitTimeout
-from prunelab.models import Download, Run, Series, Upload
+from prunelab.models import Download, GroupComparison, Run, Series, Upload
 from prunelab.progress import RunProgress
 
 if TYPE_CHECKING:
@@ -345,16 +345,69 @@ class Client:
         return dict(self._http.json("GET", "/api/compare", params=params))
 
     def write_report(
-        self, run_ids: Sequence[RunRef], path: str | os.PathLike[str], *, baseline: int | None = None
+        self,
+        run_ids: Sequence[RunRef],
+        path: str | os.PathLike[str],
+        *,
+        baseline: int | None = None,
+        by: Sequence[str] | None = None,
+        metric: str = "test_accuracy",
     ) -> Path:
-        """Write the comparison as one self-contained HTML file (it opens without a network)."""
+        """Write the comparison as one self-contained HTML file (it opens without a network); with `by`, grouped:
+        the group table, Welch comparisons of `metric`, the frontier and banded curves too."""
         params: dict[str, Any] = {"runs": ",".join(str(run_ref(run_id)) for run_id in run_ids)}
         if baseline is not None:
             params["baseline"] = baseline
+        if by:
+            params |= {"by": ",".join(by), "metric": metric}
         target = Path(path)
         with self._http.stream("GET", "/api/compare/report", params=params) as response:
             stream_to(response, target)
         return target
+
+    # Groups
+
+    def groups(
+        self,
+        by: Sequence[str],
+        *,
+        metrics: Iterable[str] = ("test_accuracy",),
+        filter: str = "",  # noqa: A002
+    ) -> pandas.DataFrame:
+        """Runs grouped by spec fields or tags (`GET /api/groups`), one row per group: the `by` fields, `n`
+        (succeeded runs), `failed`, `pending`, then `<metric>_n`, `_mean`, `_std` (ddof=1), `_min`, `_max` per
+        metric, `label` and `run_ids`. Needs pandas (`pip install 'prunelab[pandas]'`)."""
+        try:
+            import pandas
+        except ImportError:
+            raise PruneLabError("groups needs pandas: pip install 'prunelab[pandas]'") from None
+        params = {"by": ",".join(by), "metrics": ",".join(metrics), "filter": filter}
+        body = self._http.json("GET", "/api/groups", params=params)
+        rows = []
+        for group in body["groups"]:
+            row: dict[str, Any] = dict(group["key"])
+            row |= {"n": len(group["run_ids"]), "failed": len(group["failed_run_ids"])}
+            row["pending"] = len(group["pending_run_ids"])
+            for metric, summary in group["metrics"].items():
+                row |= {f"{metric}_{name}": value for name, value in summary.items()}
+            rows.append(row | {"label": group["label"], "run_ids": group["run_ids"]})
+        columns = [*body["by"], "n", "failed", "pending"]
+        columns += [f"{metric}_{name}" for metric in body["metrics"] for name in ("n", "mean", "std", "min", "max")]
+        return pandas.DataFrame(rows, columns=[*columns, "label", "run_ids"])
+
+    def compare_groups(
+        self,
+        by: Sequence[str],
+        a: str,
+        b: str,
+        *,
+        metric: str = "test_accuracy",
+        filter: str = "",  # noqa: A002
+    ) -> GroupComparison:
+        """Group `a` minus group `b` (labels as `groups()` gives them, e.g. "schedule.kind=polynomial") on a final
+        metric: difference of means, Welch's 95% interval, p-value, n per side and a sentence saying it."""
+        params = {"by": ",".join(by), "a": a, "b": b, "metric": metric, "filter": filter}
+        return GroupComparison.model_validate(self._http.json("GET", "/api/groups/compare", params=params))
 
     def compare_url(self, run_ids: Sequence[RunRef]) -> str:
         """The dashboard's compare page for these runs."""

@@ -99,3 +99,26 @@ class Download:
     size_bytes: int
     sha256: str
     resumed_from: int  # bytes already on disk from an earlier, cut download (0: downloaded whole)
+
+
+class GroupComparison(BaseModel):
+    """Mean of group a minus group b on a final metric (`GET /api/groups/compare`): Welch's 95% interval,
+    p-value, n per side, and the sentence the dashboard shows."""
+
+    model_config = ConfigDict(extra="allow")
+
+    a: str
+    b: str
+    metric: str
+    n_a: int
+    n_b: int
+    failed_a: int
+    failed_b: int
+    mean_a: float | None
+    mean_b: float | None
+    difference: float | None
+    ci_low: float | None
+    ci_high: float | None
+    p_value: float | None
+    resolved: bool
+    sentence: str

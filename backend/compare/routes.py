@@ -7,6 +7,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Response
 from fastapi.responses import HTMLResponse
 
+from prunelab.core.errors import InvalidParameter
+from prunelab.server.compare.groups import grouped_report
 from prunelab.server.compare.report import build_report
 from prunelab.server.compare.service import MAX_RUNS, CompareOut, compare_data, compare_runs
 from prunelab.server.db import SessionDep
@@ -14,6 +16,7 @@ from prunelab.server.errors import NOT_FOUND
 from prunelab.server.kit.params import run_ids_param, split_keys
 from prunelab.server.metrics.replies import json_response, series_json
 from prunelab.server.metrics.schemas import EndStep, MaxPoints, StartStep, step_window
+from prunelab.server.runs.filters import MAX_FILTER_LENGTH
 
 router = APIRouter(prefix="/api/compare", tags=["compare"], responses=NOT_FOUND)  # a run that does not exist
 
@@ -46,9 +49,30 @@ JSON_NOT_FOUND: dict[int | str, dict[str, Any]] = {
 }
 
 
+OptionalRunIds = Annotated[list[int] | None, Depends(run_ids_param("runs", MAX_RUNS, required=False))]
+
+
 @router.get("/report", response_class=HTMLResponse, responses=JSON_NOT_FOUND)
-def report(session: SessionDep, runs: RunIds, baseline: Baseline = None) -> HTMLResponse:
-    """The comparison as one HTML file with Plotly embedded: it opens without a network."""
-    html = build_report(compare_runs(session, runs, None, 2000, baseline))
-    name = "prunelab-report-" + "-".join(str(run_id) for run_id in runs[:8]) + ".html"
-    return HTMLResponse(html, headers={"Content-Disposition": f'attachment; filename="{name}"'})
+def report(
+    session: SessionDep,
+    runs: OptionalRunIds = None,
+    baseline: Baseline = None,
+    by: Annotated[
+        str | None, Query(max_length=1000, description="Group the runs by these fields (as /api/groups takes them).")
+    ] = None,
+    filter_text: Annotated[
+        str, Query(alias="filter", max_length=MAX_FILTER_LENGTH, description="With `by` and no `runs`: the runs.")
+    ] = "",
+    metric: Annotated[str, Query(max_length=200, description="The final metric groups are compared on.")] = (
+        "test_accuracy"
+    ),
+) -> HTMLResponse:
+    """The comparison as one HTML file with Plotly embedded: it opens without a network. With `by`, the group
+    table, Welch comparisons, the frontier and grouped curves too (of `runs`, or of the runs `filter` matches)."""
+    if runs is None and not by:
+        raise InvalidParameter(("runs",), "runs is required (comma-separated run ids, e.g. 1,2), or by to group runs")
+    grouped = grouped_report(session, filter_text, split_keys(by) or [], metric, runs, baseline) if by else None
+    data = compare_runs(session, runs, None, 2000, baseline) if runs is not None else None
+    html = build_report(data, grouped)
+    named = "-".join(str(run_id) for run_id in runs[:8]) if runs is not None else "groups"
+    return HTMLResponse(html, headers={"Content-Disposition": f'attachment; filename="prunelab-report-{named}.html"'})

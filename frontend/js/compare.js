@@ -4,6 +4,7 @@
 
 import { api, el, findDenseBaseline, FINISHED, fmt, renderHeader, runFacts, statusBadge, subscribe } from "./common.js";
 import { draw, pointBudget, smooth, X_AXES, xValues, zoomBudget } from "./charts.js";
+import { initGroups } from "./groups.js";
 
 renderHeader("compare.html");
 
@@ -182,6 +183,9 @@ function navigate(changes) {
 function updateReportLink() {
   const params = new URLSearchParams({ runs: selection.join(",") });
   if (data?.baseline_id) params.set("baseline", String(data.baseline_id));
+  if (url.searchParams.get("by")) params.set("by", url.searchParams.get("by")); // the report groups them too
+  if (url.searchParams.get("gmetric")) params.set("metric", url.searchParams.get("gmetric"));
+  if (!selection.length && url.searchParams.get("filter")) params.set("filter", url.searchParams.get("filter"));
   document.getElementById("report").href = `/api/compare/report?${params}`;
 }
 
@@ -198,6 +202,8 @@ async function load() {
 
 async function start() {
   const message = document.getElementById("message");
+  // Groups of the compared runs, or (no runs named) of every run the URL's filter matches.
+  initGroups(url, selection).then(updateReportLink);
   if (selection.length < 2 || selection.length > 20) {
     message.textContent = "Select 2 to 20 runs on the Runs page, or open compare.html?runs=1,2.";
     if (!selection.length) return;

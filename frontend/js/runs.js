@@ -2,6 +2,7 @@
 // cancel, delete, CSV export of the rows loaded.
 
 import { api, downloadText, el, findDenseBaseline, fmt, mayChange, renderHeader, runFacts, statusBadge, subscribe, whoAmI } from "./common.js";
+import { renderGroupTable } from "./groups.js";
 
 renderHeader("index.html");
 
@@ -197,7 +198,33 @@ async function loadPage(cursor) {
   }
 }
 
-function reload() { return loadPage(null); }
+// Grouped, the table of groups (n, mean ± std of the final metrics) sits above the runs the filter matches.
+let groupGeneration = 0; // a reply to an older filter or grouping is dropped
+async function loadGroups() {
+  const mine = ++groupGeneration;
+  const by = document.getElementById("group-by").value.replace(/\s+/g, "");
+  const filter = document.getElementById("filter").value;
+  const wrap = document.getElementById("group-wrap");
+  const link = document.getElementById("group-compare");
+  wrap.hidden = link.hidden = !by;
+  if (!by) return;
+  const params = new URLSearchParams({ by, filter, metrics: "test_accuracy,measured_sparsity,keras_zip_bytes" });
+  link.href = `compare.html?${new URLSearchParams({ by, filter })}`;
+  try {
+    const groups = await api(`/api/groups?${params}`);
+    if (mine !== groupGeneration) return;
+    renderGroupTable(document.getElementById("groups"), groups,
+      (group) => `compare.html?runs=${group.run_ids.slice(0, 20).join(",")}`);
+    document.getElementById("group-message").textContent = `${groups.groups.length} groups`;
+  } catch (error) {
+    if (mine !== groupGeneration) return;
+    document.getElementById("groups").replaceChildren();
+    const said = Array.isArray(error.detail) ? error.detail.map((d) => d.msg).join("; ") : error.message;
+    document.getElementById("group-message").textContent = `Could not group: ${said}`;
+  }
+}
+
+function reload() { loadGroups(); return loadPage(null); }
 
 let typing = null;
 function filterChanged() {
@@ -237,6 +264,7 @@ function scheduleRender() { if (!pending) pending = setTimeout(() => { pending =
 async function start() {
   me = await whoAmI();
   document.getElementById("filter").addEventListener("input", filterChanged);
+  document.getElementById("group-by").addEventListener("change", loadGroups);
   document.getElementById("more").addEventListener("click", () => { if (nextCursor) loadPage(nextCursor); });
   findDenseBaseline().then((found) => { baseline = found; render(); }).catch(() => {});
   await reload();
