@@ -16,8 +16,8 @@ REPO = Path(__file__).resolve().parents[2]
 def test_importing_the_callback_module_loads_no_tensorflow_or_server_library() -> None:
     code = (
         "import sys, prunelab, prunelab.keras, prunelab.spool, prunelab.sender\n"
-        "heavy = [m for m in ('tensorflow', 'tf_keras', 'fastapi', 'sqlalchemy', 'celery', 'prunelab.server', 'prunelab.worker')"
-        " if m in sys.modules]\n"
+        "heavy = ('tensorflow', 'tf_keras', 'fastapi', 'sqlalchemy', 'celery', 'prunelab.server', 'prunelab.worker')\n"
+        "heavy = [m for m in heavy if m in sys.modules]\n"
         "print(heavy)"
     )
     result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
