@@ -20,7 +20,8 @@ import httpx
 from bench.report import Result, Table, median
 from harness.s3server import S3Server
 from harness.stack import StackConfig, migrate, sqlite_stack, start_api
-from prunelab.server.artifacts.storage import artifact_key, get_store
+from prunelab.server.artifacts.service import get_store
+from prunelab.server.artifacts.storage import artifact_key
 from prunelab.server.db import one_off_engine, session_scope
 from prunelab.server.models import Artifact, Run, RunStatus
 from prunelab.server.settings import Settings

@@ -21,14 +21,13 @@ from sqlalchemy.orm import Session
 from prunelab.core.plans import RunPlan
 from prunelab.core.recipes import upload_id
 from prunelab.core.specs import RunSpec
-from prunelab.server.artifacts.service import discard_checkpoints
+from prunelab.server.artifacts.service import discard_checkpoints, get_store
 from prunelab.server.artifacts.storage import (
     ArtifactStore,
     Recorded,
     StoreUnavailable,
     artifact_key,
     attempt_prefix,
-    get_store,
 )
 from prunelab.server.db import session_scope
 from prunelab.server.metrics.compaction import compact_run

@@ -10,7 +10,8 @@ from pathlib import Path
 import numpy as np
 from fastapi.testclient import TestClient
 
-from prunelab.server.artifacts.storage import artifact_key, get_store
+from prunelab.server.artifacts.service import get_store
+from prunelab.server.artifacts.storage import artifact_key
 from prunelab.server.db import session_scope
 from prunelab.server.models import Artifact, Run, RunStatus
 from prunelab.server.runs.mask_png import grayscale_png

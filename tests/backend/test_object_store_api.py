@@ -15,7 +15,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from harness.s3server import S3Server
-from prunelab.server.artifacts.storage import StoredFile, artifact_key, get_store
+from prunelab.server.artifacts.service import get_store
+from prunelab.server.artifacts.storage import StoredFile, artifact_key
 from prunelab.server.db import session_scope
 from prunelab.server.models import Artifact, Run, RunStatus
 from tests.backend import hostile_files as hostile
