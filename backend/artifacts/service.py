@@ -21,6 +21,7 @@ from prunelab.server.artifacts.storage import (
     LocalArtifactStore,
     ObjectStream,
     Recorded,
+    StoredFile,
     StoredFileMismatch,
     StoreUnavailable,
     checkpoint_prefix,
@@ -45,6 +46,16 @@ def get_store(where: Settings | Path) -> ArtifactStore:
 @lru_cache(maxsize=16)
 def _local_store(root: Path) -> LocalArtifactStore:
     return LocalArtifactStore(root)
+
+
+def set_stored(artifact: Artifact, stored: StoredFile) -> Artifact:
+    """Point the artifact's row at the object `put_file` stored and read back."""
+    artifact.storage_key = stored.key
+    artifact.size_bytes = stored.size_bytes
+    artifact.zip_size_bytes = stored.zip_size_bytes
+    artifact.sha256 = stored.sha256
+    artifact.storage_version = stored.version
+    return artifact
 
 
 def recorded(artifact: Artifact) -> Recorded:
