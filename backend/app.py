@@ -13,16 +13,16 @@ from sqlalchemy import text
 from prunelab.server import __version__
 from prunelab.server.compare.group_routes import router as groups_router
 from prunelab.server.compare.routes import router as compare_router
-from prunelab.server.db import SessionDep
 from prunelab.server.errors import install_handlers
 from prunelab.server.imports.routes import router as imports_router
+from prunelab.server.kit.dependencies import SessionDep
 from prunelab.server.kit.limits import BodySizeLimit, PathLimit
 from prunelab.server.kit.route_table import api_methods
 from prunelab.server.kit.static import install_frontend
 from prunelab.server.mlflow_api.errors import install_handlers as install_mlflow_handlers
 from prunelab.server.mlflow_api.routes import router as mlflow_router
 from prunelab.server.previews.routes import router as previews_router
-from prunelab.server.runs.downloads import router as downloads_router
+from prunelab.server.runs.download_routes import router as downloads_router
 from prunelab.server.runs.external_routes import router as external_router
 from prunelab.server.runs.history import router as history_router
 from prunelab.server.runs.reaper import ReaperThread

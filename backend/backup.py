@@ -36,12 +36,12 @@ from sqlalchemy.engine import make_url
 
 from prunelab import __version__
 from prunelab.core.exports import file_digest
+from prunelab.server.artifacts.service import get_store
 from prunelab.server.artifacts.storage import (
     STORE_PREFIXES,
     ArtifactStore,
     Recorded,
     check_key,
-    get_store,
 )
 from prunelab.server.migrate import alembic_config, upgrade_to_head
 from prunelab.server.models import Base

@@ -117,7 +117,7 @@ def refuse_open_exposure(settings: Settings) -> bool:
 
 def store_unreachable(command: str, settings: Settings) -> bool:
     """True (with what to do on stderr) when the artifact store does not answer: better now than at the first run."""
-    from prunelab.server.artifacts.storage import unreachable
+    from prunelab.server.artifacts.service import unreachable
 
     reason = unreachable(settings)
     if reason is not None:

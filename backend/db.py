@@ -1,13 +1,12 @@
-"""Engine and sessions: one request-scoped session that commits, one task-scoped twin."""
+"""Engine and sessions: the unit of work that commits (requests get it through `kit.dependencies.SessionDep`)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import lru_cache
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import Depends
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import NullPool
@@ -72,12 +71,3 @@ def session_scope(bind: Engine | None = None) -> Iterator[Session]:
         session.close()
     for action in actions:
         action()
-
-
-def get_db() -> Iterator[Session]:
-    with session_scope() as session:
-        yield session
-
-
-# scope="function": commit before the response goes out, so a 201 always names a committed row.
-SessionDep = Annotated[Session, Depends(get_db, scope="function")]

@@ -103,18 +103,8 @@ SIZES = {
 
 
 def run_specs(size: Size, dataset: str) -> dict[str, dict[str, Any]]:
-    total = workloads.total_steps(dataset, size.epochs, size.batch_size, size.validation_split)
-    base = {
-        "dataset": dataset,
-        "model": size.model,
-        "epochs": size.epochs,
-        "batch_size": size.batch_size,
-        "validation_split": size.validation_split,
-        "learning_rate": 0.001,
-        "seed": 0,
-        "exports": ["h5", "tflite_int8"],
-        "int8_quantization": "full_integer",
-    }
+    total, base = workloads.tutorial_training(dataset, size.model, size.epochs, size.batch_size, size.validation_split)
+    base |= {"exports": ["h5", "tflite_int8"], "int8_quantization": "full_integer"}
     # A 0% ConstantSparsity run keeps every weight: the dense baseline trains through the same code path.
     specs = {
         "dense": {**base, "schedule": workloads.constant(total, 0.0).model_dump(mode="json")},

@@ -20,7 +20,8 @@ import httpx
 from bench.report import Result, Table, median
 from harness.s3server import S3Server
 from harness.stack import StackConfig, migrate, sqlite_stack, start_api
-from prunelab.server.artifacts.storage import artifact_key, get_store
+from prunelab.server.artifacts.service import get_store, set_stored
+from prunelab.server.artifacts.storage import artifact_key
 from prunelab.server.db import one_off_engine, session_scope
 from prunelab.server.models import Artifact, Run, RunStatus
 from prunelab.server.settings import Settings
@@ -59,10 +60,7 @@ def _store_file(config: StackConfig, source: Path) -> int:
             session.add(run)
             session.flush()
             stored = get_store(settings).put_file(artifact_key(run.id, 1, "keras"), source)
-            session.add(
-                Artifact(run_id=run.id, format="keras", storage_key=stored.key, size_bytes=stored.size_bytes,
-                         zip_size_bytes=stored.zip_size_bytes, sha256=stored.sha256, storage_version=stored.version)
-            )  # fmt: skip
+            session.add(set_stored(Artifact(run_id=run.id, format="keras"), stored))
             return run.id
     finally:
         engine.dispose()

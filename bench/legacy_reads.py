@@ -21,8 +21,7 @@ from starlette.routing import Mount
 
 from prunelab.server.app import create_app
 from prunelab.server.compare.service import CompareOut, compare_data
-from prunelab.server.db import SessionDep
-from prunelab.server.kit.dependencies import RunId
+from prunelab.server.kit.dependencies import RunId, SessionDep
 from prunelab.server.kit.params import run_ids_param, split_keys
 from prunelab.server.metrics.presenters import series_out
 from prunelab.server.metrics.schemas import MaxPoints, MetricsOut

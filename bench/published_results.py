@@ -64,16 +64,9 @@ SIZES = {
 
 
 def run_specs(size: Size) -> dict[str, dict]:  # type: ignore[type-arg]
-    total = workloads.total_steps(size.dataset, size.epochs, size.batch_size, size.validation_split)
-    base = {
-        "dataset": size.dataset,
-        "model": size.model,
-        "epochs": size.epochs,
-        "batch_size": size.batch_size,
-        "validation_split": size.validation_split,
-        "learning_rate": 0.001,
-        "seed": 0,
-    }
+    total, base = workloads.tutorial_training(
+        size.dataset, size.model, size.epochs, size.batch_size, size.validation_split
+    )
     # A 0% ConstantSparsity keeps every weight: the dense baseline trains through the same code path.
     schedule_for = {
         "dense": workloads.constant(total, 0.0),

@@ -11,7 +11,7 @@ import math
 import sqlite3
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,7 +19,7 @@ import httpx
 import plotly.graph_objects as go
 
 from bench import mlflow_peer, workloads
-from bench.report import NOT_AVAILABLE, Result, Table, percentile, ratio
+from bench.report import NOT_AVAILABLE, Result, Table, percentile, ratio, sample
 from bench.stacks import deployment, pointed_at
 from prunelab.core.plans import resolve_plan
 from prunelab.core.specs import RunSpec
@@ -105,16 +105,6 @@ def load_mlflow(client: mlflow_peer.MlflowClient, database: Path, runs: int, ste
     return ids, points_per_s
 
 
-def sample(read: Callable[[], object], size: Size) -> list[float]:
-    durations: list[float] = []
-    deadline = time.perf_counter() + size.budget_s
-    while not durations or (time.perf_counter() < deadline and len(durations) < size.max_samples):
-        started = time.perf_counter()
-        read()
-        durations.append(time.perf_counter() - started)
-    return durations
-
-
 def checked(response: httpx.Response) -> httpx.Response:
     response.raise_for_status()
     return response
@@ -188,31 +178,36 @@ def run(size: Size) -> Result:
                     if peer is not None:
                         chosen_mlflow = mlflow_ids[:runs]
                         mlflow_raw = sample(
-                            lambda c=chosen_mlflow: [peer.history(r, k) for r in c for k in METRICS], size
+                            lambda c=chosen_mlflow: [peer.history(r, k) for r in c for k in METRICS], size, warm=False
                         )
                         mlflow_sampled = sample(
-                            lambda c=chosen_mlflow: [peer.history_sampled(c, k, size.max_points) for k in METRICS], size
+                            lambda c=chosen_mlflow: [peer.history_sampled(c, k, size.max_points) for k in METRICS],
+                            size,
+                            warm=False,
                         )
-                    raw = sample(metrics_raw, size)
+                    raw = sample(metrics_raw, size, warm=False)
                     rows.append(latency_row("metrics, raw (one GET per run)", runs, raw, mlflow_raw))
                     rows.append(
                         latency_row(
                             f"metrics, max_points={size.max_points}",
                             runs,
-                            sample(metrics_sampled, size) if downsampling else None,
+                            sample(metrics_sampled, size, warm=False) if downsampling else None,
                             mlflow_sampled,
                         )
                     )
                     rows.append(
                         latency_row(
-                            "compare, raw (one GET)", runs, sample(compare_raw, size) if compare else None, mlflow_raw
+                            "compare, raw (one GET)",
+                            runs,
+                            sample(compare_raw, size, warm=False) if compare else None,
+                            mlflow_raw,
                         )
                     )
                     rows.append(
                         latency_row(
                             f"compare, max_points={size.max_points}",
                             runs,
-                            sample(compare_sampled, size) if compare and downsampling else None,
+                            sample(compare_sampled, size, warm=False) if compare and downsampling else None,
                             mlflow_sampled,
                         )
                     )

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import statistics
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 NOT_AVAILABLE = "not available on this build"
 
@@ -57,6 +58,32 @@ def percentile(values: Sequence[float], fraction: float) -> float:
     ordered = sorted(values)
     rank = max(1, min(len(ordered), round(fraction * len(ordered) + 0.5)))
     return float(ordered[rank - 1])
+
+
+class SampleBudget(Protocol):
+    """A benchmark size's limits on sampling a read."""
+
+    @property
+    def budget_s(self) -> float: ...
+
+    @property
+    def max_samples(self) -> int: ...
+
+
+def sample(read: Callable[[], object], size: SampleBudget, *, warm: bool = True) -> list[float]:
+    """Seconds per read until the size's time budget or sample count is spent (at least one read).
+
+    `warm` reads once first, untimed: the first read of a series pays for the connection and the page cache.
+    """
+    if warm:
+        read()
+    durations: list[float] = []
+    deadline = time.perf_counter() + size.budget_s
+    while not durations or (time.perf_counter() < deadline and len(durations) < size.max_samples):
+        started = time.perf_counter()
+        read()
+        durations.append(time.perf_counter() - started)
+    return durations
 
 
 def ratio(numerator: float | None, denominator: float | None) -> float | None:

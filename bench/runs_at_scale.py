@@ -11,13 +11,12 @@ the 1,000 newest runs that the browser then filtered and sorted (runs past the 1
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 
-from bench.report import Result, Table
+from bench.report import Result, Table, sample
 from bench.series_store import api_stack, ms
 from harness.seed_runs import insert_runs
 
@@ -42,18 +41,6 @@ SIZES = {
     "quick": Size("QUICK: 2,000 runs", 2_000, 3.0, 10),
     "full": Size("10,000 runs", 10_000, 10.0, 25),
 }
-
-
-def sample(read: Callable[[], object], size: Size) -> list[float]:
-    """Seconds per read, after one warm-up read, until the size's budget or sample count is spent."""
-    read()
-    durations: list[float] = []
-    deadline = time.perf_counter() + size.budget_s
-    while not durations or (time.perf_counter() < deadline and len(durations) < size.max_samples):
-        started = time.perf_counter()
-        read()
-        durations.append(time.perf_counter() - started)
-    return durations
 
 
 def measure_database(backend: str, size: Size) -> dict[str, Any]:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +28,7 @@ import numpy as np
 from sqlalchemy import text
 
 from bench import mlflow_peer, workloads
-from bench.report import Result, Table, percentile
+from bench.report import Result, Table, percentile, sample
 from bench.stacks import pointed_at, queued_run
 from harness.stack import REDIS_URL, Process, StackConfig, healthy, migrate, postgres_database, sqlite_stack, wait_until
 from prunelab.core.specs import RunSpec
@@ -125,17 +125,6 @@ def table_bytes(tables: tuple[str, ...]) -> int:
         # Each table and its primary key's index (SQLite names it sqlite_autoindex_<table>_N).
         names = " OR ".join(f"name = '{table}' OR name LIKE 'sqlite_autoindex_{table}_%'" for table in tables)
         return int(connection.execute(text(f"SELECT SUM(pgsize) FROM dbstat WHERE {names}")).scalar_one() or 0)
-
-
-def sample(read: Callable[[], object], size: Size) -> list[float]:
-    read()  # warm: the first read of a series pays for the connection and the page cache
-    durations: list[float] = []
-    deadline = time.perf_counter() + size.budget_s
-    while not durations or (time.perf_counter() < deadline and len(durations) < size.max_samples):
-        started = time.perf_counter()
-        read()
-        durations.append(time.perf_counter() - started)
-    return durations
 
 
 def ms(durations: list[float] | None, fraction: float = 0.5) -> float | None:

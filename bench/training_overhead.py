@@ -36,17 +36,8 @@ class Size:
 
 
 def _spec(dataset: str, model: str, epochs: int, batch_size: int, validation_split: float) -> RunSpec:
-    total = workloads.total_steps(dataset, epochs, batch_size, validation_split)
-    return RunSpec(
-        name="overhead",
-        dataset=dataset,
-        model=model,
-        epochs=epochs,
-        batch_size=batch_size,
-        validation_split=validation_split,
-        seed=0,
-        schedule=workloads.constant(total, 0.875),
-    )
+    total, base = workloads.tutorial_training(dataset, model, epochs, batch_size, validation_split)
+    return RunSpec.model_validate({**base, "name": "overhead", "schedule": workloads.constant(total, 0.875)})
 
 
 SIZES = {

@@ -118,8 +118,11 @@ def prunelab(spec: RunSpec) -> dict[str, float]:
 def main() -> None:
     arm, spec_json = sys.argv[1], sys.argv[2]
     spec = RunSpec.model_validate_json(spec_json)
-    import prunelab.worker.training.train
     from prunelab.server.settings import get_settings
+
+    # TensorFlow loads here, before any clock starts. (`import prunelab.worker...` would bind the name `prunelab`
+    # in this function and hide the arm below.)
+    from prunelab.worker.training import train  # noqa: F401
 
     settings = get_settings()
     assert settings.data_dir is not None

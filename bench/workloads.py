@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 from prunelab.core.catalog import DATASETS
 from prunelab.core.plans import split_sizes
@@ -14,6 +15,22 @@ TUTORIAL_FREQUENCY = 100
 def total_steps(dataset: str, epochs: int, batch_size: int, validation_split: float) -> int:
     train, _ = split_sizes(DATASETS[dataset], validation_split)
     return math.ceil(train / batch_size) * epochs
+
+
+def tutorial_training(
+    dataset: str, model: str, epochs: int, batch_size: int, validation_split: float
+) -> tuple[int, dict[str, Any]]:
+    """The run's total steps, and the spec fields every benchmarked run shares (learning rate 0.001, seed 0)."""
+    base = {
+        "dataset": dataset,
+        "model": model,
+        "epochs": epochs,
+        "batch_size": batch_size,
+        "validation_split": validation_split,
+        "learning_rate": 0.001,
+        "seed": 0,
+    }
+    return total_steps(dataset, epochs, batch_size, validation_split), base
 
 
 def window(total: int) -> tuple[int, int]:

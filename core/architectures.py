@@ -49,9 +49,8 @@ def _mlp(input_shape: Shape, num_classes: int) -> list[LayerFacts]:
     ]
 
 
-def _mnist_cnn(input_shape: Shape, num_classes: int) -> list[LayerFacts]:
-    height, width, channels = input_shape
-    flat = _same(_same(height, 2), 2) * _same(_same(width, 2), 2) * 64
+def _two_conv_cnn(channels: int, flat: int, num_classes: int) -> list[LayerFacts]:
+    """Two 3x3 convolutions (32, 64 filters) each pooled, then dense 256: `flat` is what the padding leaves."""
     return [
         _conv("conv1", 3, channels, 32),
         _weightless("pool1", "MaxPooling2D"),
@@ -61,6 +60,11 @@ def _mnist_cnn(input_shape: Shape, num_classes: int) -> list[LayerFacts]:
         _dense("dense", flat, 256),
         _dense("logits", 256, num_classes),
     ]
+
+
+def _mnist_cnn(input_shape: Shape, num_classes: int) -> list[LayerFacts]:
+    height, width, channels = input_shape
+    return _two_conv_cnn(channels, _same(_same(height, 2), 2) * _same(_same(width, 2), 2) * 64, num_classes)
 
 
 def _tutorial_cnn(input_shape: Shape, num_classes: int) -> list[LayerFacts]:
@@ -82,15 +86,7 @@ def _valid_conv_pool(size: int) -> int:
 def _tutorial_mnist_cnn(input_shape: Shape, num_classes: int) -> list[LayerFacts]:
     height, width, channels = input_shape
     flat = _valid_conv_pool(_valid_conv_pool(height)) * _valid_conv_pool(_valid_conv_pool(width)) * 64
-    return [
-        _conv("conv1", 3, channels, 32),
-        _weightless("pool1", "MaxPooling2D"),
-        _conv("conv2", 3, 32, 64),
-        _weightless("pool2", "MaxPooling2D"),
-        _weightless("flatten", "Flatten"),
-        _dense("dense", flat, 256),
-        _dense("logits", 256, num_classes),
-    ]
+    return _two_conv_cnn(channels, flat, num_classes)
 
 
 def _mobilenet_tiny(input_shape: Shape, num_classes: int) -> list[LayerFacts]:

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from prunelab.core import schedule_math
 from prunelab.core.errors import InvalidSpec
-from prunelab.core.plans import RunPlan, _check_window, _resolve_steps
+from prunelab.core.plans import RunPlan, _check_window, _resolve_steps, planned_target_sparsity
 from prunelab.core.recipe_plans import LayerSchedule
 from prunelab.core.recipes import DenseRecipe, FromScratchRecipe
 from prunelab.core.specs import ConstantSchedule, MByNSparsity, PlainText, Schedule, Structure, UnstructuredSparsity
@@ -141,11 +141,7 @@ def _pruned_plan(spec: ExternalRunSpec, common: dict[str, Any], total_steps: int
         [1] if isinstance(spec.structure, MByNSparsity) else list(schedule_math.pruning_steps(resolved, total_steps))
     )
     layer_schedules = _layer_schedules(spec, total_steps)
-    target = schedule_math.final_target_sparsity(resolved, spec.structure)
-    if layer_schedules:
-        finals = {name: schedule_math.final_target_sparsity(layer.schedule) for name, layer in layer_schedules.items()}
-        params = {name: layer.prunable_params for name, layer in layer_schedules.items()}
-        target = schedule_math.weighted_series({name: [value] for name, value in finals.items()}, params)[0]
+    target = planned_target_sparsity(resolved, spec.structure, layer_schedules)
     return RunPlan(
         **common,
         schedule=resolved,

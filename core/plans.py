@@ -194,11 +194,7 @@ def resolve_plan(spec: RunSpec, layers: list[LayerFacts] | None = None) -> RunPl
                 f"a multiple of frequency ({resolved.frequency}) to reach it"
             )
     layer_schedules = resolve_layer_schedules(spec, resolved, layers)
-    target = schedule_math.final_target_sparsity(resolved, spec.structure)
-    if layer_schedules:
-        finals = {name: schedule_math.final_target_sparsity(layer.schedule) for name, layer in layer_schedules.items()}
-        params = {name: layer.prunable_params for name, layer in layer_schedules.items()}
-        target = schedule_math.weighted_series({name: [value] for name, value in finals.items()}, params)[0]
+    target = planned_target_sparsity(resolved, spec.structure, layer_schedules)
     return RunPlan(
         train_examples=train,
         validation_examples=validation,
@@ -216,6 +212,17 @@ def resolve_plan(spec: RunSpec, layers: list[LayerFacts] | None = None) -> RunPl
         base_run_id=getattr(spec.recipe, "base_run_id", None),
         rewind_step=recipe.rewind_step,
     )
+
+
+def planned_target_sparsity(
+    schedule: Schedule, structure: Structure, layer_schedules: dict[str, LayerSchedule] | None
+) -> float:
+    """The sparsity a run is planned to end at: with per-layer schedules, their finals' parameter-weighted mean."""
+    if not layer_schedules:
+        return schedule_math.final_target_sparsity(schedule, structure)
+    finals = {name: [schedule_math.final_target_sparsity(layer.schedule)] for name, layer in layer_schedules.items()}
+    params = {name: layer.prunable_params for name, layer in layer_schedules.items()}
+    return schedule_math.weighted_series(finals, params)[0]
 
 
 def resolve_layer_schedules(

@@ -99,9 +99,6 @@ class _ScheduleBase(BaseModel):
             )
         return self
 
-    def uses_fractions(self) -> bool:
-        return self.begin_fraction is not None or self.end_fraction is not None
-
 
 class ConstantSchedule(_ScheduleBase):
     """tfmot `ConstantSparsity`: prune to one sparsity at every pruning step."""
@@ -261,9 +258,6 @@ class ClusterStage(BaseModel):
         if not 2 <= value <= 256:
             raise ValueError("number_of_clusters should be in range [2, 256] (an int8 kernel holds 256 values)")
         return value
-
-
-QAT_SCHEMES = ("default", "pqat", "pcqat")
 
 
 class QatStage(BaseModel):

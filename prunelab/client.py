@@ -234,12 +234,9 @@ class Client:
         run = self.get_run(run_id)
         with RunProgress(run, enabled=progress) as bar:
             for event, data in self.events(run_id, timeout=timeout):
-                if event == "metrics":
-                    bar.points(data)
-                elif event == "status":
-                    bar.status(Run.model_validate(data))
+                bar.event(event, data)
             run = self.get_run(run_id)
-            bar.status(run)
+            bar.status(run)  # the run as it ended, with its last stored step
         return run
 
     # Metrics

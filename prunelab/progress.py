@@ -58,23 +58,41 @@ class RunProgress(AbstractContextManager["RunProgress"]):
     def _title(self) -> str:
         return f"run {self.run.id} {self.run.status}"
 
+    def event(self, name: str, data: dict[str, Any]) -> None:
+        """One event of the run's stream (`Client.events`), in whatever order the stream sends them."""
+        if name == "metrics":
+            self.points(data)
+        elif name == "status":
+            self.status(Run.model_validate(data))
+
     def points(self, series: dict[str, dict[str, list[Any]]]) -> None:
         """New points from a `metrics` event."""
         for key, points in series.items():
             if points["steps"]:
                 self.latest[key] = points["values"][-1]
                 self.step = max(self.step, points["steps"][-1])
-        self.bar.n = self.step
-        self.bar.set_postfix_str(describe(self.latest), refresh=False)
-        self.bar.refresh()
+        self._draw()
 
     def status(self, run: Run) -> None:
-        """The run as a `status` event shows it."""
+        """The run as a `status` event (or `GET /api/runs/{id}`) shows it, with its last stored step.
+
+        The bar takes that step too: a finished run's last points may reach the stream after its final status, or
+        never (once the worker compacted them), and the bar must still end where the run ended.
+        """
         self.run = run
         if run.total_steps and self.bar.total != run.total_steps:
             self.bar.total = run.total_steps
-        self.latest.update({key: value for key, value in run.latest.items() if key not in self.latest})
+        if run.step is not None and run.step >= self.step:
+            self.step = run.step
+            self.latest.update(run.latest)  # the server's values at a step no event has passed yet
+        else:
+            self.latest.update({key: value for key, value in run.latest.items() if key not in self.latest})
         self.bar.set_description_str(self._title(), refresh=False)
+        self._draw()
+
+    def _draw(self) -> None:
+        self.bar.n = self.step
+        self.bar.set_postfix_str(describe(self.latest), refresh=False)
         self.bar.refresh()
 
     def __exit__(

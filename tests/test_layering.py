@@ -52,6 +52,17 @@ def test_api_process_does_not_import_tensorflow() -> None:
     assert not loaded & set(TENSORFLOW), sorted(loaded & set(TENSORFLOW))
 
 
+def test_worker_process_loads_no_web_framework() -> None:
+    # The Celery app and its tasks reach sessions, stores and services; the FastAPI dependencies on top of them
+    # live in prunelab.server.kit, which the worker never imports.
+    modules = loaded_modules_after("import prunelab.worker.celery_app, prunelab.worker.tasks")
+    # The probe did load the worker and the server code it runs on.
+    assert {"celery", "sqlalchemy", "prunelab.worker.executor", "prunelab.server.db"} <= modules
+    assert {"prunelab.server.artifacts.service", "prunelab.server.metrics.service"} <= modules
+    web = sorted(m for m in modules if m.split(".")[0] in {"fastapi", "starlette"})
+    assert not web, web
+
+
 def test_the_client_and_its_command_load_no_server_and_no_tensorflow() -> None:
     # prunelab.keras (the Keras callback) needs TensorFlow by design; the client and the command never do.
     loaded = loaded_after("import prunelab, prunelab.client, prunelab.cli, prunelab.downloads")

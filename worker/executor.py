@@ -21,14 +21,13 @@ from sqlalchemy.orm import Session
 from prunelab.core.plans import RunPlan
 from prunelab.core.recipes import upload_id
 from prunelab.core.specs import RunSpec
-from prunelab.server.artifacts.service import discard_checkpoints
+from prunelab.server.artifacts.service import discard_checkpoints, get_store, set_stored
 from prunelab.server.artifacts.storage import (
     ArtifactStore,
     Recorded,
     StoreUnavailable,
     artifact_key,
     attempt_prefix,
-    get_store,
 )
 from prunelab.server.db import session_scope
 from prunelab.server.metrics.compaction import compact_run
@@ -104,17 +103,7 @@ def _store_exports(store: ArtifactStore, claim: Claim, exports: dict[str, Path])
     artifacts = []
     for export_format, path in sorted(exports.items()):
         stored = store.put_file(artifact_key(claim.run_id, claim.attempt, export_format), path)
-        artifacts.append(
-            Artifact(
-                run_id=claim.run_id,
-                format=export_format,
-                storage_key=stored.key,
-                size_bytes=stored.size_bytes,
-                zip_size_bytes=stored.zip_size_bytes,
-                sha256=stored.sha256,
-                storage_version=stored.version,
-            )
-        )
+        artifacts.append(set_stored(Artifact(run_id=claim.run_id, format=export_format), stored))
     return artifacts
 
 

@@ -1,4 +1,7 @@
-"""The artifact store as the API uses it: one per process, and only objects that still hold their recorded bytes."""
+"""The artifact store of this process, and reads that serve only objects that still hold their recorded bytes.
+
+No web code here: the worker uses this module too. Routes get the store through `kit.dependencies.StoreDep`.
+"""
 
 from __future__ import annotations
 
@@ -6,32 +9,69 @@ import io
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Annotated, BinaryIO
+from functools import lru_cache
+from pathlib import Path
+from typing import BinaryIO
 
-from fastapi import Depends
 from pydantic import BaseModel
 
 from prunelab.core.errors import ArtifactCorrupted, ArtifactNotFound, ArtifactStoreUnavailable
 from prunelab.server.artifacts.storage import (
+    STORE_PREFIXES,
     ArtifactStore,
+    LocalArtifactStore,
     ObjectStream,
     Recorded,
+    StoredFile,
     StoredFileMismatch,
     StoreUnavailable,
     checkpoint_prefix,
-    get_store,
 )
 from prunelab.server.models import Artifact, Run
-from prunelab.server.settings import get_settings
+from prunelab.server.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
 
 
-def artifact_store() -> ArtifactStore:
-    return get_store(get_settings())
+def get_store(where: Settings | Path) -> ArtifactStore:
+    """The store `PRUNELAB_ARTIFACT_URL` names (or a local folder), one per process and address."""
+    if isinstance(where, Path):
+        return _local_store(where.resolve())
+    if where.artifact_dir is not None:
+        return _local_store(where.artifact_dir.resolve())
+    from prunelab.server.artifacts.s3 import S3Options, s3_store  # obstore loads only where S3 is used
+
+    return s3_store(S3Options.from_settings(where))
 
 
-StoreDep = Annotated[ArtifactStore, Depends(artifact_store)]
+@lru_cache(maxsize=16)
+def _local_store(root: Path) -> LocalArtifactStore:
+    return LocalArtifactStore(root)
+
+
+def unreachable(settings: Settings) -> str | None:
+    """Why the configured store cannot be used (down, no bucket, refused credentials); None when it answers."""
+    store = get_store(settings)
+    try:
+        store.list_keys(STORE_PREFIXES[0])
+    except StoreUnavailable as error:
+        return (
+            f"{error}. Start the object store (or create its bucket), or correct PRUNELAB_ARTIFACT_URL, "
+            "PRUNELAB_S3_ENDPOINT_URL and the AWS_* credentials"
+        )
+    except OSError as error:
+        return f"the artifact store {store.url} cannot be read: {error}"
+    return None
+
+
+def set_stored(artifact: Artifact, stored: StoredFile) -> Artifact:
+    """Point the artifact's row at the object `put_file` stored and read back."""
+    artifact.storage_key = stored.key
+    artifact.size_bytes = stored.size_bytes
+    artifact.zip_size_bytes = stored.zip_size_bytes
+    artifact.sha256 = stored.sha256
+    artifact.storage_version = stored.version
+    return artifact
 
 
 def recorded(artifact: Artifact) -> Recorded:

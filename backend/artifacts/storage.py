@@ -1,7 +1,8 @@
 """Where artifacts live: the one storage interface. The worker writes, the API reads; neither knows the backend.
 
 Two backends: a local folder (`file:///path`, this module) and any S3-compatible server
-(`s3://bucket/prefix`, `backend.artifacts.s3`), chosen by `PRUNELAB_ARTIFACT_URL`. Keys are
+(`s3://bucket/prefix`, `prunelab.server.artifacts.s3`), chosen by `PRUNELAB_ARTIFACT_URL` in
+`prunelab.server.artifacts.service.get_store` (the backends import this module, never each other). Keys are
 built by `artifact_key`, `upload_key` and `checkpoint_key` from ids and known formats, never
 from user input, and each store checks every key anyway. An object becomes visible under its
 key only once complete (a local file is written to a `.partial-*` name, fsynced and renamed;
@@ -22,12 +23,8 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO, Protocol
-
-if TYPE_CHECKING:
-    from prunelab.server.settings import Settings
+from typing import BinaryIO, Protocol
 
 from prunelab.core.exports import ARTIFACT_FILE_NAMES, file_digest, zipped_size
 
@@ -279,10 +276,6 @@ class LocalArtifactStore:
             raise
         return handle
 
-    def open_verified(self, key: str, size_bytes: int, sha256: str, version: str | None = None) -> BinaryIO:
-        """An open handle on the artifact, after checking it still has the recorded size and sha256."""
-        return self._open_checked(Recorded(key, size_bytes, sha256, version))
-
     def stream(self, recorded: Recorded, start: int = 0, end: int | None = None) -> ObjectStream:
         handle = self._open_checked(recorded)
         start, end = byte_range(recorded.size_bytes, start, end)
@@ -334,34 +327,3 @@ class LocalArtifactStore:
             except FileNotFoundError:
                 continue
         return removed
-
-
-def get_store(where: Settings | Path) -> ArtifactStore:
-    """The store `PRUNELAB_ARTIFACT_URL` names (or a local folder), one per process and address."""
-    if isinstance(where, Path):
-        return _local_store(where.resolve())
-    if where.artifact_dir is not None:
-        return _local_store(where.artifact_dir.resolve())
-    from prunelab.server.artifacts.s3 import S3Options, s3_store  # obstore loads only where S3 is used
-
-    return s3_store(S3Options.from_settings(where))
-
-
-def unreachable(settings: Settings) -> str | None:
-    """Why the configured store cannot be used (down, no bucket, refused credentials); None when it answers."""
-    store = get_store(settings)
-    try:
-        store.list_keys(STORE_PREFIXES[0])
-    except StoreUnavailable as error:
-        return (
-            f"{error}. Start the object store (or create its bucket), or correct PRUNELAB_ARTIFACT_URL, "
-            "PRUNELAB_S3_ENDPOINT_URL and the AWS_* credentials"
-        )
-    except OSError as error:
-        return f"the artifact store {store.url} cannot be read: {error}"
-    return None
-
-
-@lru_cache(maxsize=16)
-def _local_store(root: Path) -> LocalArtifactStore:
-    return LocalArtifactStore(root)

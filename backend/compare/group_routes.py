@@ -20,8 +20,8 @@ from prunelab.server.compare.groups import (
     group_runs,
 )
 from prunelab.server.compare.statistics import BandKind, Difference
-from prunelab.server.db import SessionDep
 from prunelab.server.errors import NOT_FOUND
+from prunelab.server.kit.dependencies import SessionDep
 from prunelab.server.kit.params import run_ids_param, split_keys
 from prunelab.server.runs.filters import MAX_FILTER_LENGTH
 

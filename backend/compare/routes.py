@@ -11,8 +11,8 @@ from prunelab.core.errors import InvalidParameter
 from prunelab.server.compare.groups import grouped_report
 from prunelab.server.compare.report import build_report
 from prunelab.server.compare.service import MAX_RUNS, CompareOut, compare_data, compare_runs
-from prunelab.server.db import SessionDep
 from prunelab.server.errors import NOT_FOUND
+from prunelab.server.kit.dependencies import SessionDep
 from prunelab.server.kit.params import run_ids_param, split_keys
 from prunelab.server.metrics.replies import json_response, series_json
 from prunelab.server.metrics.schemas import EndStep, MaxPoints, StartStep, step_window

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from prunelab.core.errors import PruneLabError
-from prunelab.server.artifacts.storage import get_store
+from prunelab.server.artifacts.service import get_store
 from prunelab.server.db import session_scope
 from prunelab.server.mlflow_api.errors import MlflowApiError
 from prunelab.server.settings import get_settings

@@ -11,8 +11,8 @@ from typing import Annotated
 from fastapi import APIRouter, Form, UploadFile, status
 
 from prunelab.core.errors import InvalidUpload
-from prunelab.server.db import SessionDep
 from prunelab.server.imports import mlflow_runs, tensorboard
+from prunelab.server.kit.dependencies import SessionDep
 from prunelab.server.kit.identity import PrincipalDep
 from prunelab.server.runs.presenters import run_out, run_outs
 from prunelab.server.runs.schemas import RunOut

@@ -12,8 +12,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 
-from prunelab.server.artifacts.service import StoreDep
-from prunelab.server.db import SessionDep
+from prunelab.server.kit.dependencies import SessionDep, StoreDep
 from prunelab.server.kit.identity import PrincipalDep
 from prunelab.server.mlflow_api import schemas, service
 from prunelab.server.mlflow_api.errors import PREFIX, invalid

@@ -23,7 +23,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -507,11 +507,6 @@ def get_run(session: Session, run_ref: str) -> schemas.Json:
     return runs_json(session, [find_run(session, run_ref)])[0]
 
 
-def _sort_key(value: Any) -> tuple[int, Any]:
-    # Runs without the key sort last either way, as MLflow puts NULLs last.
-    return (0, value) if value is not None else (1, 0)
-
-
 def search_runs(session: Session, request: schemas.SearchRuns) -> schemas.Json:
     """Runs of the experiments that pass the filter, ordered (newest first by default) and paged."""
     clauses = search.parse_filter(request.filter)
@@ -618,7 +613,3 @@ def metric_history_bulk_interval(
         for entry in _history_json(key, points.steps.tolist(), points.values.tolist(), points.wall_times.tolist()):
             found.append({**entry, "run_id": str(row.run_id)})
     return {"metrics": found} if found else {}
-
-
-def count_runs(session: Session, experiment_id: int) -> int:
-    return session.scalar(select(func.count()).where(MlflowRun.experiment_id == experiment_id)) or 0

@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 from prunelab.core.errors import InvalidSpec, RunStateConflict
 from prunelab.core.exports import EXPORT_FORMATS
 from prunelab.core.external import ExternalRunSpec, coverage_from_layers, external_plan
-from prunelab.server.artifacts.service import store_errors
+from prunelab.server.artifacts.service import set_stored, store_errors
 from prunelab.server.artifacts.storage import ArtifactStore, artifact_key
 from prunelab.server.metrics.service import MAX_KEY_LENGTH, MetricPoint, latest_values, record_points
 from prunelab.server.models import Artifact, Run, RunStatus, utcnow
@@ -260,12 +260,7 @@ def store_external_artifact(
     if artifact is None:
         artifact = Artifact(run_id=run_id, format=export_format)
         run.artifacts.append(artifact)
-    artifact.storage_key = stored.key
-    artifact.size_bytes = stored.size_bytes
-    artifact.zip_size_bytes = stored.zip_size_bytes
-    artifact.sha256 = stored.sha256
-    artifact.storage_version = stored.version
-    artifact.created_at = utcnow()
+    set_stored(artifact, stored).created_at = utcnow()
     run.summary = {
         **(run.summary or {}),
         f"{export_format}_size_bytes": stored.size_bytes,

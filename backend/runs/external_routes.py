@@ -8,15 +8,12 @@ from fastapi import APIRouter, Form, UploadFile, status
 from fastapi import Path as FastApiPath
 
 from prunelab.core.external import ExternalRunSpec
-from prunelab.server.artifacts.service import StoreDep
-from prunelab.server.db import SessionDep
 from prunelab.server.errors import CONFLICT, NOT_FOUND, ErrorMessage
-from prunelab.server.kit.dependencies import RunId
+from prunelab.server.kit.dependencies import RunId, SessionDep, StoreDep
 from prunelab.server.kit.identity import PrincipalDep
 from prunelab.server.models import RunStatus
 from prunelab.server.runs import external
-from prunelab.server.runs.downloads import artifact_out
-from prunelab.server.runs.presenters import run_out
+from prunelab.server.runs.presenters import artifact_out, run_out
 from prunelab.server.runs.schemas import ArtifactOut, ExternalFinish, PointsIn, PointsOut, RejectedPointOut, RunOut
 
 router = APIRouter(prefix="/api/runs", tags=["external runs"], responses={**NOT_FOUND, **CONFLICT})

@@ -10,9 +10,8 @@ from fastapi import APIRouter, Query, Response
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 
-from prunelab.server.db import SessionDep
 from prunelab.server.errors import NOT_FOUND
-from prunelab.server.kit.dependencies import RunId
+from prunelab.server.kit.dependencies import RunId, SessionDep
 from prunelab.server.kit.params import split_keys
 from prunelab.server.metrics import export, service
 from prunelab.server.metrics.replies import json_response, series_json

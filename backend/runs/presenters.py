@@ -11,10 +11,10 @@ from sqlalchemy.orm import Session
 from prunelab.core.external import ExternalRunSpec
 from prunelab.core.plans import RunPlan
 from prunelab.core.specs import RunSpec
+from prunelab.server.artifacts.downloads import artifact_url
 from prunelab.server.metrics import service as metrics
-from prunelab.server.models import Run
-from prunelab.server.runs.downloads import artifact_out
-from prunelab.server.runs.schemas import RunOut
+from prunelab.server.models import Artifact, Run
+from prunelab.server.runs.schemas import ArtifactOut, RunOut
 
 
 # A stored spec and plan never change, and validating them is most of a run's presentation: a page of runs
@@ -62,4 +62,14 @@ def _shown(run: Run, latest: dict[str, tuple[int, float | None]]) -> RunOut:
         tags=run.tags or [],
         note=run.note or "",
         owner=run.owner_name,
+    )
+
+
+def artifact_out(artifact: Artifact) -> ArtifactOut:
+    return ArtifactOut(
+        format=artifact.format,
+        size_bytes=artifact.size_bytes,
+        zip_size_bytes=artifact.zip_size_bytes,
+        sha256=artifact.sha256,
+        url=artifact_url(artifact.run_id, artifact.format),
     )

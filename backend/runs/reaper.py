@@ -38,8 +38,7 @@ from functools import partial
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
-from prunelab.server.artifacts.service import discard_checkpoints
-from prunelab.server.artifacts.storage import get_store
+from prunelab.server.artifacts.service import discard_checkpoints, get_store
 from prunelab.server.db import after_commit, session_scope
 from prunelab.server.metrics.compaction import compact_pending
 from prunelab.server.models import Run, RunStatus, utcnow

@@ -9,10 +9,8 @@ from fastapi import Path as FastApiPath
 from fastapi.responses import StreamingResponse
 
 from prunelab.core.specs import RunSpec
-from prunelab.server.artifacts.service import StoreDep
-from prunelab.server.db import SessionDep
 from prunelab.server.errors import CONFLICT, NOT_FOUND, ErrorMessage
-from prunelab.server.kit.dependencies import RunId
+from prunelab.server.kit.dependencies import RunId, SessionDep, StoreDep
 from prunelab.server.kit.identity import PrincipalDep
 from prunelab.server.kit.params import run_ids_param
 from prunelab.server.runs import listing, masks, service

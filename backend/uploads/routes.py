@@ -7,10 +7,8 @@ from fastapi import APIRouter, UploadFile, status
 
 from prunelab.core.architectures import fits, param_counts
 from prunelab.core.catalog import DATASETS, MODELS
-from prunelab.server.artifacts.service import StoreDep
-from prunelab.server.db import SessionDep
 from prunelab.server.errors import NOT_FOUND
-from prunelab.server.kit.dependencies import UploadId
+from prunelab.server.kit.dependencies import SessionDep, StoreDep, UploadId
 from prunelab.server.kit.identity import PrincipalDep
 from prunelab.server.models import UploadKind
 from prunelab.server.settings import get_settings

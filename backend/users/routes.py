@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter, HTTPException, Request, Response, status
 
-from prunelab.server.db import SessionDep
 from prunelab.server.kit.cookies import session_cookie
+from prunelab.server.kit.dependencies import SessionDep
 from prunelab.server.kit.identity import PrincipalDep, optional_principal
 from prunelab.server.models import User
 from prunelab.server.settings import get_settings

@@ -71,3 +71,29 @@ export function pointBudget(node) {
 export function zoomBudget(node) {
   return Math.max(200, Math.min(5000, Math.round((node?.clientWidth || 1000) * 4)));
 }
+
+// Zooming a chart re-reads the step window in view: `read(first, last, budget)` resolves to the window's series,
+// kept in `zoomed[id]` until a double-click (autorange) returns to the whole run. `unitsPerStep()` is how far one
+// step goes on the x axis (1 for steps, 1 / steps per epoch for epochs), or null where a window of steps cannot be
+// named (wall time).
+export function listenForZoom(id, zoomed, { unitsPerStep, read, redraw }) {
+  const node = document.getElementById(id);
+  if (node.dataset.zoomable) return;
+  node.dataset.zoomable = "1";
+  node.on("plotly_relayout", (event) => {
+    if (event["xaxis.autorange"]) {
+      if (zoomed[id]) { delete zoomed[id]; redraw(); }
+      return;
+    }
+    const range = [event["xaxis.range[0]"], event["xaxis.range[1]"]];
+    if (range.some((x) => typeof x !== "number")) return;
+    const perStep = unitsPerStep();
+    if (!perStep) return;
+    if (zoomed[id] && zoomed[id].range.every((x, i) => x === range[i])) return;
+    const first = Math.max(0, Math.floor(range[0] / perStep)), last = Math.max(first, Math.ceil(range[1] / perStep));
+    read(first, last, zoomBudget(node)).then((series) => {
+      zoomed[id] = { range, series };
+      redraw();
+    }, () => {});
+  });
+}

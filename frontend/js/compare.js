@@ -3,7 +3,7 @@
 // Everything the page shows is in its URL (runs, baseline, x axis, smoothing, log scale), so it can be shared.
 
 import { api, el, findDenseBaseline, FINISHED, fmt, renderHeader, runFacts, statusBadge, subscribe } from "./common.js";
-import { draw, pointBudget, smooth, X_AXES, xValues, zoomBudget } from "./charts.js";
+import { draw, listenForZoom, pointBudget, smooth, X_AXES, xValues } from "./charts.js";
 import { initGroups } from "./groups.js";
 
 renderHeader("compare.html");
@@ -68,35 +68,25 @@ const CHART_KEYS = { "chart-sparsity": "measured_sparsity", ...Object.fromEntrie
 
 function drawCharts() {
   draw("chart-sparsity", [...lineTraces("measured_sparsity", "chart-sparsity"), ...plannedTraces()],
-    layout("chart-sparsity", "Sparsity: measured (solid) and planned (dotted)", "sparsity", false)).then(() => listenForZoom("chart-sparsity"));
+    layout("chart-sparsity", "Sparsity: measured (solid) and planned (dotted)", "sparsity", false)).then(() => zoomable("chart-sparsity"));
   for (const [key, title] of METRICS) {
     const chart = `chart-${key}`;
-    draw(chart, lineTraces(key, chart), layout(chart, title, key)).then(() => listenForZoom(chart));
+    draw(chart, lineTraces(key, chart), layout(chart, title, key)).then(() => zoomable(chart));
   }
   drawPareto();
 }
 
 // Zooming a chart on the step axis re-reads that step window of its metric for every run (every point when it fits).
-function listenForZoom(id) {
-  const node = document.getElementById(id);
-  if (node.dataset.zoomable) return;
-  node.dataset.zoomable = "1";
-  node.on("plotly_relayout", (event) => {
-    if (event["xaxis.autorange"]) {
-      if (zoomed[id]) { delete zoomed[id]; drawCharts(); }
-      return;
-    }
-    const range = [event["xaxis.range[0]"], event["xaxis.range[1]"]];
-    if (range.some((x) => typeof x !== "number") || controls.xaxis.value !== "step") return;
-    if (zoomed[id] && zoomed[id].range.every((x, i) => x === range[i])) return;
-    const params = new URLSearchParams({ runs: selection.join(","), keys: CHART_KEYS[id],
-      max_points: String(zoomBudget(node)), start_step: String(Math.max(0, Math.floor(range[0]))),
-      end_step: String(Math.max(0, Math.ceil(range[1]))) });
-    if (data.baseline_id) params.set("baseline", String(data.baseline_id));
-    api(`/api/compare?${params}`).then((body) => {
-      zoomed[id] = { range, series: body.series };
-      drawCharts();
-    }, () => {});
+function zoomable(id) {
+  listenForZoom(id, zoomed, {
+    unitsPerStep: () => (controls.xaxis.value === "step" ? 1 : null),
+    read: (first, last, budget) => {
+      const params = new URLSearchParams({ runs: selection.join(","), keys: CHART_KEYS[id],
+        max_points: String(budget), start_step: String(first), end_step: String(last) });
+      if (data.baseline_id) params.set("baseline", String(data.baseline_id));
+      return api(`/api/compare?${params}`).then((body) => body.series);
+    },
+    redraw: drawCharts,
   });
 }
 

@@ -1,7 +1,7 @@
 // One run: live curves (SSE), layers, coverage, mask, downloads, spec.
 
 import { api, el, FINISHED, fmt, mayChange, renderHeader, runFacts, statusBadge, subscribe, whoAmI } from "./common.js";
-import { draw, pointBudget, smooth, X_AXES, xValues, zoomBudget } from "./charts.js";
+import { draw, listenForZoom, pointBudget, smooth, X_AXES, xValues } from "./charts.js";
 
 renderHeader("");
 
@@ -58,7 +58,7 @@ function drawCurves() {
     xaxis: { title: { text: X_AXES[axis].title }, ...(zoomed[chart] ? { range: zoomed[chart].range, autorange: false } : {}) },
   });
   const chart = (id, traces, title, ytitle) => {
-    draw(id, traces.filter(Boolean), layout(id, title, ytitle)).then(() => listenForZoom(id));
+    draw(id, traces.filter(Boolean), layout(id, title, ytitle)).then(() => zoomable(id));
   };
   chart("chart-sparsity", [
     trace("chart-sparsity", "measured_sparsity", "measured sparsity", { line: { color: "#1f5fbf" } }),
@@ -75,27 +75,15 @@ function drawCurves() {
 
 // Zooming a chart (x axis in steps or epochs) re-reads that step window of its keys: every point when they fit the
 // budget, else about four per pixel column of the window. Double-click (autorange) returns to the whole run.
-function listenForZoom(id) {
-  const node = document.getElementById(id);
-  if (node.dataset.zoomable) return;
-  node.dataset.zoomable = "1";
-  node.on("plotly_relayout", (event) => {
-    if (event["xaxis.autorange"]) {
-      if (zoomed[id]) { delete zoomed[id]; drawCurves(); }
-      return;
-    }
-    const range = [event["xaxis.range[0]"], event["xaxis.range[1]"]];
-    if (range.some((x) => typeof x !== "number")) return;
-    const perStep = { step: 1, epoch: 1 / run.plan.steps_per_epoch }[controls.xaxis.value];
-    if (!perStep) return; // wall time: a window of steps cannot be named
-    if (zoomed[id] && zoomed[id].range.every((x, i) => x === range[i])) return;
-    const first = Math.max(0, Math.floor(range[0] / perStep)), last = Math.max(first, Math.ceil(range[1] / perStep));
-    const params = new URLSearchParams({ keys: CHART_KEYS[id].join(","), max_points: String(zoomBudget(node)),
-      start_step: String(first), end_step: String(last) });
-    api(`/api/runs/${runId}/metrics?${params}`).then((body) => {
-      zoomed[id] = { range, series: body.series };
-      drawCurves();
-    }, () => {});
+function zoomable(id) {
+  listenForZoom(id, zoomed, {
+    unitsPerStep: () => ({ step: 1, epoch: 1 / run.plan.steps_per_epoch })[controls.xaxis.value] ?? null,
+    read: (first, last, budget) => {
+      const params = new URLSearchParams({ keys: CHART_KEYS[id].join(","), max_points: String(budget),
+        start_step: String(first), end_step: String(last) });
+      return api(`/api/runs/${runId}/metrics?${params}`).then((body) => body.series);
+    },
+    redraw: drawCurves,
   });
 }
 

@@ -14,7 +14,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from harness.stack import REPO
-from prunelab.server.artifacts.storage import LocalArtifactStore, UnsafeKey, artifact_key
+from prunelab.server.artifacts.storage import LocalArtifactStore, Recorded, UnsafeKey, artifact_key
 from prunelab.server.db import session_scope
 from prunelab.server.models import Artifact, Run, RunStatus
 
@@ -61,7 +61,7 @@ def test_hostile_keys_never_reach_outside_the_root(store: LocalArtifactStore, ou
     with pytest.raises(UnsafeKey):
         store.local_path(key)
     with pytest.raises(UnsafeKey):
-        store.open_verified(key, 9, "0" * 64)
+        store.stream(Recorded(key, 9, "0" * 64))
     with pytest.raises(UnsafeKey):
         store.put_file(key, outside)
     with pytest.raises(UnsafeKey):

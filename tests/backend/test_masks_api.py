@@ -10,7 +10,8 @@ from pathlib import Path
 import numpy as np
 from fastapi.testclient import TestClient
 
-from prunelab.server.artifacts.storage import artifact_key, get_store
+from prunelab.server.artifacts.service import get_store, set_stored
+from prunelab.server.artifacts.storage import artifact_key
 from prunelab.server.db import session_scope
 from prunelab.server.models import Artifact, Run, RunStatus
 from prunelab.server.runs.mask_png import grayscale_png
@@ -49,16 +50,7 @@ def store_masks(settings, run_id: int, pictures: dict[str, np.ndarray]) -> None:
     source.write_bytes(buffer.getvalue())
     stored = get_store(settings.artifact_dir).put_file(artifact_key(run_id, 1, "masks"), source)
     with session_scope() as session:
-        session.add(
-            Artifact(
-                run_id=run_id,
-                format="masks",
-                storage_key=stored.key,
-                size_bytes=stored.size_bytes,
-                zip_size_bytes=stored.zip_size_bytes,
-                sha256=stored.sha256,
-            )
-        )
+        session.add(set_stored(Artifact(run_id=run_id, format="masks"), stored))
 
 
 def succeeded_run() -> int:

@@ -15,7 +15,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from harness.s3server import S3Server
-from prunelab.server.artifacts.storage import StoredFile, artifact_key, get_store
+from prunelab.server.artifacts.service import get_store, set_stored
+from prunelab.server.artifacts.storage import StoredFile, artifact_key
 from prunelab.server.db import session_scope
 from prunelab.server.models import Artifact, Run, RunStatus
 from tests.backend import hostile_files as hostile
@@ -63,17 +64,7 @@ def store_model(settings, tmp_path: Path, size: int = 300_000) -> tuple[int, byt
         run_id = run.id
     stored = get_store(settings).put_file(artifact_key(run_id, 1, "keras"), source)
     with session_scope() as session:
-        session.add(
-            Artifact(
-                run_id=run_id,
-                format="keras",
-                storage_key=stored.key,
-                size_bytes=stored.size_bytes,
-                zip_size_bytes=stored.zip_size_bytes,
-                sha256=stored.sha256,
-                storage_version=stored.version,
-            )
-        )
+        session.add(set_stored(Artifact(run_id=run_id, format="keras"), stored))
     return run_id, payload, stored
 
 

@@ -33,11 +33,25 @@ COMBINATIONS = {
     "tflite": ("mlp", ["tflite_int8"]),
     "cluster+pcqat+tflite": ("mnist_cnn", ["cluster", "pcqat", "tflite_int8"]),
 }
+# The files each stage adds to the run's exports: a combination holds exactly those of its stages.
+STAGE_FILES = {
+    "cluster": {"clustered_h5"},
+    "pcqat": {"qat_h5"},
+    "pqat": {"qat_h5"},
+    "tflite_int8": {"tflite_int8_compressed", "tflite_int8_pruned", "tflite_sparse"},
+}
 _RUNS: dict[str, Run] = {}
 
 
-@pytest.fixture(params=sorted(COMBINATIONS))
+def having(*stages: str, every: bool = False) -> list[str]:
+    """The combinations with any (or `every`) of `stages`: a stage's tests run on these only, never skip."""
+    match = all if every else any
+    return sorted(name for name, (_, chain) in COMBINATIONS.items() if match(stage in chain for stage in stages))
+
+
+@pytest.fixture
 def compressed(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Run:
+    """The trained run of the combination the test is parametrized with (`indirect`), trained once per session."""
     name = request.param
     if name not in _RUNS:
         model, stages = COMBINATIONS[name]
@@ -57,6 +71,13 @@ def compressed(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPath
     return _RUNS[name]
 
 
+EVERY = pytest.mark.parametrize("compressed", sorted(COMBINATIONS), indirect=True)
+CLUSTERED = pytest.mark.parametrize("compressed", having("cluster"), indirect=True)
+QUANTIZATION_AWARE = pytest.mark.parametrize("compressed", having("pqat", "pcqat"), indirect=True)
+INT8 = pytest.mark.parametrize("compressed", having("tflite_int8"), indirect=True)
+CLUSTERED_INT8 = pytest.mark.parametrize("compressed", having("cluster", "tflite_int8", every=True), indirect=True)
+
+
 def _pruned_kernels(run: Run) -> dict[str, np.ndarray]:
     return kernel_layers(keras.models.load_model(run.result.exports["h5"]))
 
@@ -65,10 +86,21 @@ def _rows(run: Run) -> dict[str, dict]:  # type: ignore[type-arg]
     return {row["stage"]: row for row in run.result.summary["compression"]["stages"]}
 
 
-def _clustered(run: Run) -> bool:
-    return any(stage.kind == "cluster" for stage in run.spec.compress)
+def _chain(run: Run) -> list[str]:
+    """The run's stages by their names in STAGES."""
+    return [stage.scheme if isinstance(stage, QatStage) else stage.kind for stage in run.spec.compress]
 
 
+@EVERY
+def test_the_exports_are_the_files_of_the_stages_run(compressed: Run) -> None:
+    stage_files = set().union(*STAGE_FILES.values())
+    expected = set().union(*(STAGE_FILES[stage] for stage in _chain(compressed)))
+    assert "h5" in compressed.result.exports
+    assert set(compressed.result.exports) & stage_files == expected
+    assert all(path.is_file() for path in compressed.result.exports.values()), compressed.result.exports
+
+
+@EVERY
 def test_each_training_stage_is_a_phase_on_the_one_step_axis(compressed: Run) -> None:
     plan, reporter = compressed.plan, compressed.reporter
     training_stages = [stage for stage in compressed.spec.compress if stage.kind != "tflite_int8"]
@@ -80,9 +112,8 @@ def test_each_training_stage_is_a_phase_on_the_one_step_axis(compressed: Run) ->
     assert [phases.get(int(end)) for end in ends[1:]] == list(range(2, len(ends) + 1))
 
 
+@CLUSTERED
 def test_clustering_keeps_every_zero_and_at_most_k_values(compressed: Run) -> None:
-    if not _clustered(compressed):
-        pytest.skip("no cluster stage")
     pruned = _pruned_kernels(compressed)
     clustered = kernel_layers(keras.models.load_model(compressed.result.exports["clustered_h5"]))
     row = _rows(compressed)["cluster"]
@@ -98,63 +129,73 @@ def test_clustering_keeps_every_zero_and_at_most_k_values(compressed: Run) -> No
         assert layer["sparsity"] == (pruned_zeros + row["extra_zeros"][name]) / pruned[name].size, name
 
 
+@INT8
 def test_the_int8_files_own_tensors_keep_the_zeros(compressed: Run) -> None:
-    files = [name for name in ("tflite_int8_compressed", "tflite_int8_pruned") if name in compressed.result.exports]
-    if not files:
-        pytest.skip("no int8 file")
     pruned = _pruned_kernels(compressed)
-    for file_format in files:
+    for file_format in ("tflite_int8_compressed", "tflite_int8_pruned"):
         tensors = kernel_tensors(compressed.result.exports[file_format], {n: k.shape for n, k in pruned.items()})
         for name, kernel in pruned.items():
             assert tensors[name].dtype == np.int8
             assert np.all(tensors[name][kernel == 0] == 0), (file_format, name)
-            if file_format == "tflite_int8_compressed" and _clustered(compressed):
-                assert values_per_channel(tensors[name]) <= CLUSTERS, (file_format, name)
 
 
+@CLUSTERED_INT8
+def test_the_int8_file_of_a_clustered_chain_keeps_at_most_k_values_per_channel(compressed: Run) -> None:
+    pruned = _pruned_kernels(compressed)
+    tensors = kernel_tensors(
+        compressed.result.exports["tflite_int8_compressed"], {n: k.shape for n, k in pruned.items()}
+    )
+    for name in pruned:
+        assert values_per_channel(tensors[name]) <= CLUSTERS, name
+
+
+@QUANTIZATION_AWARE
 def test_qat_preserves_the_zeros(compressed: Run) -> None:
-    if "qat_h5" not in compressed.result.exports:
-        pytest.skip("no qat stage")
     row = _rows(compressed)["qat"]
     pruned_row = _rows(compressed)["pruned"]
     for name, layer in row["layers"].items():
         assert layer["sparsity"] >= pruned_row["layers"][name]["sparsity"], name
     stage = next(stage for stage in compressed.spec.compress if isinstance(stage, QatStage))
-    clustered = compressed.result.exports.get("clustered_h5")
-    model = qat.load(
-        compressed.result.exports["qat_h5"], stage, keras.models.load_model(clustered) if clustered else None
-    )
+    # A pcqat model is rebuilt from the clustered model it was trained from; a pqat model needs none.
+    clustered = keras.models.load_model(compressed.result.exports["clustered_h5"]) if stage.scheme == "pcqat" else None
+    model = qat.load(compressed.result.exports["qat_h5"], stage, clustered)
     model.compile(loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
     dataset = load_dataset("digits", DATA_DIR)
     assert model.evaluate(dataset.x_test, dataset.y_test, verbose=0)[1] == pytest.approx(row["test_accuracy"], abs=1e-6)
 
 
-def test_every_export_loads_and_predicts_as_measured(compressed: Run) -> None:
-    from prunelab.worker.training.datasets import load_dataset
-    from tests.worker.conftest import DATA_DIR
-
+@INT8
+def test_the_int8_files_predict_as_measured(compressed: Run) -> None:
     dataset = load_dataset("digits", DATA_DIR)
     rows = _rows(compressed)
     for file_format, stage in (("tflite_int8_compressed", "tflite_int8"), ("tflite_int8_pruned", "pruned_int8")):
-        if file_format in compressed.result.exports:
-            outputs = export_tflite.predict(compressed.result.exports[file_format], dataset.x_test)
-            assert np.mean(outputs.argmax(axis=1) == dataset.y_test) == pytest.approx(rows[stage]["test_accuracy"])
-    if "tflite_sparse" in compressed.result.exports:
-        sparse = compressed.result.summary["compression"]["sparse_tflite"]
-        assert sparse["same_predictions"] and sparse["densify_ops"] > 0
-        assert set(sparse["xnnpack_sparse_inference"]) >= {"qualifies", "reasons"}
-        assert not sparse["xnnpack_sparse_inference"]["qualifies"]  # no 3x3 stride-2 entry, no 1x1 convolutions
-    if "clustered_h5" in compressed.result.exports:
-        model = keras.models.load_model(compressed.result.exports["clustered_h5"])
-        model.compile(loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
-        accuracy = model.evaluate(dataset.x_test, dataset.y_test, verbose=0)[1]
-        assert accuracy == pytest.approx(rows["cluster"]["test_accuracy"], abs=1e-6)
+        outputs = export_tflite.predict(compressed.result.exports[file_format], dataset.x_test)
+        assert np.mean(outputs.argmax(axis=1) == dataset.y_test) == pytest.approx(rows[stage]["test_accuracy"])
 
 
+@INT8
+def test_the_sparse_tflite_file_predicts_as_the_dense_one(compressed: Run) -> None:
+    assert compressed.result.exports["tflite_sparse"].is_file()
+    sparse = compressed.result.summary["compression"]["sparse_tflite"]
+    assert sparse["same_predictions"] and sparse["densify_ops"] > 0
+    assert set(sparse["xnnpack_sparse_inference"]) >= {"qualifies", "reasons"}
+    assert not sparse["xnnpack_sparse_inference"]["qualifies"]  # no 3x3 stride-2 entry, no 1x1 convolutions
+
+
+@CLUSTERED
+def test_the_clustered_model_loads_and_predicts_as_measured(compressed: Run) -> None:
+    dataset = load_dataset("digits", DATA_DIR)
+    model = keras.models.load_model(compressed.result.exports["clustered_h5"])
+    model.compile(loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
+    accuracy = model.evaluate(dataset.x_test, dataset.y_test, verbose=0)[1]
+    assert accuracy == pytest.approx(_rows(compressed)["cluster"]["test_accuracy"], abs=1e-6)
+
+
+@EVERY
 def test_every_stage_reports_sizes_floor_and_ratio(compressed: Run) -> None:
     summary = compressed.result.summary
     for row in summary["compression"]["stages"]:
-        path: Path = compressed.result.exports.get(row["export"]) or compressed.result.exports["h5"]
+        path: Path = compressed.result.exports[row["export"]]
         if row["stage"] != "pruned":
             assert row["size_bytes"] == path.stat().st_size
         assert row["floor_bytes"] > 0 and row["zip_bytes"] > 0

@@ -1,4 +1,7 @@
-"""Downloads of a run's stripped model and the files that describe it."""
+"""Serving a stored file over HTTP: resumable byte ranges, ETags, and only bytes that still match their row.
+
+The routes that name these files belong to the runs they describe (`prunelab.server.runs.download_routes`).
+"""
 
 from __future__ import annotations
 
@@ -7,21 +10,17 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import Depends, Request, Response
 from fastapi.responses import StreamingResponse
 from starlette.background import BackgroundTask
 
 from prunelab.core.errors import ArtifactNotFound
 from prunelab.core.exports import EXPORT_FORMATS, RUN_FILE_FORMATS
 from prunelab.server.artifacts.ranges import requested_range, strong_etag
-from prunelab.server.artifacts.service import IntegrityReport, StoreDep, check_run_files, open_stream
+from prunelab.server.artifacts.service import open_stream
 from prunelab.server.artifacts.storage import ArtifactStore
-from prunelab.server.db import SessionDep
-from prunelab.server.errors import CONFLICT, NOT_FOUND, ErrorMessage
-from prunelab.server.kit.dependencies import RunId
+from prunelab.server.errors import ErrorMessage
 from prunelab.server.models import Artifact, Run
-from prunelab.server.runs import service
-from prunelab.server.runs.schemas import ArtifactOut
 
 DOWNLOAD_ANSWERS: dict[int | str, dict[str, object]] = {
     206: {"description": "The byte range asked for with `Range` (resuming a cut download)."},
@@ -29,7 +28,6 @@ DOWNLOAD_ANSWERS: dict[int | str, dict[str, object]] = {
     416: {"model": ErrorMessage, "description": "The range starts past the end of the file."},
     503: {"model": ErrorMessage, "description": "The artifact store cannot be reached; try again."},
 }
-router = APIRouter(prefix="/api/runs", tags=["artifacts"], responses={**NOT_FOUND, **CONFLICT, **DOWNLOAD_ANSWERS})
 
 
 @dataclass(frozen=True)
@@ -53,19 +51,10 @@ ExportFormat = StrEnum("ExportFormat", {name: name for name in EXPORT_FORMATS}) 
 
 
 def artifact_url(run_id: int, artifact_format: str) -> str:
+    """Where the API serves a run's file of this format."""
     if artifact_format in RUN_FILE_FORMATS:
         return f"/api/runs/{run_id}/{artifact_format}"
     return f"/api/runs/{run_id}/model?format={artifact_format}"
-
-
-def artifact_out(artifact: Artifact) -> ArtifactOut:
-    return ArtifactOut(
-        format=artifact.format,
-        size_bytes=artifact.size_bytes,
-        zip_size_bytes=artifact.zip_size_bytes,
-        sha256=artifact.sha256,
-        url=artifact_url(artifact.run_id, artifact.format),
-    )
 
 
 def download_name(run_id: int, run_name: str, export_format: str) -> str:
@@ -75,44 +64,19 @@ def download_name(run_id: int, run_name: str, export_format: str) -> str:
     return f"prunelab-run{run_id}-{slug}-stripped{variant}{EXPORT_FORMATS[export_format]}"
 
 
-@router.get(
-    "/{run_id}/model",
-    response_class=StreamingResponse,
-    responses={200: {"content": {"application/octet-stream": {}}, "description": "The stripped model file."}},
-)
-def download_model(
-    run_id: RunId,
-    session: SessionDep,
-    store: StoreDep,
-    conditions: ConditionsDep,
-    export_format: Annotated[ExportFormat, Query(alias="format")] = ExportFormat("keras"),
-) -> Response:
-    """Download the run's model with the pruning wrappers stripped (`Range` resumes a cut download)."""
-    run = service.get_run(session, run_id)
-    artifact = next((a for a in run.artifacts if a.format == export_format.value), None)
+def serve_model(store: ArtifactStore, run: Run, export_format: str, conditions: Conditions) -> Response:
+    """The run's stripped model in `export_format`, or a 404 saying models exist once a run has succeeded."""
+    artifact = next((a for a in run.artifacts if a.format == export_format), None)
     if artifact is None:
         raise ArtifactNotFound(
-            f"run {run_id} has no {export_format.value} model (status: {run.status}); "
-            "models exist once a run has succeeded"
+            f"run {run.id} has no {export_format} model (status: {run.status}); models exist once a run has succeeded"
         )
     headers = {}
     if any(a.format == "manifest" for a in run.artifacts):
-        headers["Link"] = f'<{artifact_url(run_id, "manifest")}>; rel="describedby"'
-    filename = download_name(run_id, run.name, export_format.value)
-    what = f"the {export_format.value} model of run {run_id}"
+        headers["Link"] = f'<{artifact_url(run.id, "manifest")}>; rel="describedby"'
+    filename = download_name(run.id, run.name, export_format)
+    what = f"the {export_format} model of run {run.id}"
     return serve_verified(store, artifact, what, filename, "application/octet-stream", conditions, headers)
-
-
-@router.get(
-    "/{run_id}/manifest",
-    response_class=StreamingResponse,
-    responses={200: {"content": {"application/json": {}}, "description": "The export manifest."}},
-)
-def download_manifest(run_id: RunId, session: SessionDep, store: StoreDep, conditions: ConditionsDep) -> Response:
-    """The export manifest: library versions, spec, measured sparsity per layer and sha256 of every file."""
-    run = service.get_run(session, run_id)
-    missing = f"run {run_id} has no manifest (status: {run.status})"
-    return serve_run_file(store, run, "manifest", "application/json", missing, conditions)
 
 
 def serve_run_file(
@@ -160,21 +124,3 @@ def serve_verified(
         headers=described,
         background=BackgroundTask(stream.release),
     )
-
-
-@router.post("/{run_id}/verify", response_model=IntegrityReport)
-def verify_run_files(run_id: RunId, session: SessionDep, store: StoreDep) -> IntegrityReport:
-    """Read every stored file of the run in full and compare it with the size and sha256 recorded at write."""
-    return check_run_files(store, service.get_run(session, run_id))
-
-
-@router.get(
-    "/{run_id}/rewind",
-    response_class=StreamingResponse,
-    responses={200: {"content": {"application/octet-stream": {}}, "description": "The lottery ticket's rewind.npz."}},
-)
-def download_rewind(run_id: RunId, session: SessionDep, store: StoreDep, conditions: ConditionsDep) -> Response:
-    """A lottery-ticket run's rewind.npz: the weights it rewound to (`saved/<weight>`) and the final masks."""
-    run = service.get_run(session, run_id)
-    missing = f"run {run_id} has no rewind.npz (lottery_ticket runs have one once they succeed)"
-    return serve_run_file(store, run, "rewind", "application/octet-stream", missing, conditions)
