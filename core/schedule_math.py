@@ -34,9 +34,16 @@ AnyStructure = UnstructuredSparsity | BlockSparsity | MByNSparsity | None
 
 
 def should_prune(schedule: ResolvedSchedule, step: int) -> bool:
-    """tfmot's `PruningSchedule._should_prune_in_step` for a resolved schedule."""
-    in_range = schedule.begin_step <= step <= schedule.end_step
+    """tfmot's `PruningSchedule._should_prune_in_step`: an end_step of -1 prunes forever, as there."""
+    in_range = schedule.begin_step <= step and (step <= schedule.end_step or schedule.end_step < 0)
     return in_range and (step - schedule.begin_step) % schedule.frequency == 0
+
+
+def updates_mask(schedule: ResolvedSchedule, step: int, structure: AnyStructure = None) -> bool:
+    """Whether tfmot recomputes the masks at `step`: the schedule says so, or step 1 for m-by-n structure."""
+    if isinstance(structure, MByNSparsity):
+        return step == 1
+    return should_prune(schedule, step)
 
 
 def _scaled_decay(span: np.float32, base: np.float32, power: float) -> np.float32:

@@ -6,13 +6,25 @@ import numpy as np
 import pytest
 
 from prunelab.core import schedule_math
-from prunelab.core.specs import ConstantSchedule, PolynomialSchedule
+from prunelab.core.specs import ConstantSchedule, MByNSparsity, PolynomialSchedule
 
 
 def test_pruning_steps_follow_begin_end_and_frequency() -> None:
     schedule = ConstantSchedule(target_sparsity=0.5, begin_step=5, end_step=30, frequency=10)
     assert list(schedule_math.pruning_steps(schedule, 100)) == [5, 15, 25]
     assert [s for s in range(0, 40) if schedule_math.should_prune(schedule, s)] == [5, 15, 25]
+
+
+def test_an_end_step_of_minus_one_prunes_forever_as_in_tfmot() -> None:
+    schedule = ConstantSchedule(target_sparsity=0.5, begin_step=4, end_step=-1, frequency=3)
+    assert [s for s in range(0, 20) if schedule_math.should_prune(schedule, s)] == [4, 7, 10, 13, 16, 19]
+
+
+def test_m_by_n_masks_are_updated_at_step_one_only() -> None:
+    schedule = ConstantSchedule(target_sparsity=0.5, begin_step=0, end_step=-1, frequency=1)
+    structure = MByNSparsity(m=2, n=4)
+    assert [s for s in range(0, 10) if schedule_math.updates_mask(schedule, s, structure)] == [1]
+    assert [s for s in range(0, 4) if schedule_math.updates_mask(schedule, s)] == [0, 1, 2, 3]
 
 
 def test_step_zero_never_happens_in_training() -> None:
