@@ -14,7 +14,7 @@ MLFLOW_EXPORT_IMPORT_VERSION ?= 1.2.0
 $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[worker,dev]'
+	$(BIN)/python -m pip install --quiet -e '.[worker,keras3,dev]'
 	touch $(STAMP)
 
 run: $(STAMP)
