@@ -23,6 +23,7 @@ from bench import (
     queue_throughput,
     readback,
     runs_at_scale,
+    search_runs,
     sections,
     series_store,
     training_overhead,
@@ -43,6 +44,7 @@ BENCHMARKS = {
         queue_throughput,
         downloads,
         runs_at_scale,
+        search_runs,
     )
 }
 
@@ -159,6 +161,19 @@ def closing_note(results: dict[str, Result]) -> list[str]:
             f"{pair('first_page_ms')}, filter `{runs_at_scale.ISSUE_FILTER}` {pair('filter_ms')}, sort by a metric "
             f"{pair('sort_ms')}; goal <= {runs_at_scale.GOAL_MS}. Before: the 1,000-run cap filtered in the browser "
             f"{pair('before_ms')} ({results[name].size})."
+        )
+    if search_runs.NAME in results:
+        name = search_runs.NAME
+
+        def servers(key: str) -> str:
+            pattern = "{:,.0f}"
+            return " / ".join(fmt(figure(name, f"{key}_ms_{server}"), pattern) for server in ("postgresql", "sqlite"))
+
+        lines.append(
+            "MLflow search_runs (PruneLab on PostgreSQL / SQLite, p50 ms, first page of "
+            f"{search_runs.PAGE}): MlflowClient.search_runs with `{search_runs.MLFLOW_FILTER}` {servers('client')} "
+            f"(goal <= {search_runs.GOAL_MS}; MLflow's own server {fmt(figure(name, 'client_ms_mlflow'), '{:,.0f}')}); "
+            f"PruneLab's runs query with the same filter {servers('runs_query')} ({results[name].size})."
         )
     return lines
 

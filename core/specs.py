@@ -99,6 +99,10 @@ class _ScheduleBase(BaseModel):
             )
         return self
 
+    def uses_fractions(self) -> bool:
+        """Whether the window is given as fractions of the run, which only a run's step count resolves."""
+        return self.begin_fraction is not None or self.end_fraction is not None
+
 
 class ConstantSchedule(_ScheduleBase):
     """tfmot `ConstantSparsity`: prune to one sparsity at every pruning step."""

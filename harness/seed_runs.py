@@ -20,7 +20,7 @@ from prunelab.core.plans import resolve_plan
 from prunelab.core.specs import RunSpec
 from prunelab.server.db import session_scope
 from prunelab.server.metrics.service import MetricPoint, record_points_of_runs
-from prunelab.server.models import Run, RunStatus
+from prunelab.server.models import MlflowExperiment, MlflowRun, Run, RunParam, RunStatus, RunTagValue
 
 WORDS = ("alpha", "bravo", "cifar", "delta", "mnist", "sweep", "prune", "dense", "my run", "zeta")
 TAGS = ("sweep", "dense", "ablation", "best", "Sweep2", "p_1", "pX1")
@@ -152,4 +152,66 @@ def insert_runs(
                     target_sparsity=float(_spec_and_plan(run["kind"])[1]["target_sparsity"]),
                 )
             )
+    return seeded
+
+
+@dataclass(frozen=True)
+class SeededMlflowRun:
+    """A seeded run as MLflow's API shows it: `run` plus its MLflow fields, params and key/value tags."""
+
+    run: SeededRun
+    experiment_id: int
+    user_id: str
+    start_time_ms: int
+    end_time_ms: int | None
+    params: dict[str, str]
+    tags: dict[str, str]
+
+    @property
+    def id(self) -> int:
+        return self.run.id
+
+
+MLFLOW_USERS = ("ana", "bo", "Ana")
+LEARNING_RATES = ("0.1", "0.01", "0.001", "1e-3")
+TEAMS = ("vision", "Vision", "audio", "vis_ion", "v%s")
+
+
+def insert_mlflow_runs(count: int, experiment_id: int = 0, seed: int = 0, batch: int = 2_000) -> list[SeededMlflowRun]:
+    """`insert_runs` as runs of an MLflow experiment (made when missing), with what MLflow's API shows of them.
+
+    Params `kind` and (mostly) `lr`; tags `mlflow.runName`, `<tag>: yes` for each PruneLab tag and (mostly) `team`;
+    start times three runs a second (ties), end times for most, three users. Latest metric values: `insert_runs`'.
+    """
+    with session_scope() as session:
+        if session.get(MlflowExperiment, experiment_id) is None:
+            name = "Default" if experiment_id == 0 else f"seeded {experiment_id}"
+            session.add(MlflowExperiment(id=experiment_id, name=name, tags={}))
+    rng = random.Random(seed + 1)
+    seeded: list[SeededMlflowRun] = []
+    for index, run in enumerate(insert_runs(count, seed=seed, batch=batch)):
+        params = {"kind": run.kind}
+        if rng.random() < 0.8:
+            params["lr"] = rng.choice(LEARNING_RATES)
+        tags = {"mlflow.runName": run.name, **{tag: "yes" for tag in run.tags}}
+        if rng.random() < 0.8:
+            tags["team"] = rng.choice(TEAMS)
+        start_ms = 1_700_000_000_000 + 1000 * (index // 3)
+        end_ms = start_ms + rng.randrange(1, 10_000) if rng.random() < 0.7 else None
+        seeded.append(SeededMlflowRun(run, experiment_id, rng.choice(MLFLOW_USERS), start_ms, end_ms, params, tags))
+    for first in range(0, count, batch):
+        part = seeded[first : first + batch]
+        with session_scope() as session:
+            session.execute(
+                insert(MlflowRun),
+                [
+                    {"run_id": r.id, "experiment_id": r.experiment_id, "user_id": r.user_id,
+                     "start_time_ms": r.start_time_ms, "end_time_ms": r.end_time_ms}
+                    for r in part
+                ],
+            )  # fmt: skip
+            param_rows = [{"run_id": r.id, "key": k, "value": v} for r in part for k, v in r.params.items()]
+            session.execute(insert(RunParam), param_rows)
+            tag_rows = [{"run_id": r.id, "key": k, "value": v} for r in part for k, v in r.tags.items()]
+            session.execute(insert(RunTagValue), tag_rows)
     return seeded

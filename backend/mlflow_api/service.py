@@ -18,15 +18,19 @@ it): there is no restore. Services flush; the request's session commits.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 import time
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Select, String, case, cast, literal, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import ColumnElement
 
+from prunelab.core.errors import InvalidFilter
 from prunelab.server.artifacts.storage import ArtifactStore
 from prunelab.server.kit import ownership
 from prunelab.server.kit.identity import Principal
@@ -36,8 +40,9 @@ from prunelab.server.metrics.store import Window, read_points
 from prunelab.server.mlflow_api import schemas, search
 from prunelab.server.mlflow_api.errors import MlflowApiError, invalid, not_found
 from prunelab.server.models import MlflowExperiment, MlflowRun, Run, RunParam, RunStatus, RunTagValue, utcnow
-from prunelab.server.runs import external
+from prunelab.server.runs import external, filters, listing
 from prunelab.server.runs import service as runs
+from prunelab.server.runs.filters import All, Filter, KeyCompare, MetricColumns
 
 DEFAULT_EXPERIMENT_ID = 0
 DEFAULT_EXPERIMENT_NAME = "Default"
@@ -147,33 +152,83 @@ def create_experiment(session: Session, request: schemas.CreateExperiment) -> Ml
     return experiment
 
 
-def _offset(page_token: str | None) -> int:
+def _fingerprint(*query: Any) -> str:
+    return hashlib.sha256(json.dumps(query).encode()).hexdigest()[:16]
+
+
+def _position(page_token: str | None, fingerprint: str, kinds: Sequence[type | tuple[type, ...]]) -> list[Any] | None:
+    """The sort values (id last) where the previous page ended, each of its key's kind; None for the first page."""
     if not page_token:
-        return 0
-    if not page_token.isdigit():
-        raise invalid(f"Invalid page token {page_token!r}: pass the next_page_token of the previous answer")
-    return int(page_token)
+        return None
+    decoded = listing.decode_cursor(page_token)
+    refused = invalid(f"Invalid page_token {page_token!r}: pass the next_page_token of the previous answer "
+                      "to the same search (same filter, order_by and experiments)")  # fmt: skip
+    if decoded is None or decoded[0] != fingerprint or not isinstance(decoded[1], list):
+        raise refused
+    values = [*decoded[1], decoded[2]]
+    if len(values) != len(kinds):
+        raise refused
+    for value, kind in zip(values, kinds, strict=True):
+        if value is not None and (not isinstance(value, kind) or isinstance(value, bool)):
+            raise refused
+    if any(isinstance(value, str) and "\x00" in value for value in values):
+        raise refused
+    return values
+
+
+def _keyset_page(
+    session: Session,
+    query: Select[Any],
+    keys: Sequence[tuple[Any, bool, bool]],
+    position: list[Any] | None,
+    max_results: int,
+    fingerprint: str,
+) -> tuple[list[int], str | None]:
+    """The ids of one page of `query` (its rows ordered by `keys`, an id last) after `position`; the next token."""
+    labelled = [value.label(f"sort_{index}") for index, (value, _, _) in enumerate(keys)]
+    where = [] if position is None else [listing.after_position(keys, position)]
+    rows = session.execute(
+        query.add_columns(*labelled).where(*where).order_by(*listing.ordering(keys)).limit(max_results + 1)
+    ).all()
+    ids = [int(row[-1]) for row in rows[:max_results]]
+    token = None
+    if len(rows) > max_results:
+        last = list(rows[max_results - 1][-len(keys) :])
+        token = listing.encode_cursor(fingerprint, last[:-1], int(last[-1]))
+    return ids, token
+
+
+def _compiled(parsed: Filter | None, columns: MetricColumns) -> ColumnElement[bool]:
+    try:
+        return filters.clause(parsed, columns)
+    except InvalidFilter as error:
+        raise invalid(f"Invalid search: {error}") from None
 
 
 def search_experiments(session: Session, request: schemas.SearchExperiments) -> schemas.Json:
-    """Experiments by name filter (`name = 'x'`, `name LIKE 'x%'`), newest first, paged."""
-    clauses = search.parse_filter(request.filter)
-    for clause in clauses:
-        if (clause.entity, clause.key) != ("attributes", "run_name"):
+    """Experiments by name filter (`name = 'x'`, `name LIKE 'x%'`), newest first, filtered and paged in SQL."""
+    parsed = search.parse_filter(request.filter)
+    parts = parsed.parts if isinstance(parsed, All) else () if parsed is None else (parsed,)
+    for part in parts:
+        if not (isinstance(part, KeyCompare) and (part.source, part.key) == ("column", "run_name")):
             raise invalid("experiments/search filters on the experiment's name only: name = '...' or name LIKE '...'")
     if request.view_type == "DELETED_ONLY":
         return {"experiments": []}  # experiments are never deleted here
     _default_experiment(session)
-    found = [
-        experiment
-        for experiment in session.scalars(select(MlflowExperiment).order_by(MlflowExperiment.id.desc()))
-        if all(search.holds(clause, experiment.name) for clause in clauses)
-    ]
-    start = _offset(request.page_token)
-    page = found[start : start + request.max_results]
-    answer: schemas.Json = {"experiments": [experiment_json(experiment) for experiment in page]}
-    if start + request.max_results < len(found):
-        answer["next_page_token"] = str(start + request.max_results)
+    names: dict[str, Any] = {"run_name": MlflowExperiment.name}
+    condition = _compiled(parsed, MetricColumns(names))
+    fingerprint = _fingerprint("experiments", request.filter)
+    keys = [(MlflowExperiment.id, True, False)]
+    position = _position(request.page_token, fingerprint, [int])
+    query = select().select_from(MlflowExperiment).where(condition)
+    ids, token = _keyset_page(session, query, keys, position, request.max_results, fingerprint)
+    found = {
+        experiment.id: experiment
+        for experiment in session.scalars(select(MlflowExperiment).where(MlflowExperiment.id.in_(ids)))
+    }
+    answer: schemas.Json = {"experiments": [experiment_json(found[experiment_id]) for experiment_id in ids]}
+    if token:
+        answer["next_page_token"] = token
     return answer
 
 
@@ -507,41 +562,59 @@ def get_run(session: Session, run_ref: str) -> schemas.Json:
     return runs_json(session, [find_run(session, run_ref)])[0]
 
 
+# What `attributes.<name>` reads in a search, as MLflow shows it (`run_json`).
+RUN_ATTRIBUTES: dict[str, ColumnElement[Any]] = {
+    "run_id": cast(MlflowRun.run_id, String),
+    "run_name": Run.name,  # type: ignore[dict-item]
+    "status": case(*((Run.status == ours.value, theirs) for ours, theirs in TO_MLFLOW.items()), else_="RUNNING"),
+    "start_time": MlflowRun.start_time_ms,  # type: ignore[dict-item]
+    "end_time": MlflowRun.end_time_ms,  # type: ignore[dict-item]
+    "user_id": MlflowRun.user_id,  # type: ignore[dict-item]
+    "experiment_id": cast(MlflowRun.experiment_id, String),
+    "lifecycle_stage": literal("active", String),
+}
+NUMERIC_KINDS = (int, float)
+
+
+def _sort_kind(order: search.Order) -> type | tuple[type, ...]:
+    if order.source == "latest":
+        return NUMERIC_KINDS
+    if order.source == "column" and order.key in search.NUMERIC_ATTRIBUTES:
+        return int
+    return str
+
+
 def search_runs(session: Session, request: schemas.SearchRuns) -> schemas.Json:
-    """Runs of the experiments that pass the filter, ordered (newest first by default) and paged."""
-    clauses = search.parse_filter(request.filter)
+    """Runs of the experiments that pass the filter, ordered (newest first by default) and paged, all in SQL."""
+    parsed = search.parse_filter(request.filter)
     orders = search.parse_order_by(request.order_by)
     if request.run_view_type == "DELETED_ONLY":
         return {}  # a deleted run is gone
     experiment_ids = [_experiment_id(raw) for raw in request.experiment_ids]
-    rows = list(
-        session.scalars(
-            select(MlflowRun).where(MlflowRun.experiment_id.in_(experiment_ids)).order_by(MlflowRun.run_id.desc())
-        )
+    columns = MetricColumns(RUN_ATTRIBUTES)
+    condition = _compiled(parsed, columns)
+    try:
+        keys: list[tuple[Any, bool, bool]] = [(columns.of(o.source, o.key), o.descending, True) for o in orders]
+    except InvalidFilter as error:
+        raise invalid(f"Invalid order_by: {error}") from None
+    kinds = [_sort_kind(order) for order in orders]
+    # Then MLflow's own order: newest first, ties by id (newest first too).
+    keys += [(MlflowRun.start_time_ms, True, False), (MlflowRun.run_id, True, False)]
+    kinds += [int, int]
+    fingerprint = _fingerprint("runs", request.filter, request.order_by, sorted(experiment_ids))
+    position = _position(request.page_token, fingerprint, kinds)
+    query = columns.join(
+        select()
+        .select_from(MlflowRun)
+        .join(Run, Run.id == MlflowRun.run_id)
+        .where(MlflowRun.experiment_id.in_(experiment_ids), condition)
     )
-    shown = runs_json(session, rows)
-
-    def value_of(entry: schemas.Json, entity: str, key: str) -> Any:
-        if entity == "attributes":
-            return entry["info"].get(key)
-        for item in entry["data"][entity]:
-            if item["key"] == key:
-                value = item["value"]
-                return float("nan") if value == "NaN" else value
-        return None
-
-    found = [entry for entry in shown if all(search.holds(c, value_of(entry, c.entity, c.key)) for c in clauses)]
-    found.sort(key=lambda entry: (-entry["info"]["start_time"], -int(entry["info"]["run_id"])))
-    for order in reversed(orders):
-        present = [entry for entry in found if value_of(entry, order.entity, order.key) is not None]
-        absent = [entry for entry in found if value_of(entry, order.entity, order.key) is None]
-        present.sort(key=lambda entry: value_of(entry, order.entity, order.key), reverse=order.descending)
-        found = present + absent
-    start = _offset(request.page_token)
-    page = found[start : start + request.max_results]
+    ids, token = _keyset_page(session, query, keys, position, request.max_results, fingerprint)
+    found = {row.run_id: row for row in session.scalars(select(MlflowRun).where(MlflowRun.run_id.in_(ids)))}
+    page = runs_json(session, [found[run_id] for run_id in ids])
     answer: schemas.Json = {"runs": page} if page else {}
-    if start + request.max_results < len(found):
-        answer["next_page_token"] = str(start + request.max_results)
+    if token:
+        answer["next_page_token"] = token
     return answer
 
 

@@ -4,6 +4,10 @@
     status:failed or (tag:"ablation 2" and not owner:ana)
     created>=2026-11-01 name:"my run" mnist
 
+MLflow's `search_runs` filter strings (backend/mlflow_api/search.py) parse into the same tree, with one more node,
+`KeyCompare` (a param, a key/value tag, a latest metric value or a named column against a value, with MLflow's
+LIKE, ILIKE and IN), so both languages compile here, to one SQL path.
+
 A term is a comparison on a final metric (`key op number`, op one of > >= < <= = !=; the key is any key of
 a run's summary or latest values, the summary's winning where both have it), a field (`tag:`, `status:`,
 `kind:`, `owner:`, `dataset:`, `model:`, `name:`, `id:`, `created:`), a date comparison on `created`, or a
@@ -15,14 +19,14 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Literal
 
 from lark import Lark, Token, Tree
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
-from sqlalchemy import Boolean, Float, Select, Text, and_, cast, exists, false, func, not_, or_, true
+from sqlalchemy import Boolean, Float, Select, Text, and_, cast, exists, false, func, not_, or_, select, true
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import QueryableAttribute, aliased
 from sqlalchemy.sql.compiler import SQLCompiler
@@ -31,7 +35,7 @@ from sqlalchemy.sql.functions import FunctionElement
 
 from prunelab.core.errors import InvalidFilter
 from prunelab.core.specs import SCHEDULE_KINDS
-from prunelab.server.models import LatestMetric, Run, RunStatus, User
+from prunelab.server.models import LatestMetric, Run, RunParam, RunStatus, RunTagValue, User
 
 MAX_FILTER_LENGTH = 500
 MAX_METRICS = 16  # LEFT JOINs per query (SQLite joins at most 64 tables)
@@ -137,7 +141,26 @@ class Not:
     part: Filter
 
 
-Filter = Word | FieldIs | MetricCompare | IdCompare | CreatedCompare | All | Any_ | Not
+KeySource = Literal["param", "tag", "latest", "column"]
+KeyOp = Literal["=", "!=", "<", "<=", ">", ">=", "LIKE", "ILIKE", "NOT LIKE", "NOT ILIKE", "IN", "NOT IN"]
+
+
+@dataclass(frozen=True)
+class KeyCompare:
+    """A run's value under `key` in `source` against `value` (a run without one does not match).
+
+    `param` and `tag`: the run's param or key/value tag (text); `latest`: the latest logged value of a metric
+    (a number; non-finite ones are blanks); `column`: a column the query names (`MetricColumns.columns`).
+    LIKE is case-sensitive on both databases, ILIKE is not; IN and NOT IN take a tuple of strings.
+    """
+
+    source: KeySource
+    key: str
+    op: KeyOp
+    value: str | float | tuple[str, ...]
+
+
+Filter = Word | FieldIs | MetricCompare | IdCompare | CreatedCompare | KeyCompare | All | Any_ | Not
 
 
 def parse_filter(text: str) -> Filter | None:
@@ -346,11 +369,41 @@ def _has_tag_sqlite(element: has_tag, compiler: SQLCompiler, **kw: Any) -> str:
     return f"EXISTS (SELECT 1 FROM json_each({column}) AS tag_item WHERE lower(tag_item.value) = lower({tag}))"
 
 
-class MetricColumns:
-    """Final metric values for one query: each latest-value key is one LEFT JOIN (a hash join, not a lookup per run)."""
+class like_case_sensitive(FunctionElement[bool]):
+    """`value LIKE pattern`, case-sensitive on both databases (SQLite's LIKE ignores ASCII case: GLOB does not)."""
 
-    def __init__(self) -> None:
+    type = Boolean()
+    inherit_cache = True
+    name = "like_case_sensitive"
+
+
+@compiles(like_case_sensitive, "postgresql")
+def _like_postgresql(element: like_case_sensitive, compiler: SQLCompiler, **kw: Any) -> str:
+    value, like, _glob = (compiler.process(clause, **kw) for clause in element.clauses)
+    return f"({value} LIKE {like})"
+
+
+@compiles(like_case_sensitive, "sqlite")
+def _like_sqlite(element: like_case_sensitive, compiler: SQLCompiler, **kw: Any) -> str:
+    value, _like, glob = (compiler.process(clause, **kw) for clause in element.clauses)
+    return f"({value} GLOB {glob})"
+
+
+def _glob_of_like(pattern: str) -> str:
+    """The GLOB pattern matching what the LIKE `pattern` (no escape character) matches."""
+    special = {"%": "*", "_": "?", "*": "[*]", "?": "[?]", "[": "[[]"}
+    return "".join(special.get(character, character) for character in pattern)
+
+
+class MetricColumns:
+    """Final metric values for one query: each latest-value key is one LEFT JOIN (a hash join, not a lookup per run).
+
+    `columns` names the columns a `KeyCompare` on `column` may read (MLflow's attributes, an experiment's name).
+    """
+
+    def __init__(self, columns: Mapping[str, ColumnElement[Any]] | None = None) -> None:
         self.joined: dict[str, Any] = {}  # stored key -> aliased LatestMetric
+        self.columns = dict(columns or {})
 
     def value(self, key: str) -> ColumnElement[float]:
         """A run's final value of `key`: its summary's number, else its latest logged value (NULL: non-finite/none)."""
@@ -363,6 +416,25 @@ class MetricColumns:
             self.joined[stored] = aliased(LatestMetric, name=f"latest_{len(self.joined)}")
         latest = self.joined[stored]
         return func.coalesce(json_number(Run.summary, stored), latest.value, type_=Float())
+
+    def latest(self, key: str) -> ColumnElement[float]:
+        """A run's latest logged value of `key`, as logged (no summary, no alias); NULL when non-finite or none."""
+        if key not in self.joined:
+            if len(self.joined) >= MAX_METRICS:
+                raise InvalidFilter(1, f"a filter and sort may name at most {MAX_METRICS} different metrics")
+            self.joined[key] = aliased(LatestMetric, name=f"latest_{len(self.joined)}")
+        return self.joined[key].value  # type: ignore[no-any-return]
+
+    def of(self, source: KeySource, key: str) -> ColumnElement[Any]:
+        """What a `KeyCompare` on (`source`, `key`) compares, and what a sort on it orders by."""
+        if source == "latest":
+            return self.latest(key)
+        if source == "column":
+            if key not in self.columns:
+                raise InvalidFilter(1, f"unknown column {key!r}: one of {', '.join(sorted(self.columns))}")
+            return self.columns[key]
+        table = RunParam if source == "param" else RunTagValue
+        return select(table.value).where(table.run_id == Run.id, table.key == key).scalar_subquery()
 
     def join(self, query: Select[Any]) -> Select[Any]:
         for stored, latest in self.joined.items():
@@ -405,7 +477,28 @@ def clause(parsed: Filter | None, metrics: MetricColumns) -> ColumnElement[bool]
         return _compared(Run.id, parsed.op, parsed.number)
     if isinstance(parsed, CreatedCompare):
         return _compared(Run.created_at, parsed.op, parsed.moment)
+    if isinstance(parsed, KeyCompare):
+        return _key_clause(parsed, metrics.of(parsed.source, parsed.key))
     return _field_clause(parsed)
+
+
+def _key_clause(parsed: KeyCompare, value: ColumnElement[Any]) -> ColumnElement[bool]:
+    op, other = parsed.op, parsed.value
+    if op in ("IN", "NOT IN"):
+        assert isinstance(other, tuple)
+        found = value.in_(other) if op == "IN" else value.not_in(other)
+        return func.coalesce(found, false())
+    if op in ("LIKE", "NOT LIKE", "ILIKE", "NOT ILIKE"):
+        assert isinstance(other, str)
+        matched: ColumnElement[bool]
+        if "ILIKE" in op:
+            matched = func.lower(value).like(func.lower(other))
+        else:
+            matched = like_case_sensitive(value, other, _glob_of_like(other))  # type: ignore[assignment]
+        matched = func.coalesce(matched, false())
+        # A run without the value matches neither LIKE nor NOT LIKE.
+        return and_(value.is_not(None), not_(matched)) if op.startswith("NOT") else matched
+    return _compared(value, op, other)  # type: ignore[arg-type]
 
 
 def _field_clause(parsed: FieldIs) -> ColumnElement[bool]:

@@ -11,6 +11,7 @@ import base64
 import binascii
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
@@ -131,11 +132,36 @@ def _after(
     position: _Position,
     descending: bool,
 ) -> ColumnElement[bool]:
-    later_id = run_id < position.run_id if descending else run_id > position.run_id
-    if position.value is None:  # among the blanks, which come last
-        return and_(value.is_(None), later_id)
-    beyond = value < position.value if descending else value > position.value
-    return or_(beyond, and_(value == position.value, later_id), value.is_(None))
+    return after_position([(value, descending, True), (run_id, descending, False)], [position.value, position.run_id])
+
+
+def after_position(
+    keys: Sequence[tuple[ColumnElement[Any] | QueryableAttribute[Any], bool, bool]], position: Sequence[Any]
+) -> ColumnElement[bool]:
+    """The rows that sort after `position` in the order of `keys`: (value, descending, may be blank) each.
+
+    Blanks sort last either way; the last key must tell every row apart (an id), so that a keyset page
+    lists each row exactly once.
+    """
+    alternatives: list[ColumnElement[bool]] = []
+    ties: list[ColumnElement[bool]] = []  # the row equals the position on every key so far
+    for (value, descending, nullable), at in zip(keys, position, strict=True):
+        if at is None:  # among the blanks, which come last: only a later key can move past it
+            ties.append(value.is_(None))
+            continue
+        beyond = value < at if descending else value > at
+        alternatives.append(and_(*ties, or_(beyond, value.is_(None)) if nullable else beyond))
+        ties.append(value == at)
+    return or_(*alternatives)
+
+
+def ordering(keys: Sequence[tuple[ColumnElement[Any] | QueryableAttribute[Any], bool, bool]]) -> list[Any]:
+    """ORDER BY terms for `keys` as `after_position` reads them (blanks last)."""
+    terms = []
+    for value, descending, nullable in keys:
+        term = value.desc() if descending else value.asc()
+        terms.append(term.nulls_last() if nullable else term)
+    return terms
 
 
 def _fingerprint(filter_text: str, sort: str, order: str) -> str:
@@ -147,24 +173,43 @@ def _jsonable(value: Any) -> Any:
 
 
 def _encode(fingerprint: str, position: _Position) -> str:
-    raw = json.dumps({"f": fingerprint, "v": position.value, "i": position.run_id})
+    return encode_cursor(fingerprint, position.value, position.run_id)
+
+
+def encode_cursor(fingerprint: str, value: Any, run_id: int) -> str:
+    """An opaque cursor: where a page ended (its last row's sort value or values, and id), for one query."""
+    raw = json.dumps({"f": fingerprint, "v": value, "i": run_id})
     return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[str, Any, int] | None:
+    """(query fingerprint, sort value, id) of a cursor `encode_cursor` gave out; None when it is not one."""
+    try:
+        fields = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        fingerprint, value, run_id = fields["f"], fields["v"], fields["i"]
+    except (ValueError, TypeError, KeyError, binascii.Error, UnicodeDecodeError):
+        return None
+    if not isinstance(fingerprint, str) or not isinstance(run_id, int) or isinstance(run_id, bool):
+        return None
+    return fingerprint, value, run_id
 
 
 def _decode(cursor: str, fingerprint: str, sort: str) -> _Position:
     refused = InvalidParameter(("cursor",), "cursor is not one this server gave out; start again without it")
-    try:
-        fields = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-        value, run_id = fields["v"], fields["i"]
-        if fields["f"] != fingerprint:
-            raise InvalidParameter(("cursor",), "cursor belongs to another filter or sort; start again without it")
-        if sort == "created":
+    decoded = decode_cursor(cursor)
+    if decoded is None:
+        raise refused
+    given_for, value, run_id = decoded
+    if given_for != fingerprint:
+        raise InvalidParameter(("cursor",), "cursor belongs to another filter or sort; start again without it")
+    if sort == "created":
+        try:
             value = datetime.fromisoformat(value)
-        expected = {"created": datetime, "id": int, "name": str, "status": str}.get(sort, int | float | None)
-        if not (isinstance(run_id, int) and isinstance(value, expected)):
-            raise refused
-        if (isinstance(value, datetime) and value.tzinfo is None) or (isinstance(value, str) and "\x00" in value):
-            raise refused
-        return _Position(value, run_id)
-    except (ValueError, TypeError, KeyError, binascii.Error, UnicodeDecodeError):
-        raise refused from None
+        except (ValueError, TypeError):
+            raise refused from None
+    expected = {"created": datetime, "id": int, "name": str, "status": str}.get(sort, int | float | None)
+    if not isinstance(value, expected):
+        raise refused
+    if (isinstance(value, datetime) and value.tzinfo is None) or (isinstance(value, str) and "\x00" in value):
+        raise refused
+    return _Position(value, run_id)

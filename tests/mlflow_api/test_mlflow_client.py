@@ -54,6 +54,10 @@ try:
     client.get_run("999999")
 except mlflow.exceptions.MlflowException as error:
     errors["missing"] = error.error_code
+try:  # a malformed filter is a 400 the client raises at once (it retries 5xx for minutes)
+    client.search_runs([experiment.experiment_id], "metrics.loss > 1 OR params.x = 'y'")
+except mlflow.exceptions.MlflowException as error:
+    errors["filter"] = error.error_code
 print(json.dumps({
     "run_id": run_id,
     "experiment_id": experiment.experiment_id,
@@ -103,7 +107,11 @@ def test_mlflow_client_round_trips_every_point_and_the_run_shows_in_prunelab(liv
     assert result["latest"] == {"loss": 2.0 / STEPS, "sparsity": 0.875, "diverged": None}
     assert result["found"] == [result["run_id"]] and result["missed"] == []
     assert result["experiment_by_name"] == result["experiment_id"]
-    assert result["errors"] == {"param": "INVALID_PARAMETER_VALUE", "missing": "RESOURCE_DOES_NOT_EXIST"}
+    assert result["errors"] == {
+        "param": "INVALID_PARAMETER_VALUE",
+        "missing": "RESOURCE_DOES_NOT_EXIST",
+        "filter": "INVALID_PARAMETER_VALUE",
+    }
     assert result["searched"] == ["pruning with mlflow"] and result["by_id"] == "pruning with mlflow"
 
     # The same run over PruneLab's own API: a finished run with every point.
