@@ -21,9 +21,11 @@ from prunelab.server.kit.static import install_frontend
 from prunelab.server.mlflow_api.errors import install_handlers as install_mlflow_handlers
 from prunelab.server.mlflow_api.routes import router as mlflow_router
 from prunelab.server.previews.routes import router as previews_router
+from prunelab.server.queue.workers import router as workers_router
 from prunelab.server.runs.downloads import router as downloads_router
 from prunelab.server.runs.external_routes import router as external_router
 from prunelab.server.runs.history import router as history_router
+from prunelab.server.runs.monitoring import install_metrics
 from prunelab.server.runs.reaper import ReaperThread
 from prunelab.server.runs.routes import router as runs_router
 from prunelab.server.settings import Settings, get_settings
@@ -34,12 +36,15 @@ from prunelab.server.users.throttle import LoginThrottle
 
 
 @asynccontextmanager
-async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     # The reaper lives with the API: the one process that is always up while runs are watched.
     reaper = ReaperThread(get_settings()).start()
     try:
         yield
     finally:
+        feed = getattr(app.state, "live_feed", None)
+        if feed is not None:
+            await feed.stop()
         reaper.stop()
 
 
@@ -77,6 +82,7 @@ def create_app() -> FastAPI:
         uploads_router,
         previews_router,
         compare_router,
+        workers_router,
     )
     for router in (*routers, users_router, mlflow_router, imports_router):
         app.include_router(router)
@@ -88,6 +94,7 @@ def create_app() -> FastAPI:
         session.execute(text("SELECT 1"))
         return {"status": "ok", "version": __version__}
 
+    install_metrics(app)
     install_frontend(app)
     install_middleware(app, get_settings())
     return app
