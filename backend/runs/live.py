@@ -7,8 +7,8 @@ The feed learns of changes from the cheapest source the installation has:
   (migrations/versions/liveops_workers_notify.py) send the run id with every commit that touches it,
   whoever wrote it (the worker, the API, the reaper); one listening connection per API process.
 - SQLite, the embedded default, where the worker is a process of its own: one shared poller reads
-  the active and watched runs' status and heartbeat (renewed with every batch of points) twice a
-  second, and only while some stream is open; never a query per stream.
+  the active and watched runs' status, flags and newest steps (one grouped query) twice a second,
+  and only while some stream is open; never a query per stream.
 
 A listener that loses its connection wakes every stream (each reads once, so nothing is missed) and
 connects again.
@@ -22,12 +22,12 @@ import logging
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 from starlette.concurrency import run_in_threadpool
 
 from prunelab.server.db import session_scope
-from prunelab.server.models import Run, RunStatus
+from prunelab.server.models import LatestMetric, Run, RunStatus
 from prunelab.server.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -132,12 +132,22 @@ class ChangeFeed:
 
 
 def read_snapshot(watched: frozenset[int]) -> Snapshot:
-    """What a change to an active or watched run moves: its status, heartbeat (renewed with points) and flags."""
+    """What any change to an active or watched run moves: its status and flags, and its newest step per key."""
     with session_scope() as session:
         rows = session.execute(
-            select(Run.id, Run.status, Run.heartbeat_at, Run.cancel_requested, Run.attempt, Run.finished_at).where(
-                Run.status.in_([RunStatus.QUEUED, RunStatus.RUNNING]) | Run.id.in_(watched)
+            select(
+                Run.id,
+                Run.status,
+                Run.heartbeat_at,
+                Run.cancel_requested,
+                Run.finished_at,
+                func.max(LatestMetric.step),
+                func.count(LatestMetric.key),
+                func.sum(LatestMetric.step),
             )
+            .outerjoin(LatestMetric, LatestMetric.run_id == Run.id)
+            .where(Run.status.in_([RunStatus.QUEUED, RunStatus.RUNNING]) | Run.id.in_(watched))
+            .group_by(Run.id, Run.status, Run.heartbeat_at, Run.cancel_requested, Run.finished_at)
         ).all()
     return {row[0]: tuple(row[1:]) for row in rows}
 
