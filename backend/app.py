@@ -73,7 +73,8 @@ def create_app() -> FastAPI:
         lifespan=lifespan,
     )
     install_handlers(app)
-    app.state.login_throttle = LoginThrottle()  # per app, so one app's failed sign-ins never slow another's
+    # Per app (Redis-shared across an installation's API processes), so one test app never slows another.
+    app.state.login_throttle = LoginThrottle(get_settings())
     routers = (
         runs_router,
         external_router,
