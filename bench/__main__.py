@@ -19,6 +19,7 @@ from bench import (
     compression,
     downloads,
     ingestion,
+    live_streams,
     published_results,
     queue_throughput,
     readback,
@@ -43,6 +44,7 @@ BENCHMARKS = {
         queue_throughput,
         downloads,
         runs_at_scale,
+        live_streams,
     )
 }
 
@@ -159,6 +161,15 @@ def closing_note(results: dict[str, Result]) -> list[str]:
             f"{pair('first_page_ms')}, filter `{runs_at_scale.ISSUE_FILTER}` {pair('filter_ms')}, sort by a metric "
             f"{pair('sort_ms')}; goal <= {runs_at_scale.GOAL_MS}. Before: the 1,000-run cap filtered in the browser "
             f"{pair('before_ms')} ({results[name].size})."
+        )
+    if live_streams.NAME in results:
+        name = live_streams.NAME
+        lines.append(
+            f"Live streams (PostgreSQL + Redis): {fmt(figure(name, 'streams'), '{:.0f}')} open streams leave "
+            f"GET /api/runs p50 at {fmt(figure(name, 'p50_ratio'), '{:.2f}')}x idle (goal <= "
+            f"{live_streams.GOAL_P50_RATIO}) and add {fmt(figure(name, 'extra_commits_per_s'), '{:.2f}')} "
+            f"committed transactions per second (idle {fmt(figure(name, 'idle_commits_per_s'), '{:.2f}')}; polling "
+            f"made {fmt(2 * (figure(name, 'streams') or 0), '{:.0f}')}) ({results[name].size})."
         )
     return lines
 

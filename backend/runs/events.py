@@ -29,7 +29,7 @@ from prunelab.server.db import session_scope
 from prunelab.server.metrics import service as metrics
 from prunelab.server.metrics.downsample import downsample
 from prunelab.server.models import LatestMetric, Metric, Run, RunStatus
-from prunelab.server.runs.live import ChangeFeed, feed_of
+from prunelab.server.runs.live import feed_of
 from prunelab.server.runs.presenters import run_detail
 from prunelab.server.settings import get_settings
 
@@ -138,9 +138,10 @@ def poll_runs(cursor: RunsCursor) -> tuple[list[Event], bool]:
 
 
 async def stream(
-    feed: ChangeFeed, run_id: int | None, read: Callable[[], tuple[list[Event], bool]]
+    state: Any, run_id: int | None, read: Callable[[], tuple[list[Event], bool]]
 ) -> AsyncIterator[ServerSentEvent]:
     """Read now and after each change of `run_id` (None: any run) until the stream is over."""
+    feed = feed_of(state, get_settings())  # here, in the event loop: the route itself runs in a worker thread
     yield ServerSentEvent(retry=RETRY_MS)
     with feed.watch(run_id) as changed:
         while True:
@@ -157,5 +158,4 @@ def event_stream(
     request: Request, run_id: int | None, read: Callable[[], tuple[list[Event], bool]]
 ) -> EventSourceResponse:
     """The response of a live stream, woken by the app's change feed."""
-    feed = feed_of(request.app.state, get_settings())
-    return EventSourceResponse(stream(feed, run_id, read), ping=KEEPALIVE_S, sep="\n", headers=SSE_HEADERS)
+    return EventSourceResponse(stream(request.app.state, run_id, read), ping=KEEPALIVE_S, sep="\n", headers=SSE_HEADERS)

@@ -75,6 +75,10 @@ def test_an_open_stream_is_woken_by_each_change_written_after_it_opened(client: 
     reader = threading.Thread(target=follow, daemon=True)
     reader.start()
     assert received.get(timeout=60)[0] == "status"  # the first read: nothing after step 3 yet
+    # A second stream of the same app, while the first is open, shares its change feed.
+    assert read_events(client, "/api/runs/events", until="runs") == [
+        ("runs", [{"id": run_id, "status": "running", "step": 3}])
+    ]
     with session_scope() as session:
         record_points(session, run_id, [MetricPoint("loss", 4, 0.5, 0.4), MetricPoint("loss", 5, 0.4, 0.5)])
     name, points = received.get(timeout=60)
