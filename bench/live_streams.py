@@ -22,7 +22,7 @@ from sqlalchemy import select
 from sqlalchemy.engine import make_url
 
 from bench.report import Result, Table
-from bench.runs_at_scale import sample
+from bench import runs_at_scale
 from bench.series_store import api_stack, ms
 from harness.seed_runs import insert_runs
 from harness.stack import POSTGRES_ADMIN_URL
@@ -123,7 +123,8 @@ def measure(size: Size) -> dict[str, Any]:
             client.get("/api/runs", params={"limit": PAGE}).raise_for_status()
 
         figures["idle_commits_per_s"] = commits_per_s(database, size.window_s)
-        figures["idle"] = sample(page, size)
+        sampling = runs_at_scale.Size(size.label, size.runs, size.budget_s, size.max_samples)
+        figures["idle"] = runs_at_scale.sample(page, sampling)
         paths = stream_paths(size)
 
         async def with_streams() -> None:
@@ -133,7 +134,7 @@ def measure(size: Size) -> dict[str, Any]:
             await asyncio.wait_for(opened.wait(), timeout=600)
             figures["open_s"] = time.perf_counter() - started
             figures["streams_commits_per_s"] = await asyncio.to_thread(commits_per_s, database, size.window_s)
-            figures["streams"] = await asyncio.to_thread(sample, page, size)
+            figures["streams"] = await asyncio.to_thread(runs_at_scale.sample, page, sampling)
             stop.set()
             seen = await holder
             figures["events_per_stream"] = sum(seen) / len(seen)
