@@ -7,7 +7,11 @@ heartbeats are missed; `/metrics` parses with prometheus-client's own parser and
 
 from __future__ import annotations
 
+import os
+import re
 import signal
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,6 +22,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from harness.stack import (
     REDIS_URL,
+    REPO,
     StackConfig,
     migrate,
     postgres_database,
@@ -126,3 +131,27 @@ def test_metrics_need_a_token_when_auth_is_on(tmp_path: Path) -> None:
             assert {"prunelab_runs", "prunelab_queue_depth", "prunelab_workers_online"} <= names
         finally:
             api.stop()
+
+
+README_SECTION = re.search(r"\n## Workers, the queue and monitoring\n(.*?)\n## ", (REPO / "README.md").read_text(), re.S)
+
+
+def test_the_readme_example_runs_as_written(stack: StackConfig, tmp_path: Path) -> None:
+    assert README_SECTION is not None, "README has no 'Workers, the queue and monitoring' section"
+    [shell] = re.findall(r"```bash\n(.*?)```", README_SECTION.group(1), re.S)
+    assert re.findall(r"^```(\w*)$", README_SECTION.group(1), re.M) == ["bash", ""]  # the one block, run here
+    httpx.post(f"{stack.base_url}/api/runs", json=LONG, timeout=30).raise_for_status()
+    shim = tmp_path / "bin" / "prunelab"
+    shim.parent.mkdir()
+    shim.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m prunelab.cli "$@"\n')
+    shim.chmod(0o755)
+    env = {key: value for key, value in os.environ.items() if not key.startswith("PRUNELAB_")}
+    env |= {"PATH": f"{shim.parent}:{env['PATH']}", "PYTHONPATH": str(REPO), "PRUNELAB_URL": stack.base_url}
+    ran = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", shell.replace("http://127.0.0.1:8000", stack.base_url)],
+        env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    assert "queue " + stack.queue + ": 1 run(s) waiting" in ran.stdout
+    assert f"no worker is listening on queue `{stack.queue}`" in ran.stderr
+    assert "prunelab_queue_depth 1.0" in ran.stdout and "prunelab_workers_online 0.0" in ran.stdout
