@@ -133,7 +133,9 @@ def test_metrics_need_a_token_when_auth_is_on(tmp_path: Path) -> None:
             api.stop()
 
 
-README_SECTION = re.search(r"\n## Workers, the queue and monitoring\n(.*?)\n## ", (REPO / "README.md").read_text(), re.S)
+README_SECTION = re.search(
+    r"\n## Workers, the queue and monitoring\n(.*?)\n## ", (REPO / "README.md").read_text(), re.S
+)
 
 
 def test_the_readme_example_runs_as_written(stack: StackConfig, tmp_path: Path) -> None:
