@@ -22,9 +22,11 @@ from prunelab.server.kit.static import install_frontend
 from prunelab.server.mlflow_api.errors import install_handlers as install_mlflow_handlers
 from prunelab.server.mlflow_api.routes import router as mlflow_router
 from prunelab.server.previews.routes import router as previews_router
+from prunelab.server.queue.routes import router as workers_router
 from prunelab.server.runs.download_routes import router as downloads_router
 from prunelab.server.runs.external_routes import router as external_router
 from prunelab.server.runs.history import router as history_router
+from prunelab.server.runs.monitoring import install_metrics
 from prunelab.server.runs.reaper import ReaperThread
 from prunelab.server.runs.routes import router as runs_router
 from prunelab.server.settings import Settings, get_settings
@@ -35,12 +37,15 @@ from prunelab.server.users.throttle import LoginThrottle
 
 
 @asynccontextmanager
-async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     # The reaper lives with the API: the one process that is always up while runs are watched.
     reaper = ReaperThread(get_settings()).start()
     try:
         yield
     finally:
+        feed = getattr(app.state, "live_feed", None)
+        if feed is not None:
+            await feed.stop()
         reaper.stop()
 
 
@@ -69,7 +74,8 @@ def create_app() -> FastAPI:
         lifespan=lifespan,
     )
     install_handlers(app)
-    app.state.login_throttle = LoginThrottle()  # per app, so one app's failed sign-ins never slow another's
+    # Per app (Redis-shared across an installation's API processes), so one test app never slows another.
+    app.state.login_throttle = LoginThrottle(get_settings())
     routers = (
         runs_router,
         external_router,
@@ -79,6 +85,7 @@ def create_app() -> FastAPI:
         previews_router,
         compare_router,
         groups_router,
+        workers_router,
     )
     for router in (*routers, users_router, mlflow_router, imports_router):
         app.include_router(router)
@@ -90,6 +97,7 @@ def create_app() -> FastAPI:
         session.execute(text("SELECT 1"))
         return {"status": "ok", "version": __version__}
 
+    install_metrics(app)
     install_frontend(app)
     install_middleware(app, get_settings())
     return app

@@ -42,6 +42,9 @@ class Settings(BaseSettings):
         6 * 3600, ge=5, description="Hard time limit of one run, in seconds; the soft limit comes a little earlier."
     )
     worker_concurrency: int = Field(1, ge=1, description="Runs one worker trains at once.")
+    worker_heartbeat_s: float = Field(
+        10, gt=0, description="Seconds between a worker's presence heartbeats; it is shown gone after two missed."
+    )
     heartbeat_timeout_s: float = Field(
         60, gt=0, description="A running run whose heartbeat is older than this is presumed dead and reaped."
     )

@@ -19,6 +19,7 @@ from bench import (
     compression,
     downloads,
     ingestion,
+    live_streams,
     published_results,
     queue_throughput,
     readback,
@@ -45,6 +46,7 @@ BENCHMARKS = {
         downloads,
         runs_at_scale,
         search_runs,
+        live_streams,
     )
 }
 
@@ -174,6 +176,15 @@ def closing_note(results: dict[str, Result]) -> list[str]:
             f"{search_runs.PAGE}): MlflowClient.search_runs with `{search_runs.MLFLOW_FILTER}` {servers('client')} "
             f"(goal <= {search_runs.GOAL_MS}; MLflow's own server {fmt(figure(name, 'client_ms_mlflow'), '{:,.0f}')}); "
             f"PruneLab's runs query with the same filter {servers('runs_query')} ({results[name].size})."
+        )
+    if live_streams.NAME in results:
+        name = live_streams.NAME
+        lines.append(
+            f"Live streams (PostgreSQL + Redis): {fmt(figure(name, 'streams'), '{:.0f}')} open streams leave "
+            f"GET /api/runs p50 at {fmt(figure(name, 'p50_ratio'), '{:.2f}')}x idle (goal <= "
+            f"{live_streams.GOAL_P50_RATIO}) and add {fmt(figure(name, 'extra_commits_per_s'), '{:.2f}')} "
+            f"committed transactions per second (idle {fmt(figure(name, 'idle_commits_per_s'), '{:.2f}')}; polling "
+            f"made {fmt(2 * (figure(name, 'streams') or 0), '{:.0f}')}) ({results[name].size})."
         )
     return lines
 

@@ -178,6 +178,8 @@ def runs_show(ctx: click.Context, run_id: int, as_json: bool) -> int:
     rows: list[tuple[str, Any]] = [
         ("name", run.name),
         ("status", run.status + (" (cancel requested)" if run.cancel_requested and not run.finished else "")),
+        ("queue", f"position {run.queue_position}" if run.queue_position else None),
+        ("waiting", run.waiting),
         ("step", f"{run.step or 0} of {run.total_steps}"),
         ("owner", run.owner),
         ("tags", ", ".join(run.tags)),
@@ -258,6 +260,31 @@ def cancel(ctx: click.Context, run_id: int) -> int:
     """Cancel a run: a queued run never starts, a running one stops within a few steps."""
     run = client_from(ctx).cancel(run_id)
     click.echo(f"run {run.id} {run.status}" + (" (stopping)" if run.status == "running" else ""))
+    return 0
+
+
+@cli.command("workers")
+@click.option("--json", "as_json", is_flag=True, help="Print the workers and the queue as JSON.")
+@click.pass_context
+def workers_(ctx: click.Context, as_json: bool) -> int:
+    """List the workers (online, gone, stopped), the runs each trains, and the queue."""
+    seen = client_from(ctx).workers()
+    if as_json:
+        echo_json(seen)
+        return 0
+    click.echo("NAME\tSTATE\tHOST\tQUEUES\tCONCURRENCY\tRUNNING\tHEARTBEAT")
+    for worker in seen["workers"]:
+        running = ",".join(map(str, worker["running"])) or "-"
+        click.echo(
+            f"{worker['name']}\t{worker['state']}\t{worker['host']}\t{','.join(worker['queues'])}\t"
+            f"{worker['concurrency']}\t{running}\t{worker['heartbeat_at']}"
+        )
+    queue = seen["queue"]
+    click.echo(f"queue {queue['name']}: {queue['length']} run(s) waiting")
+    for run in queue["runs"]:
+        click.echo(f"  {run['position']}. run {run['id']}\t{run['name']}")
+    if queue["waiting"]:
+        click.echo(f"prunelab: {queue['waiting']}", err=True)
     return 0
 
 

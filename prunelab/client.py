@@ -152,6 +152,11 @@ class Client:
         """One run: spec, plan, status, latest values, summary, artifacts."""
         return Run.model_validate(self._http.json("GET", f"/api/runs/{run_ref(run_id)}"))
 
+    def workers(self) -> dict[str, Any]:
+        """Workers seen in the last day (`state` online, gone or stopped; `running`: their run ids) and the queue."""
+        workers: dict[str, Any] = self._http.json("GET", "/api/workers")
+        return workers
+
     def cancel(self, run_id: RunRef) -> Run:
         """Cancel a run: a queued run never starts, a running one stops within a few steps."""
         return Run.model_validate(self._http.json("POST", f"/api/runs/{run_ref(run_id)}/cancel"))

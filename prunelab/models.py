@@ -51,6 +51,8 @@ class Run(BaseModel):
     tags: list[str] = Field(default_factory=list)
     note: str = ""
     owner: str | None = None
+    queue_position: int | None = None
+    waiting: str | None = None
 
     @property
     def finished(self) -> bool:

@@ -19,7 +19,7 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 TABLES = (
     "metrics", "latest_metrics", "metric_chunks", "metric_series", "artifacts",
     "mlflow_runs", "run_params", "run_tag_values", "mlflow_experiments", "runs", "uploads",
-    "api_tokens", "user_sessions", "users",
+    "api_tokens", "user_sessions", "users", "workers",
 )  # fmt: skip
 
 

@@ -10,4 +10,9 @@ import prunelab.worker  # noqa: F401 - selects tf-keras before anything imports 
 from prunelab.server.queue.client import get_celery
 
 app = get_celery()
-app.conf.include = ["prunelab.worker.tasks", "prunelab.worker.lifecycle", "prunelab.worker.failures"]
+app.conf.include = [
+    "prunelab.worker.tasks",
+    "prunelab.worker.lifecycle",
+    "prunelab.worker.failures",
+    "prunelab.worker.presence",
+]

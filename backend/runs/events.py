@@ -1,10 +1,10 @@
-"""Server-Sent Events for live pages, read by polling the database.
+"""Server-Sent Events for live pages (sse-starlette), read from the database when a run changed.
 
-Polling works the same on SQLite and PostgreSQL and needs no broker pub/sub: the
-worker already writes every point to the database. Each poll is a short
-synchronous read run in the threadpool, so an open stream holds no thread while
-it waits; a client that goes away is noticed by Starlette, which cancels the
-generator.
+A stream reads once when it opens, then waits for the process's one change feed
+(backend/runs/live.py: PostgreSQL LISTEN/NOTIFY, or one shared poller on SQLite) to say a run it
+shows changed, and reads again: an idle stream costs no query. Each read is a short synchronous
+query run in the threadpool; sse-starlette sends a keepalive comment while it is quiet and stops
+the generator when the client goes away.
 
 Streams:
 - one run: `metrics` (points newer than the client's step, per key), `status`
@@ -14,7 +14,6 @@ Streams:
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -22,24 +21,25 @@ from typing import Any
 
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session, selectinload
+from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
 
 from prunelab.server.db import session_scope
 from prunelab.server.metrics import service as metrics
 from prunelab.server.metrics.downsample import downsample
 from prunelab.server.models import LatestMetric, Metric, Run, RunStatus
-from prunelab.server.runs.presenters import run_out
+from prunelab.server.runs.live import feed_of
+from prunelab.server.runs.presenters import run_detail
+from prunelab.server.settings import get_settings
 
-POLL_INTERVAL_S = 0.5
-KEEPALIVE_S = 15.0
+KEEPALIVE_S = 15
+RETRY_MS = 2000
+SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 # A client that connects far behind gets a downsampled catch-up, never a flood.
 CATCH_UP_POINTS = 2000
 
 Event = tuple[str, Any]
-
-
-def sse(event: str, data: Any) -> str:
-    return f"event: {event}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n"
 
 
 @dataclass
@@ -89,13 +89,15 @@ def poll_run(cursor: RunCursor) -> tuple[list[Event], bool]:
         if run is None:
             return [("end", {"status": "deleted"})], True
         # The status is read before the points: a finished run's points are all committed by then.
-        shown = run_out(session, run).model_dump(mode="json")
+        shown = run_detail(session, run).model_dump(mode="json")
         finished = RunStatus(run.status).finished
         events: list[Event] = []
         points = _new_points(session, cursor)
         if points:
             events.append(("metrics", points))
-        fingerprint = json.dumps({k: shown[k] for k in ("status", "summary", "error", "artifacts", "cancel_requested")})
+        fingerprint = json.dumps(
+            {k: shown[k] for k in ("status", "summary", "error", "artifacts", "cancel_requested", "waiting")}
+        )
         if fingerprint != cursor.status_fingerprint:
             cursor.status_fingerprint = fingerprint
             events.append(("status", shown))
@@ -135,18 +137,25 @@ def poll_runs(cursor: RunsCursor) -> tuple[list[Event], bool]:
     return ([("runs", changed)] if changed else []), False
 
 
-async def stream(poll: Callable[[], tuple[list[Event], bool]]) -> AsyncIterator[str]:
-    """Poll until the stream is over, yielding SSE frames; a comment now and then keeps proxies from closing it."""
-    yield "retry: 2000\n\n"
-    quiet_s = 0.0
-    while True:
-        events, finished = await run_in_threadpool(poll)
-        for name, data in events:
-            yield sse(name, data)
-        if finished:
-            return
-        quiet_s = 0.0 if events else quiet_s + POLL_INTERVAL_S
-        if quiet_s >= KEEPALIVE_S:
-            quiet_s = 0.0
-            yield ": keepalive\n\n"
-        await asyncio.sleep(POLL_INTERVAL_S)
+async def stream(
+    state: Any, run_id: int | None, read: Callable[[], tuple[list[Event], bool]]
+) -> AsyncIterator[ServerSentEvent]:
+    """Read now and after each change of `run_id` (None: any run) until the stream is over."""
+    feed = feed_of(state, get_settings())  # here, in the event loop: the route itself runs in a worker thread
+    yield ServerSentEvent(retry=RETRY_MS)
+    with feed.watch(run_id) as changed:
+        while True:
+            changed.clear()  # cleared before the read: a change during it wakes the next one
+            events, finished = await run_in_threadpool(read)
+            for name, data in events:
+                yield ServerSentEvent(data=json.dumps(data, separators=(",", ":")), event=name)
+            if finished:
+                return
+            await changed.wait()
+
+
+def event_stream(
+    request: Request, run_id: int | None, read: Callable[[], tuple[list[Event], bool]]
+) -> EventSourceResponse:
+    """The response of a live stream, woken by the app's change feed."""
+    return EventSourceResponse(stream(request.app.state, run_id, read), ping=KEEPALIVE_S, sep="\n", headers=SSE_HEADERS)

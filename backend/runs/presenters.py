@@ -13,8 +13,10 @@ from prunelab.core.plans import RunPlan
 from prunelab.core.specs import RunSpec
 from prunelab.server.artifacts.downloads import artifact_url
 from prunelab.server.metrics import service as metrics
-from prunelab.server.models import Artifact, Run
+from prunelab.server.models import Artifact, Run, utcnow
+from prunelab.server.queue import workers
 from prunelab.server.runs.schemas import ArtifactOut, RunOut
+from prunelab.server.settings import get_settings
 
 
 # A stored spec and plan never change, and validating them is most of a run's presentation: a page of runs
@@ -32,6 +34,15 @@ def _plan(plan_json: bytes) -> RunPlan:
 
 def run_out(session: Session, run: Run) -> RunOut:
     return run_outs(session, [run])[0]
+
+
+def run_detail(session: Session, run: Run) -> RunOut:
+    """One run as its page shows it: with its place in the queue and why it waits, while queued."""
+    shown = run_out(session, run)
+    shown.queue_position = workers.queue_position(session, run)
+    if shown.queue_position is not None:
+        shown.waiting = workers.no_worker_message(session, get_settings(), utcnow())
+    return shown
 
 
 def run_outs(session: Session, runs: Sequence[Run]) -> list[RunOut]:

@@ -44,6 +44,7 @@ from prunelab.server.metrics.compaction import compact_pending
 from prunelab.server.models import Run, RunStatus, utcnow
 from prunelab.server.queue.broker import run_ids_in_broker
 from prunelab.server.queue.client import enqueue_run
+from prunelab.server.queue.workers import forget_old_workers
 from prunelab.server.runs import links
 from prunelab.server.runs.external import PRUNELAB_SOURCE
 from prunelab.server.settings import Settings
@@ -144,6 +145,7 @@ def reap_once(settings: Settings) -> ReaperReport:
     with session_scope() as session:
         reap_dead_runs(session, settings, utcnow(), report)
         fail_silent_external_runs(session, settings, utcnow(), report)
+        forget_old_workers(session, utcnow())
     remove_stale_partials(settings)
     report.compacted = compact_pending()
     try:

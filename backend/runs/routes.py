@@ -6,7 +6,8 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Response, status
 from fastapi import Path as FastApiPath
-from fastapi.responses import StreamingResponse
+from sse_starlette import EventSourceResponse
+from starlette.requests import Request
 
 from prunelab.core.specs import RunSpec
 from prunelab.server.errors import CONFLICT, NOT_FOUND, ErrorMessage
@@ -14,9 +15,9 @@ from prunelab.server.kit.dependencies import RunId, SessionDep, StoreDep
 from prunelab.server.kit.identity import PrincipalDep
 from prunelab.server.kit.params import run_ids_param
 from prunelab.server.runs import listing, masks, service
-from prunelab.server.runs.events import RunCursor, RunsCursor, poll_run, poll_runs, stream
+from prunelab.server.runs.events import RunCursor, RunsCursor, event_stream, poll_run, poll_runs
 from prunelab.server.runs.filters import MAX_FILTER_LENGTH
-from prunelab.server.runs.presenters import run_out, run_outs
+from prunelab.server.runs.presenters import run_detail, run_out, run_outs
 from prunelab.server.runs.schemas import MasksOut, RunOut, RunPatch, RunsPage
 from prunelab.server.runs.sensitivity import ProposalOut, sensitivity_proposal
 
@@ -55,32 +56,30 @@ def list_runs(
     return Response(shown.model_dump_json(), media_type="application/json")
 
 
-SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-
-
-@router.get("/events", response_class=StreamingResponse)
+@router.get("/events", response_class=EventSourceResponse)
 def runs_events(
+    request: Request,
     ids: Annotated[list[int] | None, Depends(run_ids_param("ids", 1000, required=False))],
-) -> StreamingResponse:
+) -> EventSourceResponse:
     """Server-Sent Events `runs`: id, status and step of each run whose status or step changed (all runs or `ids`)."""
     cursor = RunsCursor(only=None if ids is None else frozenset(ids))
-    return StreamingResponse(stream(lambda: poll_runs(cursor)), media_type="text/event-stream", headers=SSE_HEADERS)
+    return event_stream(request, None, lambda: poll_runs(cursor))
 
 
 @router.get("/{run_id}")
 def get_run(run_id: RunId, session: SessionDep) -> RunOut:
-    """One run: spec, resolved plan, status, timestamps, error, summary and artifacts."""
-    return run_out(session, service.get_run(session, run_id))
+    """One run: spec, resolved plan, status, timestamps, error, summary, artifacts and, while queued, its place."""
+    return run_detail(session, service.get_run(session, run_id))
 
 
-@router.get("/{run_id}/events", response_class=StreamingResponse)
+@router.get("/{run_id}/events", response_class=EventSourceResponse)
 def run_events(
-    run_id: RunId, session: SessionDep, after_step: Annotated[int, Query(ge=0, le=2**62)] = 0
-) -> StreamingResponse:
+    request: Request, run_id: RunId, session: SessionDep, after_step: Annotated[int, Query(ge=0, le=2**62)] = 0
+) -> EventSourceResponse:
     """Server-Sent Events of a run: `metrics` after `after_step`, `status` on change, `end` once it finished."""
     service.get_run(session, run_id)
     cursor = RunCursor(run_id=run_id, after_step=after_step)
-    return StreamingResponse(stream(lambda: poll_run(cursor)), media_type="text/event-stream", headers=SSE_HEADERS)
+    return event_stream(request, run_id, lambda: poll_run(cursor))
 
 
 @router.get("/{run_id}/masks")

@@ -43,6 +43,12 @@ class RunOut(BaseModel):
     tags: list[str]
     note: str
     owner: str | None = Field(None, description="Who submitted the run; null before PruneLab had users.")
+    queue_position: int | None = Field(
+        None, description="A queued run's place in the queue (1: next); only on one run's page and its events."
+    )
+    waiting: str | None = Field(
+        None, description="Why a queued run does not start (no worker listening); only on one run's page."
+    )
 
 
 class RunsPage(BaseModel):

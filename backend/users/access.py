@@ -33,8 +33,8 @@ from prunelab.server.users import service as users
 MLFLOW_PREFIX = "/api/2.0/mlflow/"
 MLFLOW_CODES = {401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED"}
 PUBLIC_API_PATHS = frozenset({"/api/health", "/api/auth/login", "/api/auth/logout"})
-# FastAPI's own routes describe the API; they are guarded like it.
-GUARDED_DOCS_PATHS = frozenset({"/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"})
+# FastAPI's own routes describe the API, and Prometheus' `/metrics` reads it: they are guarded like it.
+GUARDED_DOCS_PATHS = frozenset({"/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc", "/metrics"})
 
 
 def route_path(scope: Scope) -> str:

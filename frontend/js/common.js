@@ -53,7 +53,7 @@ export const el = (tag, attrs = {}, ...children) => {
   return node;
 };
 
-const PAGES = [["index.html", "Runs"], ["new.html", "New run"], ["compare.html", "Compare"]];
+const PAGES = [["index.html", "Runs"], ["new.html", "New run"], ["compare.html", "Compare"], ["workers.html", "Workers"]];
 
 export function renderHeader(current) {
   const nav = el("nav", { "aria-label": "main" }, ...PAGES.map(([href, label]) =>

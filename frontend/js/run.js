@@ -124,9 +124,12 @@ function drawFacts() {
   // An external run was trained by its own script (the Keras callback, MLflow): say so, and offer no clone.
   const external = run.source && run.source !== "prunelab";
   if (external) items.splice(1, 0, ["logged by", run.source.replace("_", " ")]);
+  if (run.queue_position) items.splice(1, 0, ["queue", `#${run.queue_position} in line`]);
   document.getElementById("facts").replaceChildren(...items.map(([label, value]) =>
     el("div", {}, el("div", { class: "muted", text: label }), typeof value === "string" ? el("strong", { text: value }) : value)));
   document.getElementById("error").textContent = run.error ? `This run failed:\n${run.error}` : "";
+  // A queued run nobody will take says why (GET /api/runs/{id} `waiting`: no worker listening on its queue).
+  document.getElementById("waiting").textContent = run.waiting ? `Waiting: ${run.waiting}` : "";
   const actions = external ? [] : [el("a", { class: "button secondary", href: `new.html?clone=${run.id}`, text: "Clone into a new run" })];
   if (!FINISHED.has(run.status) && mayChange(me, run)) {
     actions.push(el("button", { type: "button", class: "danger", text: "Cancel run", onclick: async () => { run = await api(`/api/runs/${run.id}/cancel`, { method: "POST" }); drawFacts(); } }));

@@ -45,7 +45,7 @@ ACCESS_RULES: list[tuple[frozenset[str], str, str]] = [
     # refuses writes to another user's run (PERMISSION_DENIED; tests/mlflow_api/test_api.py walks that).
     (frozenset({"POST"}), r"/api/2\.0/mlflow/.+", SIGNED_IN),
     # Anyone signed in reads everything, the API's own description included.
-    (READ, r"/api/.+|/openapi\.json|/docs|/docs/oauth2-redirect|/redoc", SIGNED_IN),
+    (READ, r"/api/.+|/openapi\.json|/docs|/docs/oauth2-redirect|/redoc|/metrics", SIGNED_IN),
 ]
 
 IDENTITIES = [

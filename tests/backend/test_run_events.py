@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import json
+import queue
+import threading
+from typing import Any
 
 from fastapi.testclient import TestClient
+from sqlalchemy import update
 
-from prunelab.server.models import RunStatus
+from prunelab.server.db import session_scope
+from prunelab.server.metrics.service import MetricPoint, record_points
+from prunelab.server.models import Run, RunStatus, utcnow
 from tests.backend.seed import seeded_run
 
 
@@ -48,3 +54,37 @@ def test_unknown_run_or_bad_step_is_refused(client: TestClient) -> None:
     assert client.get(f"/api/runs/{run_id}/events", params={"after_step": -1}).status_code == 422
     assert client.get(f"/api/runs/{run_id}/masks").json() == {"layers": []}
     assert client.get("/api/runs/events", params={"ids": "a"}).status_code == 422
+
+
+def test_an_open_stream_is_woken_by_each_change_written_after_it_opened(client: TestClient) -> None:
+    """Points and the end written by another writer reach an open stream: NOTIFY on PostgreSQL, the poller on SQLite."""
+    run_id = seeded_run(client, steps=3, status=RunStatus.RUNNING)
+    received: queue.Queue[tuple[str, Any]] = queue.Queue()
+
+    def follow() -> None:
+        with client.stream("GET", f"/api/runs/{run_id}/events?after_step=3") as response:
+            name = None
+            for line in response.iter_lines():
+                if line.startswith("event: "):
+                    name = line.removeprefix("event: ")
+                elif line.startswith("data: ") and name:
+                    received.put((name, json.loads(line.removeprefix("data: "))))
+                    if name == "end":
+                        return
+
+    reader = threading.Thread(target=follow, daemon=True)
+    reader.start()
+    assert received.get(timeout=60)[0] == "status"  # the first read: nothing after step 3 yet
+    # A second stream of the same app, while the first is open, shares its change feed.
+    assert read_events(client, "/api/runs/events", until="runs") == [
+        ("runs", [{"id": run_id, "status": "running", "step": 3}])
+    ]
+    with session_scope() as session:
+        record_points(session, run_id, [MetricPoint("loss", 4, 0.5, 0.4), MetricPoint("loss", 5, 0.4, 0.5)])
+    name, points = received.get(timeout=60)
+    assert name == "metrics" and points["loss"]["steps"] == [4, 5]
+    with session_scope() as session:
+        session.execute(update(Run).where(Run.id == run_id).values(status=RunStatus.SUCCEEDED, finished_at=utcnow()))
+    assert [received.get(timeout=60)[0] for _ in range(2)] == ["status", "end"]
+    reader.join(timeout=60)
+    assert not reader.is_alive()

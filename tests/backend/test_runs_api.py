@@ -156,3 +156,23 @@ def test_control_characters_in_free_text_are_a_422_not_a_500(client: TestClient)
     for patch in ({"note": "x\x00"}, {"tags": ["a\x00"]}):
         assert client.patch(f"/api/runs/{run['id']}", json=patch).status_code == 422
     assert client.patch(f"/api/runs/{run['id']}", json={"note": "two\nlines\tok"}).status_code == 200
+
+
+def test_static_files_go_out_compressed_and_are_revalidated_with_their_etag(client: TestClient) -> None:
+    plain = client.get("/vendor/plotly.min.js", headers={"Accept-Encoding": "identity"})
+    zipped = client.get("/vendor/plotly.min.js", headers={"Accept-Encoding": "gzip"})
+    assert zipped.headers["content-encoding"] == "gzip" and zipped.content == plain.content  # httpx unzips
+    assert int(zipped.headers["content-length"]) < len(plain.content) / 3  # 4.8 MB to about 1.4 MB on the wire
+    assert (
+        zipped.headers["cache-control"] == "public, max-age=86400" and zipped.headers["etag"] != plain.headers["etag"]
+    )
+    again = client.get(
+        "/vendor/plotly.min.js", headers={"Accept-Encoding": "gzip", "If-None-Match": zipped.headers["etag"]}
+    )
+    assert (again.status_code, again.content) == (304, b"")
+
+    page = client.get("/js/common.js", headers={"Accept-Encoding": "gzip"})
+    assert page.status_code == 200 and page.headers["content-encoding"] == "gzip"
+    assert page.headers["cache-control"] == "no-cache" and page.headers["etag"]
+    revalidated = client.get("/js/common.js", headers={"If-None-Match": page.headers["etag"]})
+    assert revalidated.status_code == 304
