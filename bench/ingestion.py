@@ -112,7 +112,7 @@ def callback_cost(size: Size) -> dict[str, float]:
 
     run_id, attempt = claimed_run(spec)
     reporter = DatabaseReporter(run_id, attempt).start()
-    callback = PruningReporter(reporter, plan)
+    callback = PruningReporter(reporter, plan, spec.batch_size)
     callback.set_model(model)
     callback.set_params({"steps": plan.steps_per_epoch, "epochs": 1, "verbose": 0})
     callback.on_train_begin()

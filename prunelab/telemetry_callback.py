@@ -138,7 +138,9 @@ class TelemetryCallback(keras.callbacks.Callback):  # type: ignore[misc,name-def
     """Reports per-step metrics and sparsity, mask churn and sizes at pruning steps, validation per epoch.
 
     Goes after tfmot's `UpdatePruningStep` in the callback list. `target_sparsity[step - 1]` is the planned
-    sparsity of a step; `pruning_steps` holds the steps at which the wrappers update their masks.
+    sparsity of a step; `pruning_steps` holds the steps at which the wrappers update their masks. With
+    `batch_size` and `examples_per_epoch` (the worker's plan knows them) the examples each batch held are
+    computed; without them (a script's pipeline) they are read from Keras's loss tracker, about 30 us a step.
     """
 
     def __init__(
@@ -146,9 +148,14 @@ class TelemetryCallback(keras.callbacks.Callback):  # type: ignore[misc,name-def
         reporter: Reporter,
         target_sparsity: Sequence[float] = (),
         pruning_steps: Container[int] = frozenset(),
+        *,
+        batch_size: int | None = None,
+        examples_per_epoch: int | None = None,
     ) -> None:
         super().__init__()
         self.reporter = reporter
+        self._batch_size = batch_size
+        self._examples_per_epoch = examples_per_epoch
         self.target_sparsity = target_sparsity
         self.pruning_steps = pruning_steps
         self.masks = MaskHistory()
@@ -181,7 +188,7 @@ class TelemetryCallback(keras.callbacks.Callback):  # type: ignore[misc,name-def
         self.step += 1
         wall_time = self.wall_time()
         running = {key: float(value) for key, value in (logs or {}).items() if _is_number(value)}
-        metrics = self.batch_metrics.batch_values(batch, running, self._seen_examples())
+        metrics = self.batch_metrics.batch_values(batch, running, self._seen_examples(batch))
         if self.step <= len(self.target_sparsity):
             metrics["target_sparsity"] = self.target_sparsity[self.step - 1]
         if self.step in self.pruning_steps and any(weight.mask is not None for weight in self._weights):
@@ -235,10 +242,13 @@ class TelemetryCallback(keras.callbacks.Callback):  # type: ignore[misc,name-def
             self._executor = None
         self.drain()
 
-    def _seen_examples(self) -> float | None:
+    def _seen_examples(self, batch: int) -> float | None:
+        """Examples this epoch has seen after `batch`; only the last batch of an epoch can be short."""
+        if self._batch_size is not None and self._examples_per_epoch is not None:
+            return float(min((batch + 1) * self._batch_size, self._examples_per_epoch))
         if self._counter is None:
             self._counter = _loss_counter(self.model)
-        return float(keras.backend.get_value(self._counter)) if self._counter is not None else None
+        return float(self._counter) if self._counter is not None else None
 
     def _in_background(
         self, values: list[np.ndarray], wall_time: float, masks: dict[str, list[np.ndarray]] | None = None

@@ -49,7 +49,7 @@ def test_batch_values_average_to_the_epoch_values_keras_reports() -> None:
         epochs=spec.epochs,
         validation_data=validation,
         verbose=0,
-        callbacks=[tfmot.sparsity.keras.UpdatePruningStep(), PruningReporter(reporter, plan)],
+        callbacks=[tfmot.sparsity.keras.UpdatePruningStep(), PruningReporter(reporter, plan, spec.batch_size)],
     )
     batch_sizes = [spec.batch_size] * (plan.steps_per_epoch - 1)
     batch_sizes.append(plan.train_examples - spec.batch_size * (plan.steps_per_epoch - 1))

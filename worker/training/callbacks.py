@@ -19,8 +19,14 @@ class PruningReporter(TelemetryCallback):
     Goes after tfmot's `UpdatePruningStep` in the callback list. A cancelled run stops at once (no validation).
     """
 
-    def __init__(self, reporter: Reporter, plan: RunPlan) -> None:
-        super().__init__(reporter, plan.target_sparsity_series(), frozenset(plan.pruning_steps()))
+    def __init__(self, reporter: Reporter, plan: RunPlan, batch_size: int) -> None:
+        super().__init__(
+            reporter,
+            plan.target_sparsity_series(),
+            frozenset(plan.pruning_steps()),
+            batch_size=batch_size,
+            examples_per_epoch=plan.train_examples,
+        )
         self.plan = plan
         self.cancelled = False
 

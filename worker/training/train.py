@@ -140,7 +140,7 @@ def train(
     dense = starting_model(spec, plan, info.input_shape, info.num_classes, start_model)  # the size baseline
     keras.utils.set_random_seed(spec.seed)
     model, decisions = prepare_model(spec, plan, dataset, start_model)
-    progress = PruningReporter(reporter, plan)
+    progress = PruningReporter(reporter, plan, spec.batch_size)
     if reporter.stop_requested():
         return _cancelled(progress, started)
     rewind_point = None
