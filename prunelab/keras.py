@@ -6,12 +6,13 @@
 
 At the start of training it reads the run's spec from the model (which layers the pruning
 wrappers wrap, their schedule, block size and m-by-n) and from `fit` (epochs, steps per epoch)
-and creates an external run. Every step it logs loss and the model's other metrics (each batch's
-own value, recovered from Keras's running means), the target sparsity and the measured sparsity;
-at each pruning step each layer's sparsity (`layer_sparsity/<layer>`), and, computed off the
-training thread, mask churn (`mask_churn/<layer>`) and the compressed size of the weights; the
-validation metrics at each epoch end. At the end it strips the wrappers (`strip_pruning`),
-uploads the stripped model (and any other `exports`) and finishes the run.
+and creates an external run. What it logs while training is measured by the callback the worker
+trains with too (`prunelab.telemetry_callback.TelemetryCallback`, arithmetic in
+`prunelab.core.telemetry`), so a script's run and a run PruneLab trained log the same series:
+each batch's loss and metrics, target and measured sparsity, per-layer sparsity and mask churn
+at pruning steps, the compressed size of the weights, validation metrics at each epoch end.
+At the end it strips the wrappers (`strip_pruning`), uploads the stripped model (and any other
+`exports`) with the coverage report and finishes the run.
 
 Nothing here waits for the network while training: points go to a queue that a background
 thread spools to a local file and sends in batches (prunelab/sender.py, prunelab/spool.py).
@@ -28,9 +29,7 @@ import logging
 import os
 import time
 import uuid
-import zlib
 from collections.abc import Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -39,7 +38,16 @@ import numpy as np
 
 from prunelab.core.external import ExternalLayer, ExternalRunSpec, external_plan
 from prunelab.core.schedule_math import pruning_steps, should_prune
-from prunelab.core.specs import BlockSparsity, ConstantSchedule, MByNSparsity, PolynomialSchedule, UnstructuredSparsity
+from prunelab.core.scope import NO_WEIGHTS, LayerDecision
+from prunelab.core.specs import (
+    BlockSparsity,
+    ConstantSchedule,
+    MByNSparsity,
+    PiecewiseSchedule,
+    PolynomialSchedule,
+    UnstructuredSparsity,
+)
+from prunelab.core.telemetry import MaskHistory
 from prunelab.sender import Sender
 from prunelab.spool import Spool
 
@@ -49,18 +57,7 @@ if TYPE_CHECKING:  # pragma: no cover
 log = logging.getLogger("prunelab")
 
 EXPORTS = ("keras", "h5", "tflite", "tflite_int8")
-COMPRESSION_LEVEL = 6  # zlib level of the compressed-size metric, as the worker measures it
-MAX_PENDING_SNAPSHOTS = 4
 DEFAULT_URL = "http://127.0.0.1:8000"
-
-
-@dataclass(frozen=True)
-class Weight:
-    """A weight that survives `strip_pruning`, with the wrapper's mask when it is pruned."""
-
-    variable: Any
-    mask: Any | None
-    layer_name: str
 
 
 def schedule_from_tfmot(config: Mapping[str, Any]) -> ConstantSchedule | PolynomialSchedule | None:
@@ -79,24 +76,42 @@ def schedule_from_tfmot(config: Mapping[str, Any]) -> ConstantSchedule | Polynom
     return None
 
 
-def recover_batch_values(batch: int, means: Mapping[str, float], totals: dict[str, float]) -> dict[str, float]:
-    """Each batch's own value from Keras's running epoch means (equal batches: total_n = n * mean_n)."""
-    values = {}
-    for key, mean in means.items():
-        total = (batch + 1) * float(mean)
-        values[key] = total - totals.get(key, 0.0) if batch else float(mean)
-        totals[key] = total
-    return values
+@dataclass(frozen=True)
+class ScheduledSteps:
+    """The steps at which a schedule prunes, when fit does not say how many steps there will be."""
+
+    schedule: ConstantSchedule | PolynomialSchedule | PiecewiseSchedule | None
+
+    def __contains__(self, step: object) -> bool:
+        if self.schedule is None or not isinstance(step, int):
+            return False
+        end = self.schedule.end_step if self.schedule.end_step != -1 else 2**62
+        return should_prune(self.schedule.model_copy(update={"end_step": end}), step)
+
+
+class SenderReporter:
+    """The telemetry callback's `Reporter` for a script: points go to the sender, under the callback's run."""
+
+    def __init__(self, callback: Any) -> None:
+        self.callback = callback
+
+    def log(self, step: int, metrics: Mapping[str, float], wall_time: float) -> None:
+        self.callback.sender.log(self.callback.run_key, step, metrics, wall_time)
+
+    def stop_requested(self) -> bool:
+        run_key = self.callback.run_key
+        return run_key is not None and self.callback.sender.run_ended(run_key)
 
 
 def _build_class() -> type:
     os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")  # tfmot prunes tf-keras models
     import tensorflow as tf
     import tensorflow_model_optimization as tfmot
-    import tf_keras as keras
     from tensorflow_model_optimization.python.core.sparsity.keras.pruning_wrapper import PruneLowMagnitude
 
-    class PruneLabCallback(keras.callbacks.Callback):  # type: ignore[misc,name-defined]
+    from prunelab.telemetry_callback import TelemetryCallback, final_summary, pruned_refs
+
+    class PruneLabCallback(TelemetryCallback):  # type: ignore[misc,valid-type]
         """Logs a tfmot pruning run to PruneLab as an external run; put it beside `UpdatePruningStep`."""
 
         def __init__(
@@ -113,7 +128,7 @@ def _build_class() -> type:
             finish_timeout_s: float = 60.0,
             flush_interval_s: float = 0.5,
         ) -> None:
-            super().__init__()
+            super().__init__(SenderReporter(self))
             unknown = set(exports) - set(EXPORTS)
             if unknown:
                 raise ValueError(f"exports {sorted(unknown)} are not known; choose from {', '.join(EXPORTS)}")
@@ -129,18 +144,6 @@ def _build_class() -> type:
             self.sender.start()
             self.run_key: str | None = None
             self.spec: ExternalRunSpec | None = None
-            self.step = 0
-            self.measured_sparsity = 0.0
-            self.layer_sparsity: dict[str, float] = {}
-            self._target: list[float] = []
-            self._pruning_steps: frozenset[int] | None = None
-            self._schedule: Any = None
-            self._weights: list[Weight] = []
-            self._totals: dict[str, float] = {}
-            self._previous_masks: dict[str, list[np.ndarray]] = {}
-            self._executor: ThreadPoolExecutor | None = None
-            self._pending: list[Future[None]] = []
-            self._started = time.monotonic()
             self._finished = False
             atexit.register(self._at_exit)
 
@@ -184,7 +187,7 @@ def _build_class() -> type:
                             class_name=type(inner).__name__,
                             params=int(inner.count_params()),
                             wrapped=False,
-                            reason="not wrapped by the script" if inner.weights else "no weights to prune",
+                            reason="not wrapped by the script" if inner.weights else NO_WEIGHTS,
                         )
                     )
             known = [s for s in schedules.values() if s is not None]
@@ -226,78 +229,46 @@ def _build_class() -> type:
             )
 
         def on_train_begin(self, logs: Mapping[str, float] | None = None) -> None:
-            self._weights = _stripped_weights(self.model, PruneLowMagnitude)
-            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="prunelab-snapshots")
             if self.run_key is not None and not self._finished:
+                super().on_train_begin(logs)
                 return  # a fit inside a fit (none in Keras today): the same run goes on
             # Each fit is a run of its own: a second fit with this callback starts a new one.
-            self.run_key, self._finished, self.step, self.measured_sparsity = None, False, 0, 0.0
-            self._previous_masks = {}
-            self._started = time.monotonic()
+            self.run_key, self._finished = None, False
+            self.resume(0, 0.0, 0.0, {})
+            self.masks = MaskHistory()
             try:
                 self.spec = self._read_spec()
             except Exception:  # a model this callback cannot read is still logged, without its spec
                 log.warning("PruneLab: could not read the pruning spec from the model", exc_info=True)
                 self.spec = ExternalRunSpec(source="keras_callback", name=self.name[:200])
             plan = external_plan(self.spec)
-            self._target = plan.target_sparsity_series() if plan.prunes else []
+            self.target_sparsity = plan.target_sparsity_series() if plan.prunes else []
+            self.pruning_steps = ScheduledSteps(self.spec.schedule)
             if self.spec.schedule is not None and plan.total_steps:
                 # Masks are read where any wrapper updates its own: layers may carry schedules of their own.
                 steps = set(plan.pruning_steps())
                 for layer in (plan.layer_schedules or {}).values():
                     steps.update(pruning_steps(layer.schedule, plan.total_steps, self.spec.structure))
-                self._pruning_steps = frozenset(steps)
-            self._schedule = self.spec.schedule
+                self.pruning_steps = frozenset(steps)
+            super().on_train_begin(logs)
             self.run_key = uuid.uuid4().hex
             self.sender.open_run(self.run_key, self.spec.model_dump(mode="json"))
 
-        def _is_pruning_step(self, step: int) -> bool:
-            if self._pruning_steps is not None:
-                return step in self._pruning_steps
-            schedule = self._schedule
-            if schedule is None or not self._weights:
-                return False
-            end = schedule.end_step if schedule.end_step != -1 else 2**62
-            return should_prune(schedule.model_copy(update={"end_step": end}), step)
-
-        def on_epoch_begin(self, epoch: int, logs: Mapping[str, float] | None = None) -> None:
-            self._totals = {}
-
-        def on_train_batch_end(self, batch: int, logs: Mapping[str, float] | None = None) -> None:
-            self.step += 1
-            wall_time = time.monotonic() - self._started
-            numeric = {key: value for key, value in (logs or {}).items() if _is_number(value)}
-            metrics = recover_batch_values(batch, numeric, self._totals)
-            if self.step <= len(self._target):
-                metrics["target_sparsity"] = self._target[self.step - 1]
-            if self._is_pruning_step(self.step):
-                values = keras.backend.batch_get_value(_variables(self._weights))
-                masks = _layer_masks(self._weights, values)
-                metrics.update(self._mask_sparsity(masks))
-                self._in_background(values, wall_time, masks)
-            metrics["measured_sparsity"] = self.measured_sparsity
-            assert self.run_key is not None
-            self.sender.log(self.run_key, self.step, metrics, wall_time)
-            if self.sender.run_ended(self.run_key) and not self.model.stop_training:
-                # Cancelled on the dashboard (or deleted): the run takes nothing more. Any other refusal (a bad
-                # token, say) leaves training alone.
+        def on_stop_requested(self) -> None:
+            # Cancelled on the dashboard (or deleted): the run takes nothing more. Any other refusal (a bad
+            # token, say) leaves training alone.
+            if not self.model.stop_training:
+                assert self.run_key is not None
                 log.warning(
                     "PruneLab: the run ended on the server (%s); training stops", self.sender.refusal(self.run_key)
                 )
-                self.model.stop_training = True
-
-        def on_epoch_end(self, epoch: int, logs: Mapping[str, float] | None = None) -> None:
-            wall_time = time.monotonic() - self._started
-            metrics = {
-                key: value for key, value in (logs or {}).items() if key.startswith("val_") and _is_number(value)
-            }
-            metrics["epoch"] = epoch + 1
-            assert self.run_key is not None
-            self.sender.log(self.run_key, self.step, metrics, wall_time)
-            self._in_background(keras.backend.batch_get_value(_variables(self._weights)), wall_time, None)
+            super().on_stop_requested()
 
         def on_train_end(self, logs: Mapping[str, float] | None = None) -> None:
-            self._drain()
+            try:
+                self.close()
+            except Exception:
+                log.warning("PruneLab: a weight snapshot failed", exc_info=True)
             if self.run_key is None or self._finished:
                 return
             if self.sender.run_ended(self.run_key):
@@ -309,7 +280,7 @@ def _build_class() -> type:
             except Exception as failure:  # training is over and fine: only its files are missing
                 log.warning("PruneLab: the model could not be exported", exc_info=True)
                 summary, status, error = {}, "failed", f"exporting the model failed: {failure}"
-            summary.update({"steps": self.step, "wall_time_s": time.monotonic() - self._started})
+            summary.update({"steps": self.step, "wall_time_s": self.wall_time()})
             self.sender.finish(self.run_key, status, summary, error)
             self._finished = True
             if not self.sender.wait_for(self.run_key, self.finish_timeout_s):
@@ -327,59 +298,17 @@ def _build_class() -> type:
                 self.sender.finish(self.run_key, "failed", {"steps": self.step}, "the script ended before fit returned")
                 self.sender.wait_for(self.run_key, 5.0)
 
-        # Weights, masks and what they measure.
-        def _mask_sparsity(self, masks: dict[str, list[np.ndarray]]) -> dict[str, float]:
-            zeros = {name: sum(m.size - int(np.count_nonzero(m)) for m in ms) for name, ms in masks.items()}
-            sizes = {name: sum(m.size for m in ms) for name, ms in masks.items()}
-            total = sum(sizes.values())
-            self.measured_sparsity = sum(zeros.values()) / total if total else 0.0
-            self.layer_sparsity = {name: zeros[name] / sizes[name] for name in sizes if sizes[name]}
-            return {f"layer_sparsity/{name}": value for name, value in self.layer_sparsity.items()}
-
-        def _in_background(
-            self, values: list[np.ndarray], wall_time: float, masks: dict[str, list[np.ndarray]] | None
-        ) -> None:
-            self._pending = [future for future in self._pending if not future.done()]
-            while len(self._pending) >= MAX_PENDING_SNAPSHOTS:  # training waits rather than queue more copies
-                self._pending.pop(0).result()
-            if self._executor is not None:
-                self._pending.append(self._executor.submit(self._snapshot, self.step, values, wall_time, masks))
-
-        def _snapshot(
-            self, step: int, values: list[np.ndarray], wall_time: float, masks: dict[str, list[np.ndarray]] | None
-        ) -> None:
-            arrays = _apply_masks(self._weights, values)
-            size = len(zlib.compress(b"".join(np.ascontiguousarray(a).tobytes() for a in arrays), COMPRESSION_LEVEL))
-            metrics: dict[str, float] = {"compressed_size_bytes": float(size)}
-            for name, layer_masks in (masks or {}).items():
-                binary = [mask != 0 for mask in layer_masks]
-                previous = self._previous_masks.get(name)
-                flipped = (
-                    sum(int(np.count_nonzero(a != b)) for a, b in zip(previous, binary, strict=True)) if previous else 0
-                )
-                metrics[f"mask_churn/{name}"] = flipped / max(1, sum(mask.size for mask in binary))
-                self._previous_masks[name] = binary
-            assert self.run_key is not None
-            self.sender.log(self.run_key, step, metrics, wall_time)
-
-        def _drain(self) -> None:
-            if self._executor is not None:
-                self._executor.shutdown(wait=True)
-                self._executor = None
-            for future in self._pending:
-                try:
-                    future.result()
-                except Exception:
-                    log.warning("PruneLab: a weight snapshot failed", exc_info=True)
-            self._pending = []
-
         def _deliver_model(self) -> dict[str, Any]:
             """Strip the wrappers, measure what was pruned, save and hand each export to the sender."""
             assert self.run_key is not None
-            pruned_refs = {w.variable.ref() for w in self._weights if w.mask is not None}
+            refs = pruned_refs(self.model)
             wrapped = any(isinstance(layer, PruneLowMagnitude) for layer in self.model.layers)
             stripped = tfmot.sparsity.keras.strip_pruning(self.model) if wrapped else self.model
-            coverage, summary = _coverage(stripped, self.spec, pruned_refs)
+            decisions = [
+                LayerDecision(layer.name, layer.class_name, layer.wrapped, None if layer.wrapped else layer.reason)
+                for layer in (self.spec.layers if self.spec else [])
+            ]
+            summary = final_summary(stripped, refs, decisions)
             folder = self.spool.folder / "files" / self.run_key
             folder.mkdir(parents=True, exist_ok=True)
             for export_format in self.exports:
@@ -391,7 +320,7 @@ def _build_class() -> type:
                     log.warning("PruneLab: the %s export failed; it is not uploaded", export_format, exc_info=True)
                     continue
                 self.sender.add_artifact(self.run_key, export_format, path, _sha256(path))
-            return {**summary, "coverage": coverage}
+            return summary
 
     return PruneLabCallback
 
@@ -412,80 +341,6 @@ def _structure(wrapper: Any) -> BlockSparsity | MByNSparsity | UnstructuredSpars
         pooling = str(getattr(wrapper, "block_pooling_type", "AVG")).upper()
         return BlockSparsity(block_size=(block[0], block[1]), block_pooling_type="MAX" if pooling == "MAX" else "AVG")
     return UnstructuredSparsity()
-
-
-def _stripped_weights(model: Any, wrapper_class: type) -> list[Weight]:
-    weights = []
-    for layer in model.layers:
-        if isinstance(layer, wrapper_class):
-            masks = {weight.ref(): mask for weight, mask, _ in layer.pruning_vars}  # type: ignore[attr-defined]
-            for variable in layer.layer.weights:  # type: ignore[attr-defined]
-                weights.append(Weight(variable, masks.get(variable.ref()), layer.layer.name))  # type: ignore[attr-defined]
-        else:
-            weights.extend(Weight(variable, None, layer.name) for variable in layer.weights)
-    return weights
-
-
-def _variables(weights: list[Weight]) -> list[Any]:
-    return [w.variable for w in weights] + [w.mask for w in weights if w.mask is not None]
-
-
-def _layer_masks(weights: list[Weight], values: list[np.ndarray]) -> dict[str, list[np.ndarray]]:
-    masks = iter(values[len(weights) :])
-    by_layer: dict[str, list[np.ndarray]] = {}
-    for weight in weights:
-        if weight.mask is not None:
-            by_layer.setdefault(weight.layer_name, []).append(next(masks))
-    return by_layer
-
-
-def _apply_masks(weights: list[Weight], values: list[np.ndarray]) -> list[np.ndarray]:
-    masks = iter(values[len(weights) :])
-    return [
-        value * next(masks) if weight.mask is not None else value
-        for weight, value in zip(weights, values[: len(weights)], strict=True)
-    ]
-
-
-def _coverage(
-    stripped: Any, spec: ExternalRunSpec | None, pruned_refs: set[Any]
-) -> tuple[dict[str, Any], dict[str, Any]]:
-    """summary["coverage"] as the worker writes it, and the run's final counts, from the stripped model."""
-    decisions = {layer.name: layer for layer in (spec.layers if spec else [])}
-    layers, prunable_total, zeros_total, nonzero = [], 0, 0, 0
-    for layer in stripped.layers:
-        zeros = 0
-        for weight in layer.weights:
-            value = weight.numpy()
-            nonzero += int(np.count_nonzero(value))
-            if weight.ref() in pruned_refs:
-                zeros += int(value.size - np.count_nonzero(value))
-                prunable_total += int(value.size)
-        zeros_total += zeros
-        decision = decisions.get(layer.name)
-        layers.append(
-            {
-                "name": layer.name,
-                "class_name": type(layer).__name__,
-                "wrapped": bool(decision and decision.wrapped),
-                "reason": None if decision and decision.wrapped else (decision.reason if decision else "not wrapped"),
-                "params": int(layer.count_params()),
-                "pruned_params": zeros,
-            }
-        )
-    params_total = int(stripped.count_params())
-    coverage = {
-        "layers": layers,
-        "sparsity_prunable": zeros_total / prunable_total if prunable_total else 0.0,
-        "sparsity_total": zeros_total / params_total if params_total else 0.0,
-    }
-    summary = {
-        "measured_sparsity": coverage["sparsity_prunable"],
-        "param_count": params_total,
-        "prunable_param_count": prunable_total,
-        "nonzero_params": nonzero,
-    }
-    return coverage, summary
 
 
 def _save(model: Any, export_format: str, folder: Path, tf: Any) -> Path:
@@ -510,16 +365,6 @@ def _sha256(path: Path) -> str:
         for chunk in iter(lambda: handle.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
-
-
-def _is_number(value: object) -> bool:
-    if isinstance(value, bool):
-        return False
-    try:
-        float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return False
-    return np.ndim(value) == 0  # type: ignore[arg-type]
 
 
 def _plain(value: object) -> str | float | int | bool | None:

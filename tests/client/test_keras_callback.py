@@ -149,7 +149,7 @@ def test_a_script_logs_a_pruned_functional_model(live: LiveStack, spool_dir: Pat
     coverage = {layer["name"]: layer for layer in run["summary"]["coverage"]["layers"]}
     assert coverage["conv"]["wrapped"] and coverage["hidden"]["wrapped"] and coverage["skip"]["wrapped"]
     assert not coverage["logits"]["wrapped"] and coverage["logits"]["pruned_params"] == 0
-    assert coverage["flatten"]["reason"] == "no weights to prune"
+    assert coverage["flatten"]["reason"] == "no weights"
     assert coverage["hidden"]["pruned_params"] == pytest.approx(TARGET * 6 * 6 * 8 * 32, abs=2)  # its kernel only
     assert run["summary"]["coverage"]["sparsity_prunable"] == pytest.approx(TARGET, abs=0.01)
     assert run["summary"]["measured_sparsity"] == pytest.approx(TARGET, abs=0.01)

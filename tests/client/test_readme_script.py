@@ -77,7 +77,7 @@ def test_the_readme_script_logs_an_external_run(
 
     coverage = {layer["name"]: layer for layer in run["summary"]["coverage"]["layers"]}
     assert coverage["conv2d"]["wrapped"] and coverage["dense"]["wrapped"]
-    assert not coverage["flatten"]["wrapped"] and coverage["flatten"]["reason"] == "no weights to prune"
+    assert not coverage["flatten"]["wrapped"] and coverage["flatten"]["reason"] == "no weights"
     assert run["summary"]["coverage"]["sparsity_prunable"] == pytest.approx(0.875, abs=0.01)
 
     download = httpx.get(f"{live.url}/api/runs/{run_id}/model?format=keras", timeout=30)

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from prunelab.core.plans import resolve_plan
-from prunelab.worker.training.callbacks import BatchMetricRecovery, PruningReporter
+from prunelab.core.telemetry import BatchMetricRecovery
+from prunelab.worker.training.callbacks import PruningReporter
 from prunelab.worker.training.datasets import load_dataset
 from prunelab.worker.training.reporting import MemoryReporter
 from prunelab.worker.training.tf import keras, tfmot
@@ -16,22 +17,22 @@ from tests.worker.conftest import DATA_DIR, POLYNOMIAL_SPEC
 
 def test_recovery_inverts_float32_running_means_with_a_short_last_batch() -> None:
     rng = np.random.default_rng(0)
-    examples, batch_size = 10, 4  # batches of 4, 4 and 2
+    # 10 examples in batches of 4, 4 and 2
     losses = rng.uniform(0.1, 3.0, size=3)
     correct = [3, 4, 1]
     sizes = [4, 4, 2]
-    recovery = BatchMetricRecovery(examples, batch_size, ("loss", "accuracy"))
+    recovery = BatchMetricRecovery()
     loss_total = correct_total = seen = 0.0
     for index, size in enumerate(sizes):
         loss_total += np.float32(losses[index] * size)
         correct_total += correct[index]
         seen += size
         running = {"loss": float(np.float32(loss_total / seen)), "accuracy": float(np.float32(correct_total / seen))}
-        values = recovery.batch_values(index, running)
+        values = recovery.batch_values(index, running, seen_examples=seen)
         assert values["accuracy"] == correct[index] / size
         assert values["loss"] == pytest.approx(losses[index], rel=1e-5)
     recovery.start_epoch()
-    assert recovery.batch_values(0, {"loss": 1.5, "accuracy": 0.25}) == {"loss": 1.5, "accuracy": 0.25}
+    assert recovery.batch_values(0, {"loss": 1.5, "accuracy": 0.25}, seen_examples=4) == {"loss": 1.5, "accuracy": 0.25}
 
 
 def test_batch_values_average_to_the_epoch_values_keras_reports() -> None:

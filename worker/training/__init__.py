@@ -1,6 +1,6 @@
 """PruneLab's training library: datasets, model zoo, pruning callbacks, export and the training loop.
 
 Nothing here knows of the database or the web; results go out through
-`worker.training.reporting.Reporter`. TensorFlow is imported only by
-`worker.training.tf`, so importing this package stays cheap.
+`prunelab.core.telemetry.Reporter`. TensorFlow is imported only by
+`worker.training.tf` (and the shared `prunelab.telemetry_callback`), so importing this package stays cheap.
 """

@@ -9,9 +9,9 @@ from pathlib import Path
 from prunelab.core.exports import ARTIFACT_FILE_NAMES
 from prunelab.core.plans import RunPlan
 from prunelab.core.specs import RunSpec
+from prunelab.core.telemetry import MaskHistory
 from prunelab.worker.training import export, export_tflite
 from prunelab.worker.training.datasets import Dataset
-from prunelab.worker.training.masks import MaskHistory
 from prunelab.worker.training.tf import keras
 from prunelab.worker.training.verify import write_manifest
 

@@ -5,40 +5,14 @@ from __future__ import annotations
 import shutil
 import tempfile
 import zipfile
-import zlib
 from collections.abc import Iterable
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from prunelab.core.exports import ARTIFACT_FILE_NAMES, EXPORT_FORMATS, file_digest, zipped_size
-from prunelab.worker.training.tf import PruneLowMagnitude, keras, tf, tfmot
-
-# The level at which weight bytes are compressed while training (zlib's default trade-off).
-COMPRESSION_LEVEL = 6
-
-
-@dataclass(frozen=True)
-class StrippedWeight:
-    """A weight that survives `strip_pruning`, with the mask that zeroes it while it is wrapped."""
-
-    variable: tf.Variable
-    mask: tf.Variable | None  # the wrapper's mask variable, None for weights that are not pruned
-    layer_name: str  # the name of the layer that owns the weight (not its wrapper's)
-
-
-def stripped_weights(model: keras.Model) -> list[StrippedWeight]:
-    """Every weight of `model` except tfmot's mask, threshold and pruning_step variables."""
-    weights = []
-    for layer in model.layers:
-        if isinstance(layer, PruneLowMagnitude):
-            masks = {weight.ref(): mask for weight, mask, _ in layer.pruning_vars}
-            for variable in layer.layer.weights:
-                weights.append(StrippedWeight(variable, masks.get(variable.ref()), layer.layer.name))
-        else:
-            weights.extend(StrippedWeight(variable, None, layer.name) for variable in layer.weights)
-    return weights
+from prunelab.telemetry_callback import StrippedWeight, read_variables, stripped_arrays, stripped_weights
+from prunelab.worker.training.tf import PruneLowMagnitude, keras, tfmot
 
 
 def pruned_weights(model: keras.Model) -> list[StrippedWeight]:
@@ -46,35 +20,10 @@ def pruned_weights(model: keras.Model) -> list[StrippedWeight]:
     return [weight for weight in stripped_weights(model) if weight.mask is not None]
 
 
-def read_variables(weights: list[StrippedWeight]) -> list[np.ndarray]:
-    """One `batch_get_value` of the weights followed by their masks (see `apply_masks`)."""
-    variables = [weight.variable for weight in weights]
-    variables += [weight.mask for weight in weights if weight.mask is not None]
-    return keras.backend.batch_get_value(variables)
-
-
-def apply_masks(weights: list[StrippedWeight], values: list[np.ndarray]) -> list[np.ndarray]:
-    """The arrays `strip_pruning` would leave, from a `read_variables` snapshot."""
-    masks = iter(values[len(weights) :])
-    return [
-        value * next(masks) if weight.mask is not None else value
-        for weight, value in zip(weights, values[: len(weights)], strict=True)
-    ]
-
-
 def stripped_weight_arrays(model: keras.Model) -> list[np.ndarray]:
     """The weights of `model` as they will be exported: pruned kernels multiplied by their masks."""
     weights = stripped_weights(model)
-    return apply_masks(weights, read_variables(weights))
-
-
-def compressed_weights_size(arrays: list[np.ndarray]) -> int:
-    """Bytes of the concatenated weight tensors after zlib at `COMPRESSION_LEVEL`."""
-    return len(zlib.compress(b"".join(array.tobytes() for array in arrays), COMPRESSION_LEVEL))
-
-
-def zero_fraction(array: np.ndarray) -> float:
-    return 1.0 - np.count_nonzero(array) / array.size if array.size else 0.0
+    return stripped_arrays(weights, read_variables(weights))
 
 
 def strip(model: keras.Model) -> keras.Model:

@@ -1,16 +1,14 @@
-"""Wrap the layers a spec selects, check a model can be pruned at all, and report coverage."""
+"""Wrap the layers a spec selects and check a model can be pruned at all."""
 
 from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
-
 from prunelab.core.plans import RunPlan
 from prunelab.core.scope import DENSE_RUN, LayerDecision, LayerFacts, Problem, decide_layers, scope_problems
 from prunelab.core.specs import BlockSparsity, MByNSparsity, RunSpec
-from prunelab.worker.training.tf import PruneLowMagnitude, keras, tfmot
 from prunelab.worker.training.tf import PruneRegistry as Registry
+from prunelab.worker.training.tf import keras, tfmot
 from prunelab.worker.training.tfmot_schedules import tfmot_schedule
 
 
@@ -109,41 +107,3 @@ def dense_decisions(model: keras.Model, spec: RunSpec) -> list[LayerDecision]:
         LayerDecision(decision.name, decision.class_name, False, decision.reason or DENSE_RUN)
         for decision in decide_layers(layer_facts(model), spec)
     ]
-
-
-def coverage_report(decisions: list[LayerDecision], stripped: keras.Model, pruned_model: keras.Model) -> dict:
-    """summary["coverage"]: per layer whether it was wrapped and why not, and the sparsity reached."""
-    # strip_pruning hands back the wrapped layers themselves, so their variables are the same objects.
-    pruned_refs = {
-        weight.ref()
-        for layer in pruned_model.layers
-        if isinstance(layer, PruneLowMagnitude)
-        for weight, _, _ in layer.pruning_vars
-    }
-    layers: list[dict[str, Any]] = []
-    prunable_total = 0
-    for decision in decisions:
-        layer = stripped.get_layer(decision.name)
-        zeros = 0
-        for weight in layer.weights:
-            if weight.ref() in pruned_refs:
-                value = weight.numpy()
-                zeros += int(value.size - np.count_nonzero(value))
-                prunable_total += int(value.size)
-        layers.append(
-            {
-                "name": decision.name,
-                "class_name": decision.class_name,
-                "wrapped": decision.wrapped,
-                "reason": decision.reason,
-                "params": int(layer.count_params()),
-                "pruned_params": zeros,
-            }
-        )
-    pruned_total = sum(layer["pruned_params"] for layer in layers)
-    params_total = sum(layer["params"] for layer in layers)
-    return {
-        "layers": layers,
-        "sparsity_prunable": pruned_total / prunable_total if prunable_total else 0.0,
-        "sparsity_total": pruned_total / params_total if params_total else 0.0,
-    }

@@ -1,19 +1,14 @@
-"""The narrow interface through which training reports, so it never knows of a database."""
+"""Where training reports to in tests, benchmarks and scripts; the `Reporter` interface itself is in core."""
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Protocol
 
+from prunelab.core.telemetry import Reporter
 
-class Reporter(Protocol):
-    def log(self, step: int, metrics: Mapping[str, float], wall_time: float) -> None:
-        """Record metric values at a training step; must return at once (never blocks on I/O)."""
-
-    def stop_requested(self) -> bool:
-        """True once the run should stop (cancelled); checked after every training step."""
+__all__ = ["MemoryReporter", "Reporter"]
 
 
 @dataclass

@@ -14,13 +14,14 @@ from prunelab.core.plans import RunPlan, split_sizes
 from prunelab.core.recipes import LotteryTicketRecipe, SensitivityRecipe
 from prunelab.core.scope import DENSE_RUN, LayerDecision
 from prunelab.core.specs import RunSpec
+from prunelab.telemetry_callback import final_summary, pruned_refs
 from prunelab.worker.training import compress, export
 from prunelab.worker.training.callbacks import PruningReporter, TrainingStopped
 from prunelab.worker.training.checkpoints import Checkpointer, EpochCheckpoint, resume_from
 from prunelab.worker.training.datasets import Dataset, load_dataset
 from prunelab.worker.training.deliver import deliver
 from prunelab.worker.training.epochs import epoch_batches, steps_per_epoch
-from prunelab.worker.training.pruning import coverage_report, dense_decisions, prune_model
+from prunelab.worker.training.pruning import dense_decisions, prune_model
 from prunelab.worker.training.recipes import lottery, sensitivity
 from prunelab.worker.training.recipes.start import starting_model
 from prunelab.worker.training.reporting import Reporter
@@ -232,12 +233,10 @@ def _deliver(
     started: float,
 ) -> TrainingResult:
     """Strip, verify and export the trained model; evaluate it on the test set; run the compress stages."""
-    pruned = export.pruned_weights(model)
-    prunable_param_count = sum(weight.variable.shape.num_elements() for weight in pruned)
-    pruned_names = {weight.variable.name for weight in pruned}
     pruned_kernels: dict[str, list[str]] = {}
-    for weight in pruned:
+    for weight in export.pruned_weights(model):
         pruned_kernels.setdefault(weight.layer_name, []).append(weight.variable.name)
+    refs = pruned_refs(model)
     stripped = export.strip(model)
     measured_by_layer = verify_export(stripped, pruned_kernels, progress.layer_sparsity, spec)
     delivery = deliver(stripped, dense, spec, plan, dataset, output_dir, measured_by_layer, progress.masks)
@@ -245,17 +244,11 @@ def _deliver(
     test_loss, test_accuracy = stripped.evaluate(dataset.x_test, dataset.y_test, batch_size=spec.batch_size, verbose=0)
     reporter.log(progress.step, {"test_loss": test_loss, "test_accuracy": test_accuracy}, progress.wall_time())
 
-    weights = {variable.name: variable.numpy() for variable in stripped.weights}
-    pruned_zeros = sum(weights[name].size - np.count_nonzero(weights[name]) for name in pruned_names)
     summary: dict[str, Any] = {
         "test_loss": float(test_loss),
         "test_accuracy": float(test_accuracy),
-        "param_count": int(stripped.count_params()),
-        "prunable_param_count": int(prunable_param_count),
-        "nonzero_params": int(sum(np.count_nonzero(value) for value in weights.values())),
-        "measured_sparsity": float(pruned_zeros / prunable_param_count) if prunable_param_count else 0.0,
+        **final_summary(stripped, refs, decisions),
         **delivery.summary,
-        "coverage": coverage_report(decisions, stripped, model),
         "wall_time_s": time.monotonic() - started,
         "steps": progress.step,
     }
