@@ -14,12 +14,19 @@ from prunelab.worker.training.tf import PruneLowMagnitude, keras
 from prunelab.worker.training.zoo import build_model
 
 
-@pytest.mark.parametrize("model", sorted(MODELS))
-@pytest.mark.parametrize("dataset", sorted(DATASETS))
+# Only the pairs that build: a model too deep for a data set's images is refused before training, which
+# tests/core/test_architectures checks.
+BUILDABLE = [
+    (model, dataset)
+    for dataset in sorted(DATASETS)
+    for model in sorted(MODELS)
+    if fits(model, DATASETS[dataset].input_shape)
+]
+
+
+@pytest.mark.parametrize(("model", "dataset"), BUILDABLE)
 def test_api_layer_facts_and_param_counts_equal_keras(model: str, dataset: str) -> None:
     info = DATASETS[dataset]
-    if not fits(model, info.input_shape):
-        pytest.skip(f"{model} does not build for {dataset} (tests/core/test_architectures checks the refusal)")
     built = build_model(model, info.input_shape, info.num_classes)
     assert layer_facts(built) == model_layers(model, info.input_shape, info.num_classes)
     assert param_counts(model, info.input_shape, info.num_classes)["params"] == built.count_params()
