@@ -13,7 +13,6 @@ from prunelab.worker.training.pruning import layer_facts, preflight_model, prune
 from prunelab.worker.training.tf import PruneLowMagnitude, keras
 from prunelab.worker.training.zoo import build_model
 
-
 # Only the pairs that build: a model too deep for a data set's images is refused before training, which
 # tests/core/test_architectures checks.
 BUILDABLE = [
