@@ -116,7 +116,8 @@ async function start() {
       if (error instanceof ApiError && error.status === 422) {
         // A base field's message goes next to it; a point's or an axis's is listed here.
         const detail = (Array.isArray(error.detail) ? error.detail : [{ field: "", msg: String(error.detail) }])
-          .map((item) => ({ ...item, field: item.field.replace(/^base\./, "") }));
+          // A point's or an axis's message names it already; a base field's goes next to the field.
+          .map((item) => ({ ...item, field: /^(points|axes|samples|seeds)\b/.test(item.field) ? "" : item.field.replace(/^base\./, "") }));
         schemaForm.clearErrors();
         const orphans = schemaForm.showServerErrors(detail);
         formError.textContent = orphans.join("\n") || "The sweep was not submitted: see the highlighted fields.";

@@ -36,8 +36,11 @@ def test_sweep_form_submits_and_the_page_fills_in_live(page: Page, stack: StackC
 
     page.get_by_role("button", name="Submit sweep").click()
     error = page.locator("#form-error")
-    expect(error).to_contain_text("point 1 (variant constant, sparsity 1.0, seed 0): schedule.target_sparsity")
-    expect(error).to_contain_text("point 3 (variant polynomial, sparsity 1.0, seed 0): schedule.final_sparsity")
+    expect(error).to_have_text(
+        "point 1 (variant constant, sparsity 1, seed 0): schedule.target_sparsity: target_sparsity must be in range "
+        "[0,1)\npoint 3 (variant polynomial, sparsity 1, seed 0): schedule.final_sparsity: final_sparsity must be in "
+        "range [0,1)"
+    )
     assert httpx.get(f"{stack.base_url}/api/runs").json()["total"] == 0  # all or nothing
     shot(page, "sweep-form-refused")
 
