@@ -30,7 +30,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from prunelab.core.errors import InvalidSpec
-from prunelab.core.specs import UNION_TAGS, PlainText, RunSpec
+from prunelab.core.specs import SCHEDULE_KINDS, UNION_TAGS, PlainText, RunSpec
 
 SPARSITY_AXIS = "sparsity"
 SPARSITY_FIELDS = {"constant": "target_sparsity", "polynomial": "final_sparsity"}
@@ -260,6 +260,8 @@ def set_sparsity(spec: dict[str, Any], value: Any) -> None:
     if not isinstance(schedule, dict):
         raise ValueError("schedule must be an object for the sparsity axis")
     kind = schedule.setdefault("kind", DEFAULT_SCHEDULE_KIND)
+    if not isinstance(kind, str):
+        raise ValueError(f"schedule.kind must be one of {', '.join(SCHEDULE_KINDS)}")
     if kind in SPARSITY_FIELDS:
         schedule[SPARSITY_FIELDS[kind]] = value
         return
@@ -268,6 +270,8 @@ def set_sparsity(spec: dict[str, Any], value: Any) -> None:
     if not isinstance(value, int | float) or isinstance(value, bool):
         raise ValueError(f"sparsity {value!r} must be a number")
     points = schedule.get("points", [[0, 0.0], [1.0, 0.5]])
+    if not (isinstance(points, list) and points and all(_is_pair(point) for point in points)):
+        raise ValueError("schedule.points must be a list of [step, sparsity] pairs of numbers")
     last = float(points[-1][1])
     if last <= 0:
         raise ValueError(
@@ -279,6 +283,14 @@ def set_sparsity(spec: dict[str, Any], value: Any) -> None:
 def point_problem(index: int, label: str, error: Exception) -> tuple[tuple[str, ...], str]:
     """Where and why a point is not a valid run: `points.<index>`, the point's values and the spec's own message."""
     return ("points", str(index)), f"point {index} ({label}): {_reason(error)}"
+
+
+def _is_pair(point: Any) -> bool:
+    return (
+        isinstance(point, list | tuple)
+        and len(point) == 2
+        and all(isinstance(part, int | float) and not isinstance(part, bool) for part in point)
+    )
 
 
 def _reason(error: Exception) -> str:
