@@ -2,7 +2,8 @@
 
 The form: the run form with schedule variants, a varied field and seeds; a point that is not a valid spec is
 refused with the server's message naming it, and nothing is queued; fixed, the sweep is submitted and its page
-shows the runs filling in until every point succeeded. A second sweep is cancelled from its page.
+shows the runs filling in until every point succeeded. A second sweep is cancelled from its page, and its
+failed point retried.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import httpx
 import pytest
 from playwright.sync_api import Page, expect
+from sqlalchemy import create_engine, text
 
 from harness.browser import screenshot as shot
 from harness.stack import StackConfig
@@ -81,6 +83,22 @@ def test_cancel_from_the_sweep_page(page: Page, stack: StackConfig) -> None:
     expect(page.locator("#status")).to_have_text("cancelled", timeout=120_000)
     expect(page.locator("#points tbody tr[data-status=queued]")).to_have_count(0)
     expect(page.locator("#points tbody tr[data-status=cancelled]")).not_to_have_count(0)
+    expect(page.get_by_role("button", name="Retry failed points")).to_be_disabled()
+
+    # A failed point (made so in the database: a run that fails on its own takes a broken model) is run again.
+    failed_run = httpx.get(f"{stack.base_url}/api/sweeps/{sweep_id}").json()["points"][-1]["run_id"]
+    engine = create_engine(stack.database_url)
+    with engine.begin() as connection:
+        connection.execute(text("UPDATE runs SET status = 'failed' WHERE id = :id"), {"id": failed_run})
+    engine.dispose()
+    page.reload()
+    expect(page.locator("#points tbody tr").last).to_have_attribute("data-status", "failed")
+    page.get_by_role("button", name="Retry failed points").click()
+    expect(page.locator("#points tbody tr").last).not_to_have_attribute("data-status", "failed")
+    expect(page.locator("#points tbody tr").last).not_to_contain_text(f"#{failed_run}")
+    expect(page.get_by_role("button", name="Retry failed points")).to_be_disabled()
+    retried = httpx.get(f"{stack.base_url}/api/runs/{failed_run}").json()
+    assert retried["status"] == "failed" and retried["tags"] == [f"retried:sweep:{sweep_id}"]
 
     page.goto(f"{stack.base_url}/sweep.html")
     expect(page.locator("#points tbody tr")).to_have_count(2)
