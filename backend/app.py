@@ -30,6 +30,7 @@ from prunelab.server.runs.monitoring import install_metrics
 from prunelab.server.runs.reaper import ReaperThread
 from prunelab.server.runs.routes import router as runs_router
 from prunelab.server.settings import Settings, get_settings
+from prunelab.server.sweeps.routes import router as sweeps_router
 from prunelab.server.uploads.routes import router as uploads_router
 from prunelab.server.users.access import AccessControl
 from prunelab.server.users.routes import router as users_router
@@ -86,6 +87,7 @@ def create_app() -> FastAPI:
         compare_router,
         groups_router,
         workers_router,
+        sweeps_router,
     )
     for router in (*routers, users_router, mlflow_router, imports_router):
         app.include_router(router)

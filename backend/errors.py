@@ -20,10 +20,11 @@ from prunelab.core.errors import (
     RangeNotSatisfiable,
     RunNotFound,
     RunStateConflict,
+    SweepNotFound,
     UploadNotFound,
 )
-from prunelab.core.recipes import RECIPE_KINDS
-from prunelab.core.specs import COMPRESS_KINDS, SCHEDULE_KINDS, STRUCTURE_KINDS
+from prunelab.core.specs import UNION_TAGS
+from prunelab.core.sweeps import InvalidSweep
 
 
 class ErrorMessage(BaseModel):
@@ -32,7 +33,7 @@ class ErrorMessage(BaseModel):
 
 # Documented on routers whose services raise these, so the OpenAPI schema lists every answer they give.
 NOT_FOUND: dict[int | str, dict[str, Any]] = {
-    404: {"model": ErrorMessage, "description": "No such run, artifact or upload."}
+    404: {"model": ErrorMessage, "description": "No such run, sweep, artifact or upload."}
 }
 CONFLICT: dict[int | str, dict[str, Any]] = {
     409: {"model": ErrorMessage, "description": "The run's state or stored file does not allow it."}
@@ -44,14 +45,13 @@ STATUS_CODES: tuple[tuple[type[PruneLabError], int], ...] = (
     (InvalidUpload, 422),
     (RunNotFound, 404),
     (UploadNotFound, 404),
+    (SweepNotFound, 404),
     (ArtifactNotFound, 404),
     (ArtifactCorrupted, 409),
     (RunStateConflict, 409),
     (RangeNotSatisfiable, 416),
     (ArtifactStoreUnavailable, 503),
 )
-
-UNION_TAGS = frozenset(SCHEDULE_KINDS + STRUCTURE_KINDS + RECIPE_KINDS + COMPRESS_KINDS)
 
 
 def status_code(error: PruneLabError) -> int:
@@ -80,6 +80,8 @@ def install_handlers(app: FastAPI) -> None:
         if isinstance(exc, InvalidFilter):  # the column lets a page put the caret where the mistake is
             item = _error_item(("query", *exc.field), exc.message, "invalid_filter")
             detail: object = [{**item, "column": exc.column}]
+        elif isinstance(exc, InvalidSweep):  # every bad point or path, each named
+            detail = [_error_item(("body", *field), message) for field, message in exc.problems]
         elif isinstance(exc, InvalidSpec):
             detail = [_error_item(("body", *exc.field), exc.message)]
         elif isinstance(exc, InvalidUpload):

@@ -166,6 +166,43 @@ class Run(Base):
         return self.owner.name if self.owner else None
 
 
+class Sweep(Base):
+    """A submitted sweep (`core.sweeps.SweepSpec`): its points are runs, each tagged with the sweep and its point."""
+
+    __tablename__ = "sweeps"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), default="")
+    spec: Mapped[dict[str, Any]] = mapped_column(JSON)
+    point_count: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    owner_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), index=True, default=None)
+    owner: Mapped[User | None] = relationship(lazy="joined")
+
+    @property
+    def owner_name(self) -> str | None:
+        return self.owner.name if self.owner else None
+
+
+class SweepPoint(Base):
+    """One point of a sweep (variant, axis values, seed) and the run that stands for it now.
+
+    `run_id` is NULL once that run is deleted: the point is missing. A retried point names its new run.
+    """
+
+    __tablename__ = "sweep_points"
+    __table_args__ = (UniqueConstraint("sweep_id", "index"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    sweep_id: Mapped[int] = mapped_column(ForeignKey("sweeps.id", ondelete="CASCADE"))
+    index: Mapped[int] = mapped_column(Integer)
+    variant: Mapped[str | None] = mapped_column(String(40), default=None)
+    values: Mapped[dict[str, Any]] = mapped_column(JSON)
+    seed: Mapped[int] = mapped_column(BigInteger)
+    run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id", ondelete="SET NULL"), index=True, default=None)
+
+
 class Metric(Base):
     """Append-only history: one value per (run, key, step). NULL value = non-finite (NaN/inf)."""
 

@@ -77,6 +77,9 @@ class Settings(BaseSettings):
         200 * 1024 * 1024, gt=0, description="Largest request body accepted, refused with 413 before it is read."
     )
 
+    max_sweep_runs: int = Field(
+        1000, ge=1, description="Most runs one sweep may make; a larger sweep is refused with 422 saying how many."
+    )
     max_points_bytes: int = Field(
         8 * 1024 * 1024, gt=0, description="Largest batch of metric points (POST /api/runs/{id}/points) accepted."
     )

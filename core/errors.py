@@ -39,6 +39,11 @@ class RunNotFound(PruneLabError):
         super().__init__(f"run {run_id} does not exist")
 
 
+class SweepNotFound(PruneLabError):
+    def __init__(self, sweep_id: int) -> None:
+        super().__init__(f"sweep {sweep_id} does not exist")
+
+
 class ArtifactNotFound(PruneLabError):
     """A file a run or upload does not have (yet)."""
 

@@ -12,7 +12,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from prunelab.core.catalog import DATASETS, MODELS, choices
-from prunelab.core.recipes import FromScratchRecipe, Recipe
+from prunelab.core.recipes import RECIPE_KINDS, FromScratchRecipe, Recipe
 
 
 def _check_sparsity(value: float, name: str) -> float:
@@ -319,6 +319,9 @@ def check_compress_order(stages: list[ClusterStage | QatStage | TfliteInt8Stage]
                 )
         seen[stage.kind] = index
 
+
+# A discriminated union puts the tag ("constant") into an error's location; users name the field.
+UNION_TAGS = frozenset(SCHEDULE_KINDS + STRUCTURE_KINDS + RECIPE_KINDS + COMPRESS_KINDS)
 
 EXPORT_KINDS = ("keras", "h5", "saved_model", "tflite", "tflite_int8")
 ExportKind = Literal["keras", "h5", "saved_model", "tflite", "tflite_int8"]

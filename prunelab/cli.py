@@ -1,4 +1,4 @@
-"""The `prunelab` command: the client's verbs (submit, runs, watch, download, cancel, compare) and, where the
+"""The `prunelab` command: the client's verbs (submit, sweep, runs, watch, download, cancel, compare) and, where the
 server is installed, its verbs (run, api, worker, migrate, users, tokens, ...) from `prunelab.server.cli`.
 
 Errors print the server's message and exit 1 (2 for a wrong command line), never a traceback.
@@ -16,13 +16,14 @@ from pathlib import Path
 from typing import Any
 
 import click
+import yaml
 from click.shell_completion import get_completion_class
 
 from prunelab import __version__
 from prunelab.client import Client
 from prunelab.downloads import DOWNLOAD_FORMATS
 from prunelab.errors import PruneLabError
-from prunelab.models import Run
+from prunelab.models import Run, Sweep
 from prunelab.progress import describe
 
 # The server's verbs (prunelab.server.cli), listed here so `prunelab --help` shows them with or without the server.
@@ -135,6 +136,68 @@ def submit(ctx: click.Context, spec: Any, wait_: bool, as_json: bool) -> int:
         click.echo(f"run {run.id} {run.status}: {run.name} ({run.total_steps} steps)  {client.run_url(run.id)}")
     if wait_:
         return finished_ok(client.wait(run.id, progress=True))
+    return 0
+
+
+@cli.group()
+def sweep() -> None:
+    """Submit and follow sweeps (a grid of runs: variants x axes x seeds)."""
+
+
+def sweep_progress(sweep: Sweep) -> str:
+    counts = sweep.progress
+    parts = [f"{getattr(counts, name)} {name}" for name in ("queued", "running", "succeeded", "failed", "cancelled",
+                                                             "missing") if getattr(counts, name)]  # fmt: skip
+    return f"sweep {sweep.id} {sweep.status}: {', '.join(parts) or 'no points'} of {counts.total}"
+
+
+@sweep.command("submit")
+@click.argument("spec", type=click.File("r"))
+@click.option(
+    "--wait", "wait_", is_flag=True, help="Follow the sweep until it ends; exit 1 unless every point succeeded."
+)
+@click.option("--timeout", type=float, default=None, help="With --wait: give up after this many seconds.")
+@click.option("--json", "as_json", is_flag=True, help="Print the created sweep as JSON.")
+@click.pass_context
+def sweep_submit(ctx: click.Context, spec: Any, wait_: bool, timeout: float | None, as_json: bool) -> int:
+    """Submit the sweep in SPEC (YAML or JSON, - for stdin): base, variants, axes, seeds."""
+    try:
+        body = yaml.safe_load(spec)
+    except yaml.YAMLError as error:
+        raise PruneLabError(f"{spec.name} is not YAML: {error}") from None
+    if not isinstance(body, dict):
+        raise PruneLabError(f"{spec.name} must hold one mapping (a sweep: base, variants, axes, seeds)")
+    client = client_from(ctx)
+    created = client.submit_sweep(body)
+    if as_json:
+        echo_json(created.model_dump(mode="json"))
+    else:
+        click.echo(f"{sweep_progress(created)}  {client.sweep_url(created.id)}")
+    if not wait_:
+        return 0
+    ended = client.wait_sweep(created.id, timeout=timeout)
+    click.echo(sweep_progress(ended))
+    return 0 if ended.progress.succeeded == ended.progress.total else 1
+
+
+@sweep.command("status")
+@click.argument("sweep_id", metavar="ID", type=int)
+@click.option("--json", "as_json", is_flag=True, help="Print the sweep, its points and runs as JSON.")
+@click.pass_context
+def sweep_status(ctx: click.Context, sweep_id: int, as_json: bool) -> int:
+    """Show a sweep's progress and each point's run."""
+    shown = client_from(ctx).sweep(sweep_id)
+    if as_json:
+        echo_json(shown.model_dump(mode="json"))
+        return 0
+    click.echo(sweep_progress(shown))
+    runs_by_id = {run.id: run for run in shown.runs}
+    for point in shown.points:
+        where = ", ".join([*([point.variant] if point.variant else []), *(f"{k}={v}" for k, v in point.values.items())])
+        run = runs_by_id.get(point.run_id) if point.run_id is not None else None
+        accuracy = (run.summary or {}).get("test_accuracy") if run else None
+        figure = f"\ttest accuracy {accuracy:.4f}" if isinstance(accuracy, int | float) else ""
+        click.echo(f"{point.index}\t{point.status}\trun {point.run_id or '-'}\t{where}, seed={point.seed}{figure}")
     return 0
 
 

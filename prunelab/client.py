@@ -28,7 +28,7 @@ from pydantic import BaseModel
 from prunelab._http import Http
 from prunelab.downloads import DOWNLOAD_FORMATS, download_to, stream_to
 from prunelab.errors import PruneLabError, ServerUnreachable, WaitTimeout
-from prunelab.models import Download, GroupComparison, Run, Series, Upload
+from prunelab.models import Download, GroupComparison, Run, Series, Sweep, Upload
 from prunelab.progress import RunProgress
 
 if TYPE_CHECKING:
@@ -243,6 +243,45 @@ class Client:
             run = self.get_run(run_id)
             bar.status(run)  # the run as it ended, with its last stored step
         return run
+
+    # Sweeps
+
+    def submit_sweep(self, sweep: Mapping[str, Any] | BaseModel) -> Sweep:
+        """Submit a sweep (base, variants, axes, seeds); every point is checked before any run is queued."""
+        body = sweep.model_dump(mode="json") if isinstance(sweep, BaseModel) else dict(sweep)
+        return Sweep.model_validate(self._http.json("POST", "/api/sweeps", json=body))
+
+    def sweep(self, sweep_id: int) -> Sweep:
+        """A sweep with its progress, points and runs."""
+        return Sweep.model_validate(self._http.json("GET", f"/api/sweeps/{int(sweep_id)}"))
+
+    def list_sweeps(self, limit: int = 100) -> list[Sweep]:
+        """The newest sweeps first, each with its progress (no points or runs)."""
+        page = self._http.json("GET", "/api/sweeps", params={"limit": limit})
+        return [Sweep.model_validate(item) for item in page["sweeps"]]
+
+    def cancel_sweep(self, sweep_id: int) -> Sweep:
+        """Cancel a sweep: queued runs never start, running ones stop, finished ones stay."""
+        return Sweep.model_validate(self._http.json("POST", f"/api/sweeps/{int(sweep_id)}/cancel"))
+
+    def retry_sweep(self, sweep_id: int) -> Sweep:
+        """Run every failed point of a sweep again."""
+        return Sweep.model_validate(self._http.json("POST", f"/api/sweeps/{int(sweep_id)}/retry"))
+
+    def wait_sweep(self, sweep_id: int, timeout: float | None = None, *, poll_s: float = 2.0) -> Sweep:
+        """Poll a sweep until no point is queued or running, and return it; `WaitTimeout` after `timeout` seconds."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            sweep = self.sweep(sweep_id)
+            if sweep.finished:
+                return sweep
+            if deadline is not None and time.monotonic() > deadline:
+                raise WaitTimeout(f"sweep {sweep_id} still running after {timeout} s")
+            time.sleep(poll_s)
+
+    def sweep_url(self, sweep_id: int) -> str:
+        """The sweep's page on the dashboard."""
+        return f"{self.url}/sweep.html?id={int(sweep_id)}"
 
     # Metrics
 

@@ -70,6 +70,56 @@ class Run(BaseModel):
         return next((artifact for artifact in self.artifacts if artifact.format == artifact_format), None)
 
 
+class SweepProgress(BaseModel):
+    """How many of a sweep's points stand where; `missing`: the point's run was deleted."""
+
+    model_config = ConfigDict(extra="allow")
+
+    total: int
+    queued: int = 0
+    running: int = 0
+    succeeded: int = 0
+    failed: int = 0
+    cancelled: int = 0
+    missing: int = 0
+
+
+class SweepPoint(BaseModel):
+    """One point of a sweep: its variant, axis values and seed, and the run that stands for it (None: deleted)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    index: int
+    variant: str | None = None
+    values: dict[str, Any] = Field(default_factory=dict)
+    seed: int
+    run_id: int | None = None
+    status: str
+
+
+class Sweep(BaseModel):
+    """A sweep as `GET /api/sweeps/{id}` shows it; `runs` is filled by `Client.sweep`, empty after a submit."""
+
+    model_config = ConfigDict(extra="allow")
+
+    id: int
+    name: str = ""
+    status: str
+    progress: SweepProgress
+    spec: dict[str, Any] = Field(default_factory=dict)
+    tag: str = ""
+    points: list[SweepPoint] = Field(default_factory=list)
+    runs: list[Run] = Field(default_factory=list)
+    created_at: datetime | None = None
+    cancelled_at: datetime | None = None
+    owner: str | None = None
+
+    @property
+    def finished(self) -> bool:
+        """True once no point is queued or running."""
+        return self.status != "running"
+
+
 class Upload(BaseModel):
     """An uploaded `.keras` model or `.npz` data set."""
 

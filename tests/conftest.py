@@ -17,7 +17,7 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
 # Users last: runs and uploads point at them. A user left behind would close PruneLab for the next test.
 TABLES = (
-    "metrics", "latest_metrics", "metric_chunks", "metric_series", "artifacts",
+    "sweep_points", "sweeps", "metrics", "latest_metrics", "metric_chunks", "metric_series", "artifacts",
     "mlflow_runs", "run_params", "run_tag_values", "mlflow_experiments", "runs", "uploads",
     "api_tokens", "user_sessions", "users", "workers",
 )  # fmt: skip

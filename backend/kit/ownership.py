@@ -1,6 +1,6 @@
-"""Writes to a run or an upload are its owner's (or an admin's): the rule, by route template.
+"""Writes to a run, an upload or a sweep are its owner's (or an admin's): the rule, by route template.
 
-Any route whose path names a `{run_id}` or `{upload_id}` is covered for every method that
+Any route whose path names a `{run_id}`, `{upload_id}` or `{sweep_id}` is covered for every method that
 changes state, so a route added later (a new action on a run, say) is owner-only without a
 line of its own. The id is read from the path as FastAPI will read it (lax int), so `+7`,
 ` 7` and `007` name run 7 here exactly as they do in the route.
@@ -20,11 +20,12 @@ from starlette.routing import BaseRoute, compile_path
 from prunelab.server.kit.identity import Principal
 from prunelab.server.kit.origin import SAFE_METHODS
 from prunelab.server.kit.route_table import route_templates
-from prunelab.server.models import Run, Upload, User
+from prunelab.server.models import Run, Sweep, Upload, User
 
-OWNED_PARAMS: dict[str, tuple[type[Run] | type[Upload], str]] = {
+OWNED_PARAMS: dict[str, tuple[type[Run] | type[Upload] | type[Sweep], str]] = {
     "run_id": (Run, "run"),
     "upload_id": (Upload, "upload"),
+    "sweep_id": (Sweep, "sweep"),
 }
 _PATH_INT = TypeAdapter(int)
 

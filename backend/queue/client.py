@@ -6,6 +6,7 @@ Built from the one Settings object. Nothing here imports TensorFlow.
 from __future__ import annotations
 
 import logging
+import threading
 from functools import lru_cache
 
 from celery import Celery
@@ -52,13 +53,32 @@ def get_celery() -> Celery:
 
 def enqueue_run(run_id: int) -> None:
     """Send a committed run to the workers; a broker outage leaves it queued for reconciliation."""
+    enqueue_runs([run_id])
+
+
+def enqueue_runs(run_ids: list[int], celery: Celery | None = None, queue: str | None = None) -> None:
+    """Send committed runs to the workers over one broker connection (a sweep's thousand runs in one go)."""
+    celery = celery or get_celery()
+    queue = queue or get_settings().queue
+    policy = {"max_retries": 3, "interval_start": 0.2, "interval_step": 0.5}
+    sent = 0
     try:
-        get_celery().send_task(
-            TRAIN_TASK,
-            args=[run_id],
-            queue=get_settings().queue,
-            retry=True,
-            retry_policy={"max_retries": 3, "interval_start": 0.2, "interval_step": 0.5},
-        )
+        with celery.producer_or_acquire() as producer:
+            for run_id in run_ids:
+                celery.send_task(
+                    TRAIN_TASK, args=[run_id], queue=queue, retry=True, retry_policy=policy, producer=producer
+                )
+                sent += 1
     except Exception:
-        log.exception("could not send run %s to the broker; it stays queued until reconciled", run_id)
+        log.exception("could not send runs %s to the broker; they stay queued until reconciled", run_ids[sent:])
+
+
+def enqueue_runs_in_background(run_ids: list[int]) -> None:
+    """Send many committed runs from a thread, so a request that queued a thousand runs answers at once.
+
+    The broker and queue are read here, in the request, so the thread never reads settings of its own.
+    A message lost there (the process ends first, the broker is down) is sent again by the reaper's
+    reconciliation, as for any run queued in the database and missing from the broker.
+    """
+    arguments = (run_ids, get_celery(), get_settings().queue)
+    threading.Thread(target=enqueue_runs, args=arguments, name="prunelab-enqueue", daemon=True).start()

@@ -25,11 +25,7 @@ def create_run(session: Session, spec: RunSpec, owner_id: int | None = None) -> 
     A pretrained run with `dense_epochs` also stores its dense baseline run; only that one is
     queued, and the pruned run starts when it succeeds.
     """
-    if (upload := upload_id(spec.recipe)) is not None:
-        sources.check_upload_fits(spec, sources.model_upload(session, upload))
-    plan = resolve_plan(spec)
-    if (parent_run_id := base_run_id(spec.recipe)) is not None:
-        sources.check_base_run(session, spec, parent_run_id)
+    plan, parent_run_id = checked_plan(session, spec)
     dense = None
     if isinstance(spec.recipe, PretrainedRecipe) and spec.recipe.dense_epochs is not None:
         dense = _store_run(session, _dense_baseline_spec(spec, spec.recipe.dense_epochs), owner_id=owner_id)
@@ -39,6 +35,16 @@ def create_run(session: Session, spec: RunSpec, owner_id: int | None = None) -> 
     queued_id = dense.id if dense else run.id  # a run waiting on its dense run is queued when that succeeds
     after_commit(session, lambda: enqueue_run(queued_id))
     return run
+
+
+def checked_plan(session: Session, spec: RunSpec) -> tuple[RunPlan, int | None]:
+    """The spec's resolved plan and the run it starts from, once its upload and base run are checked."""
+    if (upload := upload_id(spec.recipe)) is not None:
+        sources.check_upload_fits(spec, sources.model_upload(session, upload))
+    plan = resolve_plan(spec)
+    if (parent_run_id := base_run_id(spec.recipe)) is not None:
+        sources.check_base_run(session, spec, parent_run_id)
+    return plan, parent_run_id
 
 
 def _dense_baseline_spec(spec: RunSpec, dense_epochs: int) -> RunSpec:

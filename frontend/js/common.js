@@ -53,7 +53,8 @@ export const el = (tag, attrs = {}, ...children) => {
   return node;
 };
 
-const PAGES = [["index.html", "Runs"], ["new.html", "New run"], ["compare.html", "Compare"], ["workers.html", "Workers"]];
+const PAGES = [["index.html", "Runs"], ["new.html", "New run"], ["compare.html", "Compare"], ["sweep.html", "Sweeps"],
+  ["new-sweep.html", "New sweep"], ["workers.html", "Workers"]];
 
 export function renderHeader(current) {
   const nav = el("nav", { "aria-label": "main" }, ...PAGES.map(([href, label]) =>

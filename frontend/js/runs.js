@@ -263,6 +263,8 @@ function scheduleRender() { if (!pending) pending = setTimeout(() => { pending =
 
 async function start() {
   me = await whoAmI();
+  // A link may open the table filtered (a sweep's page links to its runs with ?filter=tag:"sweep:<id>").
+  document.getElementById("filter").value = new URLSearchParams(location.search).get("filter") ?? "";
   document.getElementById("filter").addEventListener("input", filterChanged);
   document.getElementById("group-by").addEventListener("change", loadGroups);
   document.getElementById("more").addEventListener("click", () => { if (nextCursor) loadPage(nextCursor); });

@@ -14,7 +14,7 @@ from prunelab.core.plans import resolve_plan
 from prunelab.core.specs import RunSpec
 from prunelab.server.db import session_scope
 from prunelab.server.kit.cookies import COOKIE_NAME, session_cookie
-from prunelab.server.models import Run, RunStatus, Upload, User
+from prunelab.server.models import Run, RunStatus, Sweep, SweepPoint, Upload, User
 from prunelab.server.settings import get_settings
 from prunelab.server.users import service
 from prunelab.server.users.passwords import hash_password
@@ -87,6 +87,17 @@ def owned_run(owner_id: int | None, status: RunStatus = RunStatus.SUCCEEDED) -> 
         session.add(run)
         session.flush()
         return run.id
+
+
+def owned_sweep(owner_id: int | None) -> int:
+    """A sweep of one queued point owned by `owner_id`, written straight into the database (no queue)."""
+    run_id = owned_run(owner_id, RunStatus.QUEUED)
+    with session_scope() as session:
+        sweep = Sweep(name="owned", spec={"base": SPEC}, point_count=1, owner_id=owner_id)
+        session.add(sweep)
+        session.flush()
+        session.add(SweepPoint(sweep_id=sweep.id, index=0, values={}, seed=0, run_id=run_id))
+        return sweep.id
 
 
 def owned_upload(owner_id: int | None) -> int:

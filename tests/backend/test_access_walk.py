@@ -23,7 +23,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from prunelab.server.kit.route_table import route_templates
-from tests.backend.team import SERVICE_TOKEN, Team, owned_run, owned_upload, team_app
+from tests.backend.team import SERVICE_TOKEN, Team, owned_run, owned_sweep, owned_upload, team_app
 
 PUBLIC, SIGNED_IN, OWNER = "public", "signed in", "owner"
 READ = frozenset({"GET"})
@@ -35,10 +35,11 @@ ACCESS_RULES: list[tuple[frozenset[str], str, str]] = [
     # Anything that changes one run or one upload is its owner's, whatever the route.
     (WRITE, r"/api/runs/\{run_id\}(/.+)?", OWNER),
     (WRITE, r"/api/uploads/\{upload_id\}(/.+)?", OWNER),
+    (WRITE, r"/api/sweeps/\{sweep_id\}(/.+)?", OWNER),
     # Creating things (and one's own password) is for anyone signed in.
     (
         frozenset({"POST"}),
-        r"/api/(runs|runs/external|models|datasets|schedules/preview|auth/password|imports/[a-z]+)",
+        r"/api/(runs|runs/external|sweeps|models|datasets|schedules/preview|auth/password|imports/[a-z]+)",
         SIGNED_IN,
     ),
     # MLflow's tracking API names runs in the body, not the path: anyone signed in may call it, and the service
@@ -96,8 +97,8 @@ def identity_headers(team: Team, wrong_token: str) -> dict[str, Callable[[], dic
     }
 
 
-def concrete(template: str, run_id: int, upload_id: int) -> str:
-    values = {"run_id": run_id, "upload_id": upload_id, "layer_index": 0, "step": 1}
+def concrete(template: str, run_id: int, upload_id: int, sweep_id: int = 1) -> str:
+    values = {"run_id": run_id, "upload_id": upload_id, "sweep_id": sweep_id, "layer_index": 0, "step": 1}
     return re.sub(r"\{([^}:]+)(:[^}]+)?\}", lambda m: str(values.get(m[1], 1)), template)
 
 
@@ -133,7 +134,7 @@ def test_every_route_as_every_caller(team_client: tuple[TestClient, Team], datab
         codes: dict[str, int] = {}
         details: dict[str, str] = {}
         for identity in IDENTITIES:
-            path = concrete(template, owned_run(ana.user_id), owned_upload(ana.user_id))
+            path = concrete(template, owned_run(ana.user_id), owned_upload(ana.user_id), owned_sweep(ana.user_id))
             codes[identity], details[identity] = call(client, method, path, headers_of[identity]())
             client.cookies.clear()  # a sign-in answer sets a cookie; each caller brings its own
         baseline = codes["anonymous" if access == PUBLIC else "service token"]
@@ -158,6 +159,8 @@ def test_every_route_as_every_caller(team_client: tuple[TestClient, Team], datab
     owner_only = {(method, template) for method, template, access, _ in table if access == OWNER}
     run = "/api/runs/{run_id}"
     assert {("PATCH", run), ("DELETE", run), ("POST", f"{run}/cancel")} <= owner_only
+    sweep = "/api/sweeps/{sweep_id}"
+    assert {("POST", f"{sweep}/cancel"), ("POST", f"{sweep}/retry")} <= owner_only
     # An external run's points, files and end are its owner's, like any write to a run.
     assert {("POST", f"{run}/points"), ("POST", f"{run}/finish"), ("PUT", f"{run}/artifacts/{{export_format}}")} <= (
         owner_only
@@ -188,7 +191,7 @@ def test_an_unclassified_route_fails_the_walk() -> None:
 def test_with_no_users_nothing_is_refused_on_loopback(client: TestClient) -> None:
     refused = []
     for method, template in walked(client):
-        path = concrete(template, owned_run(None), owned_upload(None))
+        path = concrete(template, owned_run(None), owned_upload(None), owned_sweep(None))
         code, _ = call(client, method, path, {})
         if code in (401, 403):
             refused.append((method, template, code))
