@@ -101,6 +101,11 @@ class SweepSpec(BaseModel):
             raise ValueError("samples applies to mode random only; remove it or set mode: random")
         return self
 
+    def group_by(self) -> list[str]:
+        """The sweep's default grouping: every axis but the seed, as the group fields of `GET /api/groups`
+        (each point's runs carry `variant:<name>` and `<path>:<value>` tags)."""
+        return (["tag:variant"] if self.variants else []) + [f"tag:{axis.path}" for axis in self.axes]
+
     def combinations(self) -> int:
         """Variants times the product of the axes' lengths (before seeds and sampling)."""
         return max(len(self.variants), 1) * math.prod(len(axis.values) for axis in self.axes)

@@ -183,9 +183,11 @@ def sweep_submit(ctx: click.Context, spec: Any, wait_: bool, timeout: float | No
 @sweep.command("status")
 @click.argument("sweep_id", metavar="ID", type=int)
 @click.option("--json", "as_json", is_flag=True, help="Print the sweep, its points and runs as JSON.")
+@click.option("--metric", default="test_accuracy", show_default=True, help="The final metric groups are compared on.")
 @click.pass_context
-def sweep_status(ctx: click.Context, sweep_id: int, as_json: bool) -> int:
-    """Show a sweep's progress and each point's run."""
+def sweep_status(ctx: click.Context, sweep_id: int, as_json: bool, metric: str) -> int:
+    """Show a sweep's progress, each point's run, its groups (every axis but the seed) and, for two variants,
+    their difference at each setting with its 95% interval, p and n."""
     shown = client_from(ctx).sweep(sweep_id)
     if as_json:
         echo_json(shown.model_dump(mode="json"))
@@ -198,7 +200,37 @@ def sweep_status(ctx: click.Context, sweep_id: int, as_json: bool) -> int:
         accuracy = (run.summary or {}).get("test_accuracy") if run else None
         figure = f"\ttest accuracy {accuracy:.4f}" if isinstance(accuracy, int | float) else ""
         click.echo(f"{point.index}\t{point.status}\trun {point.run_id or '-'}\t{where}, seed={point.seed}{figure}")
+    if shown.group_by:
+        echo_sweep_groups(client_from(ctx), shown, metric)
     return 0
+
+
+def echo_sweep_groups(client: Client, shown: Sweep, metric: str) -> None:
+    """The sweep grouped by every axis but the seed: n and mean +- std per group, then, for two variants, each
+    setting's difference with its Welch interval, p and n, as the server words it."""
+    where = f'tag:"{shown.tag}"'
+    table = client.group_table(shown.group_by, metrics=[metric], filter=where)
+    click.echo(f"\ngroups by {', '.join(shown.group_by)} ({metric}, succeeded runs):")
+    for group in table["groups"]:
+        summary = group["metrics"].get(metric, {})
+        mean, std = summary.get("mean"), summary.get("std")
+        figure = "-" if mean is None else f"{mean:.4f}" + ("" if std is None else f" +- {std:.4f}")
+        failed = f", {len(group['failed_run_ids'])} failed" if group["failed_run_ids"] else ""
+        click.echo(f"  {group['label']}\tn={summary.get('n', 0)}{failed}\t{figure}")
+    variants = list(shown.spec.get("variants") or {})
+    if len(variants) != 2:
+        return
+    # Pair the groups that differ only in their variant: one comparison per setting of the other axes.
+    others = [field for field in shown.group_by if field != "tag:variant"]
+    by_setting: dict[tuple[Any, ...], dict[str, str]] = {}
+    for group in table["groups"]:
+        setting = tuple(group["key"].get(field) for field in others)
+        by_setting.setdefault(setting, {})[str(group["key"].get("tag:variant"))] = group["label"]
+    for labels in by_setting.values():
+        if set(labels) == set(variants):
+            second, first = labels[variants[1]], labels[variants[0]]
+            comparison = client.compare_groups(shown.group_by, second, first, metric=metric, filter=where)
+            click.echo(f"  {comparison.sentence}")
 
 
 @cli.group()

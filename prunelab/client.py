@@ -422,8 +422,7 @@ class Client:
             import pandas
         except ImportError:
             raise PruneLabError("groups needs pandas: pip install 'prunelab[pandas]'") from None
-        params = {"by": ",".join(by), "metrics": ",".join(metrics), "filter": filter}
-        body = self._http.json("GET", "/api/groups", params=params)
+        body = self.group_table(by, metrics=metrics, filter=filter)
         rows = []
         for group in body["groups"]:
             row: dict[str, Any] = dict(group["key"])
@@ -435,6 +434,18 @@ class Client:
         columns = [*body["by"], "n", "failed", "pending"]
         columns += [f"{metric}_{name}" for metric in body["metrics"] for name in ("n", "mean", "std", "min", "max")]
         return pandas.DataFrame(rows, columns=[*columns, "label", "run_ids"])
+
+    def group_table(
+        self,
+        by: Sequence[str],
+        *,
+        metrics: Iterable[str] = ("test_accuracy",),
+        filter: str = "",  # noqa: A002
+    ) -> dict[str, Any]:
+        """`GET /api/groups` as the server answers it (no pandas needed): `by`, `metrics` and `groups`, each
+        with its `key`, `label`, run ids and per-metric n, mean, std, min and max."""
+        params = {"by": ",".join(by), "metrics": ",".join(metrics), "filter": filter}
+        return self._http.json("GET", "/api/groups", params=params)  # type: ignore[no-any-return]
 
     def compare_groups(
         self,

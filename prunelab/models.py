@@ -108,6 +108,7 @@ class Sweep(BaseModel):
     progress: SweepProgress
     spec: dict[str, Any] = Field(default_factory=dict)
     tag: str = ""
+    group_by: list[str] = Field(default_factory=list)
     points: list[SweepPoint] = Field(default_factory=list)
     runs: list[Run] = Field(default_factory=list)
     created_at: datetime | None = None

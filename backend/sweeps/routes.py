@@ -80,10 +80,12 @@ def sweep_out(session: Session, sweep: Sweep) -> SweepOut:
     """A sweep with its points; the runs themselves only on GET /api/sweeps/{id} (a thousand runs weigh)."""
     points = service.points_with_status(session, sweep.id)
     progress = service.progress_of([sweep], session)[sweep.id]
+    spec = SweepSpec.model_validate(sweep.spec)
     return SweepOut(
         **_summary(sweep, progress).model_dump(),
-        spec=SweepSpec.model_validate(sweep.spec),
+        spec=spec,
         tag=f"sweep:{sweep.id}",
+        group_by=spec.group_by(),
         points=[
             SweepPointOut(
                 index=point.index,

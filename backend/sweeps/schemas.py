@@ -49,6 +49,10 @@ class SweepSummaryOut(BaseModel):
 class SweepOut(SweepSummaryOut):
     spec: SweepSpec
     tag: str = Field(description='The tag every run of the sweep carries: filter the runs with tag:"sweep:<id>".')
+    group_by: list[str] = Field(
+        description="The sweep's default grouping for GET /api/groups: every axis but the seed "
+        "(tag:variant, tag:<path>)."
+    )
     points: list[SweepPointOut]
 
 

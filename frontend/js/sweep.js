@@ -60,6 +60,9 @@ function render(sweep) {
     `seeds ${sweep.spec.seeds.join(", ")}`, `runs tagged ${sweep.tag}`,
   ].filter(Boolean).join(" · ");
   document.getElementById("runs-link").href = `index.html?filter=${encodeURIComponent(`tag:"${sweep.tag}"`)}`;
+  const grouped = new URLSearchParams({ filter: `tag:"${sweep.tag}"`, by: sweep.group_by.join(",") });
+  document.getElementById("groups-link").href = `compare.html?${grouped}`;
+  document.getElementById("groups-link").hidden = !sweep.group_by.length;
   document.getElementById("cancel").disabled = !(progress.queued || progress.running);
   document.getElementById("retry").disabled = !progress.failed;
   const axes = sweep.spec.axes.map((axis) => axis.path);

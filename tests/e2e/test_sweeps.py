@@ -61,6 +61,10 @@ def test_sweep_form_submits_and_the_page_fills_in_live(page: Page, stack: StackC
         expect(rows.nth(index)).to_contain_text("80.0%")
     expect(page.get_by_role("button", name="Cancel sweep")).to_be_disabled()
     expect(page.get_by_role("button", name="Retry failed points")).to_be_disabled()
+    # The page links to the compare page grouped the sweep's default way (every axis but the seed).
+    expect(page.locator("#groups-link")).to_have_attribute(
+        "href", "compare.html?filter=tag%3A%22sweep%3A1%22&by=tag%3Avariant%2Ctag%3Asparsity"
+    )
     shot(page, "sweep-page")
 
     sweep = httpx.get(f"{stack.base_url}/api/sweeps/1").json()

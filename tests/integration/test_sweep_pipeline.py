@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import json
 import re
+import statistics
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import scipy.stats
 import yaml
 
 from harness.stack import REDIS_URL, REPO, StackConfig, api_and_worker, postgres_database
@@ -102,6 +104,33 @@ def test_readme_sweep_runs_end_to_end_through_a_worker(stack: StackConfig, tmp_p
         assert run.spec["schedule"]["kind"] == point.variant and run.spec["seed"] == point.seed
         assert run.summary is not None
         assert run.summary["measured_sparsity"] == pytest.approx(point.values["sparsity"], abs=0.01)
+    # `sweep status` groups the sweep by every axis but the seed, from the runs' own final metrics, and
+    # compares the two variants at each sparsity with scipy's Welch interval.
+    assert sweep.group_by == ["tag:variant", "tag:sparsity"]
+    assert "groups by tag:variant, tag:sparsity (test_accuracy, succeeded runs):" in output, output
+    with Client(stack.base_url) as client:
+        table = client.group_table(sweep.group_by, filter='tag:"sweep:2"')
+        for sparsity in (0.5, 0.8):
+            values = {
+                variant: [runs[p.run_id].summary["test_accuracy"] for p in sweep.points  # type: ignore[index]
+                          if p.variant == variant and p.values["sparsity"] == sparsity]
+                for variant in ("constant", "polynomial")
+            }  # fmt: skip
+            labels = {}
+            for variant, accuracies in values.items():
+                key = {"tag:variant": variant, "tag:sparsity": str(sparsity)}
+                [group] = [g for g in table["groups"] if g["key"] == key]
+                labels[variant] = group["label"]
+                summary = group["metrics"]["test_accuracy"]
+                assert summary["n"] == 2 and summary["mean"] == pytest.approx(statistics.mean(accuracies), abs=1e-12)
+                assert summary["std"] == pytest.approx(statistics.stdev(accuracies), abs=1e-12)
+            welch = scipy.stats.ttest_ind(values["polynomial"], values["constant"], equal_var=False)
+            compared = client.compare_groups(
+                sweep.group_by, labels["polynomial"], labels["constant"], filter='tag:"sweep:2"'
+            )
+            assert compared.sentence in output, output
+            if compared.p_value is not None:
+                assert compared.p_value == pytest.approx(welch.pvalue, rel=1e-9)
     # Cancelling sweep 1 kept what had finished and queued nothing more.
     assert first.status == "cancelled"
     assert all(p.status in ("succeeded", "cancelled") for p in first.points), [p.status for p in first.points]
