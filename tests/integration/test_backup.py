@@ -31,7 +31,8 @@ from harness.stack import (
     sqlite_stack,
     start_api,
 )
-from prunelab.server.artifacts.storage import STORE_PREFIXES, get_store
+from prunelab.server.artifacts.service import get_store
+from prunelab.server.artifacts.storage import STORE_PREFIXES
 from prunelab.server.settings import Settings
 from tests.backend.hostile_files import valid_npz
 
