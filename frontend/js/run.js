@@ -374,8 +374,7 @@ function drawSensitivity() {
   const button = document.getElementById("prune-to-targets");
   const propose = async () => {
     const box = document.getElementById("sensitivity-targets");
-    button.disabled = true;
-    try {
+    try { // the button stays as it is meanwhile: leaving the field (a click on the button) proposes again
       const proposal = await api(`/api/runs/${run.id}/sensitivity/proposal?target_sparsity=${encodeURIComponent(target.value)}`);
       box.replaceChildren(el("table", { class: "data" },
         el("thead", {}, el("tr", {}, ...["layer", "proposed sparsity"].map((t) => el("th", { scope: "col", text: t })))),
@@ -386,6 +385,7 @@ function drawSensitivity() {
     } catch (error) {
       const text = Array.isArray(error.detail) ? error.detail.map((problem) => problem.msg).join("; ") : error.message;
       box.replaceChildren(el("p", { class: "error-text", role: "alert", text }));
+      button.disabled = true;
     }
   };
   target.addEventListener("change", propose);
