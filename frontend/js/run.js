@@ -165,6 +165,7 @@ function drawFacts() {
   drawDownloads();
   drawCoverage();
   drawStages();
+  drawSensitivity();
   document.getElementById("spec").textContent = JSON.stringify({ spec: run.spec, plan: run.plan, summary: run.summary }, null, 2);
 }
 
@@ -330,7 +331,6 @@ async function start() {
   drawCurves();
   picker = await initPicker({ url, readKeys: () => api(`/api/runs/${runId}/metric-keys`), onchange: () => onPicked().catch(showError) });
   await onPicked();
-  drawSensitivity();
   loadLayersWhenVisible();
   drawMask().catch(() => {});
   for (const control of Object.values(controls)) control.addEventListener("input", () => {
@@ -357,10 +357,11 @@ async function start() {
 
 // A sensitivity sweep's table: test accuracy against sparsity, one line per layer, and the per-layer targets it
 // proposes for a chosen overall sparsity (GET .../sensitivity/proposal), which "Prune to these targets" submits.
+// Drawn once, when the run's summary first holds the table (on load, or as a live sweep succeeds).
 function drawSensitivity() {
   const table = run.summary?.sensitivity;
   const section = document.getElementById("sensitivity-section");
-  if (!table || run.spec.recipe?.kind !== "sensitivity") return;
+  if (!table || run.spec.recipe?.kind !== "sensitivity" || !section.hidden) return;
   section.hidden = false;
   const traces = Object.entries(table.layers).map(([layer, rows]) => ({
     x: [0, ...rows.map(([sparsity]) => sparsity)], y: [table.baseline_accuracy, ...rows.map(([, accuracy]) => accuracy)],
@@ -372,10 +373,13 @@ function drawSensitivity() {
     hovermode: "closest", xaxis: { title: { text: "sparsity of the layer" }, range: [0, 1] }, yaxis: { title: { text: "test accuracy" } } });
   const target = document.getElementById("sensitivity-target");
   const button = document.getElementById("prune-to-targets");
+  let sequence = 0;
   const propose = async () => {
     const box = document.getElementById("sensitivity-targets");
+    const ticket = ++sequence;
     try { // the button stays as it is meanwhile: leaving the field (a click on the button) proposes again
       const proposal = await api(`/api/runs/${run.id}/sensitivity/proposal?target_sparsity=${encodeURIComponent(target.value)}`);
+      if (ticket !== sequence) return; // a newer target was asked for
       box.replaceChildren(el("table", { class: "data" },
         el("thead", {}, el("tr", {}, ...["layer", "proposed sparsity"].map((t) => el("th", { scope: "col", text: t })))),
         el("tbody", {}, ...Object.entries(proposal.layer_sparsities).map(([layer, sparsity]) =>
@@ -383,6 +387,7 @@ function drawSensitivity() {
       el("p", { class: "muted", text: `Predicted accuracy drop ${proposal.predicted_accuracy_drop.toFixed(4)} (layers taken as independent).` }));
       button.disabled = false;
     } catch (error) {
+      if (ticket !== sequence) return;
       const text = Array.isArray(error.detail) ? error.detail.map((problem) => problem.msg).join("; ") : error.message;
       box.replaceChildren(el("p", { class: "error-text", role: "alert", text }));
       button.disabled = true;
