@@ -10,12 +10,13 @@ from fastapi.responses import HTMLResponse
 from prunelab.core.errors import InvalidParameter
 from prunelab.server.compare.groups import grouped_report
 from prunelab.server.compare.report import build_report
-from prunelab.server.compare.service import MAX_RUNS, CompareOut, compare_data, compare_runs
+from prunelab.server.compare.service import MAX_RUNS, CompareOut, compare_data, compare_runs, require_runs
 from prunelab.server.errors import NOT_FOUND
 from prunelab.server.kit.dependencies import SessionDep
 from prunelab.server.kit.params import run_ids_param, split_keys
 from prunelab.server.metrics.replies import json_response, series_json
 from prunelab.server.metrics.schemas import EndStep, MaxPoints, StartStep, step_window
+from prunelab.server.metrics.service import MetricKeyOut, metric_keys
 from prunelab.server.runs.filters import MAX_FILTER_LENGTH
 
 router = APIRouter(prefix="/api/compare", tags=["compare"], responses=NOT_FOUND)  # a run that does not exist
@@ -41,6 +42,13 @@ def compare(
     payload = out.model_dump(mode="json")
     payload["series"] = {run_id: series_json(by_key) for run_id, by_key in series.items()}
     return json_response(payload)
+
+
+@router.get("/metric-keys")
+def compare_metric_keys(session: SessionDep, runs: RunIds) -> list[MetricKeyOut]:
+    """Every metric key any of the runs logged (the union), with how many of them logged it: one query."""
+    require_runs(session, runs)
+    return metric_keys(session, runs)
 
 
 # The report is HTML, its 404 is JSON like every error: documented as such, not as the route's media type.

@@ -13,7 +13,8 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from pydantic import BaseModel, Field
+from sqlalchemy import func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -115,6 +116,27 @@ def read_series_of_runs(
 def latest_values(session: Session, run_id: int) -> dict[str, tuple[int, float | None]]:
     """The newest (step, value) of each key of one run."""
     return latest_values_of_runs(session, [run_id])[run_id]
+
+
+class MetricKeyOut(BaseModel):
+    """A metric key logged by a run (or by any of the runs asked about)."""
+
+    key: str
+    last_step: int = Field(description="The largest step at which the key was last logged.")
+    runs: int = Field(1, description="How many of the runs asked about logged it.")
+
+
+def metric_keys(session: Session, run_ids: Sequence[int]) -> list[MetricKeyOut]:
+    """Every key any of the runs logged, how many of them logged it and its largest last step: one query."""
+    if not run_ids:
+        return []
+    rows = session.execute(
+        select(LatestMetric.key, func.count(LatestMetric.run_id), func.max(LatestMetric.step))
+        .where(LatestMetric.run_id.in_(run_ids))
+        .group_by(LatestMetric.key)
+        .order_by(LatestMetric.key)
+    )
+    return [MetricKeyOut(key=key, runs=runs, last_step=last_step) for key, runs, last_step in rows]
 
 
 def latest_values_of_runs(session: Session, run_ids: Sequence[int]) -> dict[int, dict[str, tuple[int, float | None]]]:

@@ -8,14 +8,14 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel
 
 from prunelab.server.errors import NOT_FOUND
 from prunelab.server.kit.dependencies import RunId, SessionDep
 from prunelab.server.kit.params import split_keys
-from prunelab.server.metrics import export, service
+from prunelab.server.metrics import export
 from prunelab.server.metrics.replies import json_response, series_json
 from prunelab.server.metrics.schemas import EndStep, MaxPoints, MetricsOut, StartStep, step_window
+from prunelab.server.metrics.service import MetricKeyOut, metric_keys
 from prunelab.server.metrics.store import read_points
 from prunelab.server.runs import service as runs
 
@@ -44,17 +44,11 @@ def get_metrics(
     return json_response({"run_id": run_id, "series": series_json(series)})
 
 
-class MetricKeyOut(BaseModel):
-    key: str
-    last_step: int
-
-
 @router.get("/{run_id}/metric-keys")
 def get_metric_keys(run_id: RunId, session: SessionDep) -> list[MetricKeyOut]:
     """The keys a run has logged and the last step of each (one row per key; no history is read)."""
     runs.get_run(session, run_id)
-    latest = service.latest_values(session, run_id)
-    return [MetricKeyOut(key=key, last_step=step) for key, (step, _) in sorted(latest.items())]
+    return metric_keys(session, [run_id])
 
 
 @router.get(

@@ -6,14 +6,16 @@ from collections.abc import Sequence
 from functools import lru_cache
 
 import orjson
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from prunelab.core.external import ExternalRunSpec
 from prunelab.core.plans import RunPlan
+from prunelab.core.recipes import upload_id
 from prunelab.core.specs import RunSpec
 from prunelab.server.artifacts.downloads import artifact_url
 from prunelab.server.metrics import service as metrics
-from prunelab.server.models import Artifact, Run, utcnow
+from prunelab.server.models import Artifact, Run, Upload, utcnow
 from prunelab.server.queue import workers
 from prunelab.server.runs.schemas import ArtifactOut, RunOut
 from prunelab.server.settings import get_settings
@@ -48,16 +50,34 @@ def run_detail(session: Session, run: Run) -> RunOut:
 def run_outs(session: Session, runs: Sequence[Run]) -> list[RunOut]:
     """Runs as shown, with the latest values of all of them read in one query (artifacts come loaded)."""
     latest_of = metrics.latest_values_of_runs(session, [run.id for run in runs])
-    return [_shown(run, latest_of[run.id]) for run in runs]
+    shown = [_shown(run, latest_of[run.id]) for run in runs]
+    _name_uploaded_models(session, shown)
+    return shown
+
+
+def _name_uploaded_models(session: Session, shown: Sequence[RunOut]) -> None:
+    """A run of an uploaded model (or a sensitivity sweep of one) shows the file's name: one query per page."""
+    uploaded = {
+        run.id: upload for run in shown if isinstance(run.spec, RunSpec) and (upload := upload_id(run.spec.recipe))
+    }
+    if not uploaded:
+        return
+    rows = session.execute(select(Upload.id, Upload.original_filename).where(Upload.id.in_(set(uploaded.values()))))
+    names = {upload: filename for upload, filename in rows}
+    for run in shown:
+        if run.id in uploaded:
+            run.model_name = names.get(uploaded[run.id], f"upload {uploaded[run.id]} (deleted)")
 
 
 def _shown(run: Run, latest: dict[str, tuple[int, float | None]]) -> RunOut:
+    spec = _spec(orjson.dumps(run.spec, option=orjson.OPT_SORT_KEYS), run.source == "prunelab")
     return RunOut(
         id=run.id,
         name=run.name,
         status=run.status,
         source=run.source,
-        spec=_spec(orjson.dumps(run.spec, option=orjson.OPT_SORT_KEYS), run.source == "prunelab"),
+        spec=spec,
+        model_name=spec.model,
         plan=_plan(orjson.dumps(run.plan, option=orjson.OPT_SORT_KEYS)),
         summary=run.summary,
         error=run.error,

@@ -28,6 +28,10 @@ class RunOut(BaseModel):
         "prunelab", description="'prunelab': trained by PruneLab's worker; otherwise what logged this external run."
     )
     spec: RunSpec | ExternalRunSpec = Field(description="A queued run's spec, or what is known of an external run.")
+    model_name: str = Field(
+        description="What the model column shows: the zoo model's name, or the uploaded file's name for a run of "
+        "an uploaded model."
+    )
     plan: RunPlan
     summary: dict[str, Any] | None
     error: str | None

@@ -5,6 +5,7 @@
 import { api, el, findDenseBaseline, FINISHED, fmt, renderHeader, runFacts, statusBadge, subscribe } from "./common.js";
 import { draw, listenForZoom, pointBudget, smooth, X_AXES, xValues } from "./charts.js";
 import { initGroups } from "./groups.js";
+import { chartBoxes, entryKeys, initPicker, memberName } from "./picker.js";
 
 renderHeader("compare.html");
 
@@ -20,6 +21,8 @@ controls.xaxis.value = X_AXES[url.searchParams.get("x")] ? url.searchParams.get(
 controls.smoothing.value = url.searchParams.get("smooth") || "0";
 controls.logy.checked = url.searchParams.get("log") === "1";
 let data = null;
+let picker = null; // the metric picker: charts of any key the runs logged (GET /api/compare/metric-keys)
+let picked = {}; // run id -> key -> series of the picked keys, read with /api/compare?keys=
 const zoomed = {}; // chart id -> {range, series}: a zoomed step window of every run, re-read for that chart
 
 const METRICS = [
@@ -74,6 +77,43 @@ function drawCharts() {
     draw(chart, lineTraces(key, chart), layout(chart, title, key)).then(() => zoomable(chart));
   }
   drawPareto();
+  drawPicked();
+}
+
+function pickedKeys() {
+  return picker ? picker.picked().flatMap((value) => entryKeys(picker.entries(), value)) : [];
+}
+
+// Each picked entry is one chart: a line per run (per run and layer for a group of per-layer keys).
+function drawPicked() {
+  if (!picker || !data) return;
+  const axis = controls.xaxis.value;
+  for (const { value, node } of chartBoxes(picker.picked(), (gone) => picker.remove(gone))) {
+    const keys = entryKeys(picker.entries(), value);
+    const traces = data.runs.flatMap((run) => keys.map((key) => {
+      const s = picked[run.id]?.[key];
+      if (!s || !s.steps.length) return null;
+      const weight = key.includes("sparsity") ? 0 : Number(controls.smoothing.value);
+      return { x: xValues(axis, run, s.steps, s.wall_times), y: smooth(s.values, weight, s.steps),
+        mode: s.steps.length < 3 ? "lines+markers" : "lines", legendgroup: String(run.id),
+        name: keys.length > 1 ? `${label(run)} · ${memberName(value, key)}` : label(run),
+        line: { color: data.colors[run.id], width: isBaseline(run) ? 3 : 1.5, dash: isBaseline(run) ? "dash" : "solid" },
+        meta: { run_id: run.id, metric: key } };
+    })).filter(Boolean);
+    draw(node, traces, { ...layout(node.id, value, value), hovermode: traces.length > 8 ? "closest" : "x unified" });
+  }
+}
+
+async function onPicked() {
+  const missing = pickedKeys().filter((key) => !data.runs.every((run) => picked[run.id]?.[key]));
+  if (missing.length) {
+    const params = new URLSearchParams({ runs: selection.join(","), keys: missing.join(","),
+      max_points: String(pointBudget(document.getElementById("chart-loss"))) });
+    if (data.baseline_id) params.set("baseline", String(data.baseline_id));
+    const body = await api(`/api/compare?${params}`);
+    for (const [runId, byKey] of Object.entries(body.series)) Object.assign((picked[runId] ??= {}), byKey);
+  }
+  drawPicked();
 }
 
 // Zooming a chart on the step axis re-reads that step window of its metric for every run (every point when it fits).
@@ -184,10 +224,12 @@ async function load() {
   const baseline = url.searchParams.get("baseline");
   if (baseline) params.set("baseline", baseline);
   data = await api(`/api/compare?${params}`);
+  picked = {}; // re-read with the new data (a live run grew, the baseline changed)
   document.getElementById("title").textContent = `Compare ${selection.length} runs`;
   drawTables();
   drawCharts();
   updateReportLink();
+  if (picker) { await picker.refresh(); await onPicked(); }
 }
 
 async function start() {
@@ -211,6 +253,9 @@ async function start() {
   }
   controls.baseline.value = url.searchParams.get("baseline") || "";
   await load();
+  picker = await initPicker({ url, readKeys: () => api(`/api/compare/metric-keys?runs=${selection.join(",")}`),
+    onchange: () => onPicked().catch((error) => { message.textContent = `Could not draw the metric: ${error.message}`; }) });
+  await onPicked();
   message.textContent = data.baseline_id ? `Baseline: run #${data.baseline_id}, dashed on every chart.` : "";
   controls.xaxis.addEventListener("change", () => { navigate({ x: controls.xaxis.value === "step" ? "" : controls.xaxis.value }); drawCharts(); });
   controls.smoothing.addEventListener("input", () => { navigate({ smooth: controls.smoothing.value }); drawCharts(); });

@@ -24,6 +24,15 @@ async function start() {
     document.getElementById("title").textContent = `New run from run #${source.id}`;
     document.getElementById("clone-note").textContent = `Values prefilled from run #${source.id} "${source.name}".`;
   }
+  if (params.get("sensitivity")) {
+    // "Prune to these targets" on a sensitivity run's page: the spec its proposal makes, layer_targets filled in.
+    const id = encodeURIComponent(params.get("sensitivity"));
+    const proposal = await api(`/api/runs/${id}/sensitivity/proposal?target_sparsity=${encodeURIComponent(params.get("target_sparsity") ?? "")}`);
+    initial = proposal.spec;
+    document.getElementById("title").textContent = `New run from sensitivity run #${proposal.run_id}`;
+    document.getElementById("clone-note").textContent = `Per-layer targets proposed by run #${proposal.run_id} for `
+      + `${(100 * proposal.target_sparsity).toFixed(1)}% overall sparsity (predicted accuracy drop ${proposal.predicted_accuracy_drop.toFixed(4)}).`;
+  }
   schemaForm.render(groups, initial);
   schemaForm.onchange = schedulePreview;
   document.getElementById("reset").addEventListener("click", () => { schemaForm.render(groups, null); schedulePreview(); });

@@ -2,10 +2,12 @@
 
 import { api, el, FINISHED, fmt, mayChange, renderHeader, runFacts, statusBadge, subscribe, whoAmI } from "./common.js";
 import { draw, listenForZoom, pointBudget, smooth, X_AXES, xValues } from "./charts.js";
+import { chartBoxes, entryKeys, initPicker, memberName } from "./picker.js";
 
 renderHeader("");
 
-const runId = Number(new URLSearchParams(location.search).get("id"));
+const url = new URL(location.href);
+const runId = Number(url.searchParams.get("id"));
 const CURVE_KEYS = ["measured_sparsity", "target_sparsity", "loss", "accuracy", "val_accuracy", "compressed_size_bytes"];
 // The keys each chart draws: the page asks for these (and the layer keys once the layers are in view), nothing else.
 const CHART_KEYS = {
@@ -18,6 +20,7 @@ let series = {}; // key -> {steps, values, wall_times}
 let budget = 1500;
 let me = { name: null, is_admin: false, via: "open" };
 let layerKeys = null; // the run's layer_sparsity/* keys, once the layers section has been in view
+let picker = null; // the metric picker: charts of any keys the run logged, beyond the fixed ones above
 const zoomed = {}; // chart id -> {range, series}: a zoomed step window, read at full fidelity when it fits the budget
 
 const controls = {
@@ -71,6 +74,30 @@ function drawCurves() {
   ], "Accuracy", "accuracy");
   chart("chart-size", [trace("chart-size", "compressed_size_bytes", "compressed size", { mode: "lines+markers" })],
     "Compressed size of the weights", "bytes");
+  drawPicked();
+}
+
+// The keys the picked entries draw (a group: every member the run has logged so far).
+function pickedKeys() {
+  if (!picker) return [];
+  return picker.picked().flatMap((value) => entryKeys(picker.entries(), value));
+}
+
+function drawPicked() {
+  if (!picker) return;
+  const axis = controls.xaxis.value;
+  const log = controls.logy.checked ? "log" : "linear";
+  for (const { value, node } of chartBoxes(picker.picked(), (gone) => picker.remove(gone))) {
+    const traces = entryKeys(picker.entries(), value).map((key) => trace(node.id, key, memberName(value, key), { meta: { metric: key } }));
+    draw(node, traces.filter(Boolean), { title: { text: value }, xaxis: { title: { text: X_AXES[axis].title } },
+      yaxis: { title: { text: value }, type: log }, hovermode: traces.length > 8 ? "closest" : "x unified" });
+  }
+}
+
+async function onPicked() {
+  const missing = pickedKeys().filter((key) => !(key in series));
+  Object.assign(series, await fetchSeries(missing));
+  drawPicked();
 }
 
 // Zooming a chart (x axis in steps or epochs) re-reads that step window of its keys: every point when they fit the
@@ -117,7 +144,7 @@ function drawFacts() {
   const facts = runFacts(run);
   document.title = `${run.name} · PruneLab`;
   document.getElementById("title").textContent = `Run #${run.id}: ${run.name}`;
-  const items = [["status", statusBadge(run)], ["dataset / model", `${run.spec.dataset} / ${run.spec.model}`],
+  const items = [["status", statusBadge(run)], ["dataset / model", `${run.spec.dataset} / ${run.model_name}`],
     ["schedule", `${facts.kind} → ${fmt.pct(facts.target)}`], ["final sparsity", fmt.pct(facts.finalSparsity)],
     ["test accuracy", fmt.num(facts.accuracy)], ["zipped .keras", fmt.bytes(facts.zipped)], ["duration", fmt.duration(facts.duration)],
     ["owner", run.owner ?? "—"], ["tags", run.tags.join(", ") || "—"], ["note", run.note || "—"]];
@@ -138,6 +165,7 @@ function drawFacts() {
   drawDownloads();
   drawCoverage();
   drawStages();
+  drawSensitivity();
   document.getElementById("spec").textContent = JSON.stringify({ spec: run.spec, plan: run.plan, summary: run.summary }, null, 2);
 }
 
@@ -242,7 +270,7 @@ async function drawMask() {
 function appendPoints(points) {
   let outgrown = false;
   for (const [key, fresh] of Object.entries(points)) {
-    if (!CURVE_KEYS.includes(key) && !(layerKeys !== null && key.startsWith(LAYER_PREFIX))) continue;
+    if (!CURVE_KEYS.includes(key) && !pickedKeys().includes(key) && !(layerKeys !== null && key.startsWith(LAYER_PREFIX))) continue;
     if (key.startsWith(LAYER_PREFIX) && !layerKeys.includes(key)) layerKeys.push(key); // a layer's first pruning step
     const s = (series[key] ??= { steps: [], values: [], wall_times: [] });
     const last = s.steps.at(-1) ?? -1;
@@ -277,7 +305,9 @@ async function loadLayerKeys() {
 async function loadSeries() {
   budget = pointBudget(document.getElementById("chart-loss"));
   if (layerKeys !== null) await loadLayerKeys(); // layers logged since the section came into view
-  series = { ...(await fetchSeries(CURVE_KEYS)), ...(layerKeys ? await fetchSeries(layerKeys) : {}) };
+  if (picker) await picker.refresh(); // keys logged since the page opened
+  const extra = [...new Set([...(layerKeys ?? []), ...pickedKeys()])].filter((key) => !CURVE_KEYS.includes(key));
+  series = { ...(await fetchSeries(CURVE_KEYS)), ...(await fetchSeries(extra)) };
 }
 
 // The per-layer keys (a hundred on a large model) are read once the layers section comes near the viewport.
@@ -299,6 +329,8 @@ async function start() {
   drawFacts();
   await loadSeries();
   drawCurves();
+  picker = await initPicker({ url, readKeys: () => api(`/api/runs/${runId}/metric-keys`), onchange: () => onPicked().catch(showError) });
+  await onPicked();
   loadLayersWhenVisible();
   drawMask().catch(() => {});
   for (const control of Object.values(controls)) control.addEventListener("input", () => {
@@ -323,4 +355,51 @@ async function start() {
   });
 }
 
-start().catch((error) => { document.getElementById("error").textContent = `Could not load the run: ${error.message}`; });
+// A sensitivity sweep's table: test accuracy against sparsity, one line per layer, and the per-layer targets it
+// proposes for a chosen overall sparsity (GET .../sensitivity/proposal), which "Prune to these targets" submits.
+// Drawn once, when the run's summary first holds the table (on load, or as a live sweep succeeds).
+function drawSensitivity() {
+  const table = run.summary?.sensitivity;
+  const section = document.getElementById("sensitivity-section");
+  if (!table || run.spec.recipe?.kind !== "sensitivity" || !section.hidden) return;
+  section.hidden = false;
+  const traces = Object.entries(table.layers).map(([layer, rows]) => ({
+    x: [0, ...rows.map(([sparsity]) => sparsity)], y: [table.baseline_accuracy, ...rows.map(([, accuracy]) => accuracy)],
+    mode: "lines+markers", name: layer, meta: { layer },
+  }));
+  traces.push({ x: [0, 1], y: [table.baseline_accuracy, table.baseline_accuracy], mode: "lines", name: "dense baseline",
+    line: { color: "#888", dash: "dash" }, hoverinfo: "skip", meta: { layer: null } });
+  draw("chart-sensitivity", traces, { title: { text: "Test accuracy against each layer's sparsity (the others dense)" },
+    hovermode: "closest", xaxis: { title: { text: "sparsity of the layer" }, range: [0, 1] }, yaxis: { title: { text: "test accuracy" } } });
+  const target = document.getElementById("sensitivity-target");
+  const button = document.getElementById("prune-to-targets");
+  let sequence = 0;
+  const propose = async () => {
+    const box = document.getElementById("sensitivity-targets");
+    const ticket = ++sequence;
+    try { // the button stays as it is meanwhile: leaving the field (a click on the button) proposes again
+      const proposal = await api(`/api/runs/${run.id}/sensitivity/proposal?target_sparsity=${encodeURIComponent(target.value)}`);
+      if (ticket !== sequence) return; // a newer target was asked for
+      box.replaceChildren(el("table", { class: "data" },
+        el("thead", {}, el("tr", {}, ...["layer", "proposed sparsity"].map((t) => el("th", { scope: "col", text: t })))),
+        el("tbody", {}, ...Object.entries(proposal.layer_sparsities).map(([layer, sparsity]) =>
+          el("tr", { "data-layer": layer }, el("td", { text: layer }), el("td", { class: "num", text: fmt.pct(sparsity) }))))),
+      el("p", { class: "muted", text: `Predicted accuracy drop ${proposal.predicted_accuracy_drop.toFixed(4)} (layers taken as independent).` }));
+      button.disabled = false;
+    } catch (error) {
+      if (ticket !== sequence) return;
+      const text = Array.isArray(error.detail) ? error.detail.map((problem) => problem.msg).join("; ") : error.message;
+      box.replaceChildren(el("p", { class: "error-text", role: "alert", text }));
+      button.disabled = true;
+    }
+  };
+  target.addEventListener("change", propose);
+  button.addEventListener("click", () => {
+    location.assign(`new.html?${new URLSearchParams({ sensitivity: String(run.id), target_sparsity: target.value })}`);
+  });
+  propose();
+}
+
+function showError(error) { document.getElementById("error").textContent = `Could not load the run: ${error.message}`; }
+
+start().catch(showError);

@@ -20,7 +20,7 @@ const COLUMNS = [
   ["status", "status", (r) => r.status, String, false, "status"],
   ["owner", "owner", (r) => r.owner, (v) => v ?? "—", false, null],
   ["dataset", "dataset", (r) => r.spec.dataset, String, false, null],
-  ["model", "model", (r) => r.spec.model, String, false, null],
+  ["model", "model", (r) => r.model_name, String, false, null],
   ["kind", "schedule", (r, f) => f.kind, String, false, null],
   ["target", "target sparsity", (r, f) => f.target, fmt.pct, true, "target"],
   ["sparsity", "final sparsity", (r, f) => f.finalSparsity, fmt.pct, true, "final_sparsity"],

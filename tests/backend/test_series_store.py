@@ -153,7 +153,7 @@ def test_exports_round_trip_the_full_history(client: TestClient) -> None:
 def test_metric_keys_lists_what_was_logged(client: TestClient) -> None:
     run_id = seeded_run(client, steps=5)
     keys = client.get(f"/api/runs/{run_id}/metric-keys").json()
-    assert {"key": "loss", "last_step": 5} in keys
+    assert {"key": "loss", "last_step": 5, "runs": 1} in keys
     assert [entry["key"] for entry in keys] == sorted(entry["key"] for entry in keys)
 
 
