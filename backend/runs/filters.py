@@ -26,7 +26,7 @@ from typing import Any, Literal
 
 from lark import Lark, Token, Tree
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
-from sqlalchemy import Boolean, Float, Select, Text, and_, cast, exists, false, func, not_, or_, select, true
+from sqlalchemy import Boolean, Float, Select, Text, and_, cast, exists, false, func, not_, or_, true
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import QueryableAttribute, aliased
 from sqlalchemy.sql.compiler import SQLCompiler
@@ -396,34 +396,38 @@ def _glob_of_like(pattern: str) -> str:
 
 
 class MetricColumns:
-    """Final metric values for one query: each latest-value key is one LEFT JOIN (a hash join, not a lookup per run).
+    """Final metric values, params and key/value tags for one query: each (table, key) it reads is one LEFT JOIN
+    (a hash join, not a lookup per run).
 
     `columns` names the columns a `KeyCompare` on `column` may read (MLflow's attributes, an experiment's name).
     """
 
     def __init__(self, columns: Mapping[str, ColumnElement[Any]] | None = None) -> None:
-        self.joined: dict[str, Any] = {}  # stored key -> aliased LatestMetric
+        self.joined: dict[tuple[type[LatestMetric | RunParam | RunTagValue], str], Any] = {}  # -> its alias
         self.columns = dict(columns or {})
+
+    def _row(self, table: type[LatestMetric | RunParam | RunTagValue], key: str) -> Any:
+        """The run's row of `table` under `key`, joined once per query (NULL columns when the run has none)."""
+        if (table, key) not in self.joined:
+            if len(self.joined) >= MAX_METRICS:
+                raise InvalidFilter(
+                    1, f"a filter and sort may name at most {MAX_METRICS} different metrics (params and tags included)"
+                )
+            prefix = {LatestMetric: "latest", RunParam: "param", RunTagValue: "tag"}[table]
+            self.joined[table, key] = aliased(table, name=f"{prefix}_{len(self.joined)}")
+        return self.joined[table, key]
 
     def value(self, key: str) -> ColumnElement[float]:
         """A run's final value of `key`: its summary's number, else its latest logged value (NULL: non-finite/none)."""
         if key in PLAN_NUMBERS:
             return json_number(Run.plan, PLAN_NUMBERS[key])
         stored = METRIC_ALIASES.get(key, key)
-        if stored not in self.joined:
-            if len(self.joined) >= MAX_METRICS:
-                raise InvalidFilter(1, f"a filter and sort may name at most {MAX_METRICS} different metrics")
-            self.joined[stored] = aliased(LatestMetric, name=f"latest_{len(self.joined)}")
-        latest = self.joined[stored]
+        latest = self._row(LatestMetric, stored)
         return func.coalesce(json_number(Run.summary, stored), latest.value, type_=Float())
 
     def latest(self, key: str) -> ColumnElement[float]:
         """A run's latest logged value of `key`, as logged (no summary, no alias); NULL when non-finite or none."""
-        if key not in self.joined:
-            if len(self.joined) >= MAX_METRICS:
-                raise InvalidFilter(1, f"a filter and sort may name at most {MAX_METRICS} different metrics")
-            self.joined[key] = aliased(LatestMetric, name=f"latest_{len(self.joined)}")
-        return self.joined[key].value  # type: ignore[no-any-return]
+        return self._row(LatestMetric, key).value  # type: ignore[no-any-return]
 
     def of(self, source: KeySource, key: str) -> ColumnElement[Any]:
         """What a `KeyCompare` on (`source`, `key`) compares, and what a sort on it orders by."""
@@ -433,12 +437,11 @@ class MetricColumns:
             if key not in self.columns:
                 raise InvalidFilter(1, f"unknown column {key!r}: one of {', '.join(sorted(self.columns))}")
             return self.columns[key]
-        table = RunParam if source == "param" else RunTagValue
-        return select(table.value).where(table.run_id == Run.id, table.key == key).scalar_subquery()
+        return self._row(RunParam if source == "param" else RunTagValue, key).value  # type: ignore[no-any-return]
 
     def join(self, query: Select[Any]) -> Select[Any]:
-        for stored, latest in self.joined.items():
-            query = query.outerjoin(latest, and_(latest.run_id == Run.id, latest.key == stored))
+        for (_, key), row in self.joined.items():
+            query = query.outerjoin(row, and_(row.run_id == Run.id, row.key == key))
         return query
 
 
