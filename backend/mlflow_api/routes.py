@@ -67,14 +67,14 @@ def search_experiments(request: schemas.SearchExperiments, session: SessionDep) 
 def create_run(request: schemas.CreateRun, session: SessionDep, principal: PrincipalDep) -> Json:
     """Start a run: a PruneLab external run owned by the caller, RUNNING until runs/update ends it."""
     row = service.create_run(session, principal, request)
-    return {"run": service.runs_json(session, [row])[0]}
+    return {"run": service.runs_json(session, [row.run_id])[0]}
 
 
 @router.post("/runs/update")
 def update_run(request: schemas.UpdateRun, session: SessionDep, principal: PrincipalDep) -> Json:
     """Set a run's status (FINISHED, FAILED, KILLED end it), end time or name."""
     row = service.update_run(session, principal, request)
-    return {"run_info": service.runs_json(session, [row])[0]["info"]}
+    return {"run_info": service.runs_json(session, [row.run_id])[0]["info"]}
 
 
 @router.get("/runs/get")
