@@ -445,7 +445,9 @@ class MetricColumns:
         return query
 
 
-def _compared(value: ColumnElement[Any] | QueryableAttribute[Any], op: Op, other: object) -> ColumnElement[bool]:
+def _compared(
+    value: ColumnElement[Any] | QueryableAttribute[Any], op: Op, other: object, negated: bool
+) -> ColumnElement[bool]:
     compared = {
         ">": value > other,
         ">=": value >= other,
@@ -454,20 +456,32 @@ def _compared(value: ColumnElement[Any] | QueryableAttribute[Any], op: Op, other
         "=": value == other,
         "!=": value != other,
     }[op]
-    # Two-valued: a run without the value does not match, so `not` matches it (SQL's NULL would match neither).
-    return func.coalesce(compared, false())
+    return _two_valued(compared, negated)
 
 
-def clause(parsed: Filter | None, metrics: MetricColumns) -> ColumnElement[bool]:
-    """The SQL condition on `runs` (with `metrics` joined) that holds exactly for the runs `parsed` matches."""
+def _two_valued(condition: ColumnElement[bool], negated: bool) -> ColumnElement[bool]:
+    """`condition`, false where it is NULL (a run without the value), when a `not` above it would see the NULL.
+
+    A run without the value does not match, so `not` matches it (SQL's NULL would match neither). Where no `not`
+    encloses it, WHERE already treats NULL as false: the bare comparison then lets the planner use the column's
+    statistics and turn the LEFT JOIN it reads into an inner join (a coalesce hides both).
+    """
+    return func.coalesce(condition, false()) if negated else condition
+
+
+def clause(parsed: Filter | None, metrics: MetricColumns, negated: bool = False) -> ColumnElement[bool]:
+    """The SQL condition on `runs` (with `metrics` joined) that holds exactly for the runs `parsed` matches.
+
+    A WHERE condition: it may be NULL where it does not hold. `negated`: an odd number of `not`s encloses it.
+    """
     if parsed is None:
         return true()
     if isinstance(parsed, All):
-        return and_(*(clause(part, metrics) for part in parsed.parts))
+        return and_(*(clause(part, metrics, negated) for part in parsed.parts))
     if isinstance(parsed, Any_):
-        return or_(*(clause(part, metrics) for part in parsed.parts))
+        return or_(*(clause(part, metrics, negated) for part in parsed.parts))
     if isinstance(parsed, Not):
-        return not_(clause(parsed.part, metrics))
+        return not_(clause(parsed.part, metrics, not negated))
     if isinstance(parsed, Word):
         needle = parsed.text.lower()
         return or_(
@@ -475,22 +489,21 @@ def clause(parsed: Filter | None, metrics: MetricColumns) -> ColumnElement[bool]
             func.lower(Run.note).contains(needle, autoescape=True),
         )
     if isinstance(parsed, MetricCompare):
-        return _compared(metrics.value(parsed.key), parsed.op, parsed.number)
+        return _compared(metrics.value(parsed.key), parsed.op, parsed.number, negated)
     if isinstance(parsed, IdCompare):
-        return _compared(Run.id, parsed.op, parsed.number)
+        return _compared(Run.id, parsed.op, parsed.number, negated)
     if isinstance(parsed, CreatedCompare):
-        return _compared(Run.created_at, parsed.op, parsed.moment)
+        return _compared(Run.created_at, parsed.op, parsed.moment, negated)
     if isinstance(parsed, KeyCompare):
-        return _key_clause(parsed, metrics.of(parsed.source, parsed.key))
+        return _key_clause(parsed, metrics.of(parsed.source, parsed.key), negated)
     return _field_clause(parsed)
 
 
-def _key_clause(parsed: KeyCompare, value: ColumnElement[Any]) -> ColumnElement[bool]:
+def _key_clause(parsed: KeyCompare, value: ColumnElement[Any], negated: bool) -> ColumnElement[bool]:
     op, other = parsed.op, parsed.value
     if op in ("IN", "NOT IN"):
         assert isinstance(other, tuple)
-        found = value.in_(other) if op == "IN" else value.not_in(other)
-        return func.coalesce(found, false())
+        return _two_valued(value.in_(other) if op == "IN" else value.not_in(other), negated)
     if op in ("LIKE", "NOT LIKE", "ILIKE", "NOT ILIKE"):
         assert isinstance(other, str)
         matched: ColumnElement[bool]
@@ -501,7 +514,7 @@ def _key_clause(parsed: KeyCompare, value: ColumnElement[Any]) -> ColumnElement[
         matched = func.coalesce(matched, false())
         # A run without the value matches neither LIKE nor NOT LIKE.
         return and_(value.is_not(None), not_(matched)) if op.startswith("NOT") else matched
-    return _compared(value, op, other)  # type: ignore[arg-type]
+    return _compared(value, op, other, negated)  # type: ignore[arg-type]
 
 
 def _field_clause(parsed: FieldIs) -> ColumnElement[bool]:
