@@ -322,9 +322,13 @@ class MlflowRun(Base):
     """The MLflow side of a run logged through the MLflow API: its experiment and MLflow's own fields."""
 
     __tablename__ = "mlflow_runs"
+    # search_runs' default order within an experiment: newest start first, then by id.
+    __table_args__ = (
+        Index("ix_mlflow_runs_experiment_id_start_time_ms_run_id", "experiment_id", "start_time_ms", "run_id"),
+    )
 
     run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
-    experiment_id: Mapped[int] = mapped_column(ForeignKey("mlflow_experiments.id"), index=True)
+    experiment_id: Mapped[int] = mapped_column(ForeignKey("mlflow_experiments.id"))
     user_id: Mapped[str] = mapped_column(String(250), default="")
     start_time_ms: Mapped[int] = mapped_column(BigInteger)
     end_time_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True, default=None)

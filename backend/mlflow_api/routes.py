@@ -10,10 +10,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query, Request, Response
 
 from prunelab.server.kit.dependencies import SessionDep, StoreDep
 from prunelab.server.kit.identity import PrincipalDep
+from prunelab.server.metrics.replies import json_response
 from prunelab.server.mlflow_api import schemas, service
 from prunelab.server.mlflow_api.errors import PREFIX, invalid
 
@@ -67,14 +68,14 @@ def search_experiments(request: schemas.SearchExperiments, session: SessionDep) 
 def create_run(request: schemas.CreateRun, session: SessionDep, principal: PrincipalDep) -> Json:
     """Start a run: a PruneLab external run owned by the caller, RUNNING until runs/update ends it."""
     row = service.create_run(session, principal, request)
-    return {"run": service.runs_json(session, [row])[0]}
+    return {"run": service.runs_json(session, [row.run_id])[0]}
 
 
 @router.post("/runs/update")
 def update_run(request: schemas.UpdateRun, session: SessionDep, principal: PrincipalDep) -> Json:
     """Set a run's status (FINISHED, FAILED, KILLED end it), end time or name."""
     row = service.update_run(session, principal, request)
-    return {"run_info": service.runs_json(session, [row])[0]["info"]}
+    return {"run_info": service.runs_json(session, [row.run_id])[0]["info"]}
 
 
 @router.get("/runs/get")
@@ -87,10 +88,11 @@ def get_run(
     return {"run": service.get_run(session, run_id or run_uuid or "")}
 
 
-@router.post("/runs/search")
-def search_runs(request: schemas.SearchRuns, session: SessionDep) -> Json:
+@router.post("/runs/search", response_model=None)
+def search_runs(request: schemas.SearchRuns, session: SessionDep) -> Response:
     """Runs of experiments that pass a filter (comparisons joined by AND), ordered and paged."""
-    return service.search_runs(session, request)
+    # A page of 100 runs is thousands of small objects: encoded by orjson directly, not validated as `Json` first.
+    return json_response(service.search_runs(session, request))
 
 
 @router.post("/runs/delete")

@@ -22,10 +22,10 @@ import hashlib
 import json
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import Select, String, case, cast, literal, select
+from sqlalchemy import Row, Select, String, case, cast, literal, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
@@ -501,68 +501,81 @@ def _json_value(value: float | None) -> float | str:
     return "NaN" if value is None or not math.isfinite(value) else value
 
 
-def run_json(
-    row: MlflowRun,
-    latest: dict[str, tuple[int, float | None]],
-    params: dict[str, str],
-    tags: dict[str, str],
-) -> schemas.Json:
-    run = row.run
+def _info_json(row: Row[*tuple[Any, ...]]) -> schemas.Json:
     info: schemas.Json = {
-        "run_id": str(run.id),
-        "run_uuid": str(run.id),
-        "run_name": run.name,
+        "run_id": str(row.run_id),
+        "run_uuid": str(row.run_id),
+        "run_name": row.name,
         "experiment_id": str(row.experiment_id),
         "user_id": row.user_id,
-        "status": TO_MLFLOW.get(RunStatus(run.status), "RUNNING"),
+        "status": TO_MLFLOW.get(RunStatus(row.status), "RUNNING"),
         "start_time": row.start_time_ms,
         "artifact_uri": "",
         "lifecycle_stage": "active",
     }
     if row.end_time_ms is not None:
         info["end_time"] = row.end_time_ms
-    return {
-        "info": info,
-        "data": {
-            # The latest value of each key (its timestamp is not kept with it: 0).
-            "metrics": [
-                {"key": key, "value": _json_value(value), "timestamp": 0, "step": step}
-                for key, (step, value) in sorted(latest.items())
-            ],
-            "params": [{"key": key, "value": value} for key, value in sorted(params.items())],
-            "tags": [{"key": key, "value": value} for key, value in sorted(tags.items())],
-        },
-        "inputs": {},
-    }
+    return info
 
 
-def _params_and_tags(session: Session, run_ids: Sequence[int]) -> tuple[dict[int, dict[str, str]], ...]:
-    params: dict[int, dict[str, str]] = {run_id: {} for run_id in run_ids}
-    tags: dict[int, dict[str, str]] = {run_id: {} for run_id in run_ids}
-    if run_ids:
-        for run_id, key, value in session.execute(
-            select(RunParam.run_id, RunParam.key, RunParam.value).where(RunParam.run_id.in_(run_ids))
-        ):
-            params[run_id][key] = value
-        for run_id, key, value in session.execute(
-            select(RunTagValue.run_id, RunTagValue.key, RunTagValue.value).where(RunTagValue.run_id.in_(run_ids))
-        ):
-            tags[run_id][key] = value
-    return params, tags
+def _by_run(rows: Iterable[Row[*tuple[Any, ...]]], run_ids: Sequence[int]) -> dict[int, dict[str, Any]]:
+    """(run_id, key, value) rows as {run id: {key: value}}, every run of `run_ids` present."""
+    found: dict[int, dict[str, Any]] = {run_id: {} for run_id in run_ids}
+    for run_id, key, value in rows:
+        found[run_id][key] = value
+    return found
 
 
-def runs_json(session: Session, rows: Sequence[MlflowRun]) -> list[schemas.Json]:
-    run_ids = [row.run_id for row in rows]
+def runs_json(session: Session, run_ids: Sequence[int]) -> list[schemas.Json]:
+    """MLflow's view of runs (info, latest metric values, params, tags) in the order of `run_ids`.
+
+    Four set-based queries for a page, whatever its size, reading only the columns the reply shows.
+    """
+    if not run_ids:
+        return []
+    infos = {
+        row.run_id: row
+        for row in session.execute(
+            select(MlflowRun.run_id, MlflowRun.experiment_id, MlflowRun.user_id, MlflowRun.start_time_ms,
+                   MlflowRun.end_time_ms, Run.name, Run.status)
+            .join(Run, Run.id == MlflowRun.run_id)
+            .where(MlflowRun.run_id.in_(run_ids))
+        )
+    }  # fmt: skip
     latest = metrics.latest_values_of_runs(session, run_ids)
-    params, tags = _params_and_tags(session, run_ids)
-    return [run_json(row, latest[row.run_id], params[row.run_id], tags[row.run_id]) for row in rows]
+    params = _by_run(
+        session.execute(select(RunParam.run_id, RunParam.key, RunParam.value).where(RunParam.run_id.in_(run_ids))),
+        run_ids,
+    )
+    tags = _by_run(
+        session.execute(
+            select(RunTagValue.run_id, RunTagValue.key, RunTagValue.value).where(RunTagValue.run_id.in_(run_ids))
+        ),
+        run_ids,
+    )
+    return [
+        {
+            "info": _info_json(infos[run_id]),
+            "data": {
+                # The latest value of each key (its timestamp is not kept with it: 0).
+                "metrics": [
+                    {"key": key, "value": _json_value(value), "timestamp": 0, "step": step}
+                    for key, (step, value) in sorted(latest[run_id].items())
+                ],
+                "params": [{"key": key, "value": value} for key, value in sorted(params[run_id].items())],
+                "tags": [{"key": key, "value": value} for key, value in sorted(tags[run_id].items())],
+            },
+            "inputs": {},
+        }
+        for run_id in run_ids
+    ]
 
 
 def get_run(session: Session, run_ref: str) -> schemas.Json:
-    return runs_json(session, [find_run(session, run_ref)])[0]
+    return runs_json(session, [find_run(session, run_ref).run_id])[0]
 
 
-# What `attributes.<name>` reads in a search, as MLflow shows it (`run_json`).
+# What `attributes.<name>` reads in a search, as MLflow shows it (`runs_json`).
 RUN_ATTRIBUTES: dict[str, ColumnElement[Any]] = {
     "run_id": cast(MlflowRun.run_id, String),
     "run_name": Run.name,  # type: ignore[dict-item]
@@ -610,8 +623,7 @@ def search_runs(session: Session, request: schemas.SearchRuns) -> schemas.Json:
         .where(MlflowRun.experiment_id.in_(experiment_ids), condition)
     )
     ids, token = _keyset_page(session, query, keys, position, request.max_results, fingerprint)
-    found = {row.run_id: row for row in session.scalars(select(MlflowRun).where(MlflowRun.run_id.in_(ids)))}
-    page = runs_json(session, [found[run_id] for run_id in ids])
+    page = runs_json(session, ids)
     answer: schemas.Json = {"runs": page} if page else {}
     if token:
         answer["next_page_token"] = token

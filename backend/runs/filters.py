@@ -26,7 +26,7 @@ from typing import Any, Literal
 
 from lark import Lark, Token, Tree
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
-from sqlalchemy import Boolean, Float, Select, Text, and_, cast, exists, false, func, not_, or_, select, true
+from sqlalchemy import Boolean, Float, Select, Text, and_, cast, exists, false, func, not_, or_, true
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import QueryableAttribute, aliased
 from sqlalchemy.sql.compiler import SQLCompiler
@@ -396,34 +396,38 @@ def _glob_of_like(pattern: str) -> str:
 
 
 class MetricColumns:
-    """Final metric values for one query: each latest-value key is one LEFT JOIN (a hash join, not a lookup per run).
+    """Final metric values, params and key/value tags for one query: each (table, key) it reads is one LEFT JOIN
+    (a hash join, not a lookup per run).
 
     `columns` names the columns a `KeyCompare` on `column` may read (MLflow's attributes, an experiment's name).
     """
 
     def __init__(self, columns: Mapping[str, ColumnElement[Any]] | None = None) -> None:
-        self.joined: dict[str, Any] = {}  # stored key -> aliased LatestMetric
+        self.joined: dict[tuple[type[LatestMetric | RunParam | RunTagValue], str], Any] = {}  # -> its alias
         self.columns = dict(columns or {})
+
+    def _row(self, table: type[LatestMetric | RunParam | RunTagValue], key: str) -> Any:
+        """The run's row of `table` under `key`, joined once per query (NULL columns when the run has none)."""
+        if (table, key) not in self.joined:
+            if len(self.joined) >= MAX_METRICS:
+                raise InvalidFilter(
+                    1, f"a filter and sort may name at most {MAX_METRICS} different metrics (params and tags included)"
+                )
+            prefix = {LatestMetric: "latest", RunParam: "param", RunTagValue: "tag"}[table]
+            self.joined[table, key] = aliased(table, name=f"{prefix}_{len(self.joined)}")
+        return self.joined[table, key]
 
     def value(self, key: str) -> ColumnElement[float]:
         """A run's final value of `key`: its summary's number, else its latest logged value (NULL: non-finite/none)."""
         if key in PLAN_NUMBERS:
             return json_number(Run.plan, PLAN_NUMBERS[key])
         stored = METRIC_ALIASES.get(key, key)
-        if stored not in self.joined:
-            if len(self.joined) >= MAX_METRICS:
-                raise InvalidFilter(1, f"a filter and sort may name at most {MAX_METRICS} different metrics")
-            self.joined[stored] = aliased(LatestMetric, name=f"latest_{len(self.joined)}")
-        latest = self.joined[stored]
+        latest = self._row(LatestMetric, stored)
         return func.coalesce(json_number(Run.summary, stored), latest.value, type_=Float())
 
     def latest(self, key: str) -> ColumnElement[float]:
         """A run's latest logged value of `key`, as logged (no summary, no alias); NULL when non-finite or none."""
-        if key not in self.joined:
-            if len(self.joined) >= MAX_METRICS:
-                raise InvalidFilter(1, f"a filter and sort may name at most {MAX_METRICS} different metrics")
-            self.joined[key] = aliased(LatestMetric, name=f"latest_{len(self.joined)}")
-        return self.joined[key].value  # type: ignore[no-any-return]
+        return self._row(LatestMetric, key).value  # type: ignore[no-any-return]
 
     def of(self, source: KeySource, key: str) -> ColumnElement[Any]:
         """What a `KeyCompare` on (`source`, `key`) compares, and what a sort on it orders by."""
@@ -433,16 +437,17 @@ class MetricColumns:
             if key not in self.columns:
                 raise InvalidFilter(1, f"unknown column {key!r}: one of {', '.join(sorted(self.columns))}")
             return self.columns[key]
-        table = RunParam if source == "param" else RunTagValue
-        return select(table.value).where(table.run_id == Run.id, table.key == key).scalar_subquery()
+        return self._row(RunParam if source == "param" else RunTagValue, key).value  # type: ignore[no-any-return]
 
     def join(self, query: Select[Any]) -> Select[Any]:
-        for stored, latest in self.joined.items():
-            query = query.outerjoin(latest, and_(latest.run_id == Run.id, latest.key == stored))
+        for (_, key), row in self.joined.items():
+            query = query.outerjoin(row, and_(row.run_id == Run.id, row.key == key))
         return query
 
 
-def _compared(value: ColumnElement[Any] | QueryableAttribute[Any], op: Op, other: object) -> ColumnElement[bool]:
+def _compared(
+    value: ColumnElement[Any] | QueryableAttribute[Any], op: Op, other: object, negated: bool
+) -> ColumnElement[bool]:
     compared = {
         ">": value > other,
         ">=": value >= other,
@@ -451,20 +456,32 @@ def _compared(value: ColumnElement[Any] | QueryableAttribute[Any], op: Op, other
         "=": value == other,
         "!=": value != other,
     }[op]
-    # Two-valued: a run without the value does not match, so `not` matches it (SQL's NULL would match neither).
-    return func.coalesce(compared, false())
+    return _two_valued(compared, negated)
 
 
-def clause(parsed: Filter | None, metrics: MetricColumns) -> ColumnElement[bool]:
-    """The SQL condition on `runs` (with `metrics` joined) that holds exactly for the runs `parsed` matches."""
+def _two_valued(condition: ColumnElement[bool], negated: bool) -> ColumnElement[bool]:
+    """`condition`, false where it is NULL (a run without the value), when a `not` above it would see the NULL.
+
+    A run without the value does not match, so `not` matches it (SQL's NULL would match neither). Where no `not`
+    encloses it, WHERE already treats NULL as false: the bare comparison then lets the planner use the column's
+    statistics and turn the LEFT JOIN it reads into an inner join (a coalesce hides both).
+    """
+    return func.coalesce(condition, false()) if negated else condition
+
+
+def clause(parsed: Filter | None, metrics: MetricColumns, negated: bool = False) -> ColumnElement[bool]:
+    """The SQL condition on `runs` (with `metrics` joined) that holds exactly for the runs `parsed` matches.
+
+    A WHERE condition: it may be NULL where it does not hold. `negated`: an odd number of `not`s encloses it.
+    """
     if parsed is None:
         return true()
     if isinstance(parsed, All):
-        return and_(*(clause(part, metrics) for part in parsed.parts))
+        return and_(*(clause(part, metrics, negated) for part in parsed.parts))
     if isinstance(parsed, Any_):
-        return or_(*(clause(part, metrics) for part in parsed.parts))
+        return or_(*(clause(part, metrics, negated) for part in parsed.parts))
     if isinstance(parsed, Not):
-        return not_(clause(parsed.part, metrics))
+        return not_(clause(parsed.part, metrics, not negated))
     if isinstance(parsed, Word):
         needle = parsed.text.lower()
         return or_(
@@ -472,22 +489,21 @@ def clause(parsed: Filter | None, metrics: MetricColumns) -> ColumnElement[bool]
             func.lower(Run.note).contains(needle, autoescape=True),
         )
     if isinstance(parsed, MetricCompare):
-        return _compared(metrics.value(parsed.key), parsed.op, parsed.number)
+        return _compared(metrics.value(parsed.key), parsed.op, parsed.number, negated)
     if isinstance(parsed, IdCompare):
-        return _compared(Run.id, parsed.op, parsed.number)
+        return _compared(Run.id, parsed.op, parsed.number, negated)
     if isinstance(parsed, CreatedCompare):
-        return _compared(Run.created_at, parsed.op, parsed.moment)
+        return _compared(Run.created_at, parsed.op, parsed.moment, negated)
     if isinstance(parsed, KeyCompare):
-        return _key_clause(parsed, metrics.of(parsed.source, parsed.key))
+        return _key_clause(parsed, metrics.of(parsed.source, parsed.key), negated)
     return _field_clause(parsed)
 
 
-def _key_clause(parsed: KeyCompare, value: ColumnElement[Any]) -> ColumnElement[bool]:
+def _key_clause(parsed: KeyCompare, value: ColumnElement[Any], negated: bool) -> ColumnElement[bool]:
     op, other = parsed.op, parsed.value
     if op in ("IN", "NOT IN"):
         assert isinstance(other, tuple)
-        found = value.in_(other) if op == "IN" else value.not_in(other)
-        return func.coalesce(found, false())
+        return _two_valued(value.in_(other) if op == "IN" else value.not_in(other), negated)
     if op in ("LIKE", "NOT LIKE", "ILIKE", "NOT ILIKE"):
         assert isinstance(other, str)
         matched: ColumnElement[bool]
@@ -498,7 +514,7 @@ def _key_clause(parsed: KeyCompare, value: ColumnElement[Any]) -> ColumnElement[
         matched = func.coalesce(matched, false())
         # A run without the value matches neither LIKE nor NOT LIKE.
         return and_(value.is_not(None), not_(matched)) if op.startswith("NOT") else matched
-    return _compared(value, op, other)  # type: ignore[arg-type]
+    return _compared(value, op, other, negated)  # type: ignore[arg-type]
 
 
 def _field_clause(parsed: FieldIs) -> ColumnElement[bool]:
