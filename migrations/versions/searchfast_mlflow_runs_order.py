@@ -1,7 +1,7 @@
 """MLflow runs in search order: an index on (experiment_id, start_time_ms, run_id) in place of experiment_id's
 
 Revision ID: searchfast_mlflow_runs_order
-Revises: liveops_workers_notify
+Revises: sweeps_1_sweeps
 Create Date: 2026-12-07 15:20:00.000000
 """
 
@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from alembic import op
 
 revision: str = "searchfast_mlflow_runs_order"
-down_revision: str | None = "liveops_workers_notify"
+down_revision: str | None = "sweeps_1_sweeps"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
