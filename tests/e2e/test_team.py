@@ -122,7 +122,7 @@ def test_a_team_member_signs_in_works_and_signs_out(stack: StackConfig, page: Pa
     expect(bobs_row.get_by_role("button")).to_have_count(0)
     assert bobs_row.locator("td.tags input").get_attribute("readonly") is not None
     shot(page, "03-runs-table-everyones-runs")
-    page.locator(".table-wrap").evaluate("(wrap) => { wrap.scrollLeft = wrap.scrollWidth; }")
+    page.locator(".table-wrap", has=page.locator("#runs")).evaluate("(wrap) => { wrap.scrollLeft = wrap.scrollWidth; }")
     shot(page, "03-runs-table-actions-only-on-own-runs")  # tags, note and buttons: bob's row is read-only
     page.get_by_label("Filter").fill("owner:ana")
     expect(page.locator("#runs tbody tr")).to_have_count(2)
