@@ -42,7 +42,7 @@ def upgrade() -> None:
         row = "OLD" if table == "runs" else "NEW"
         op.execute(
             f"""
-            CREATE FUNCTION prunelab_notify_{table}() RETURNS trigger AS $$
+            CREATE OR REPLACE FUNCTION prunelab_notify_{table}() RETURNS trigger AS $$
             BEGIN
                 IF TG_OP = 'DELETE' THEN
                     PERFORM pg_notify('{CHANNEL}', OLD.{column}::text);

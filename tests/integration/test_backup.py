@@ -14,6 +14,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -112,9 +113,11 @@ def stored_objects(config: StackConfig, monkeypatch: pytest.MonkeyPatch) -> dict
 
 @contextmanager
 def installations(kind: str, tmp_path: Path) -> Iterator[tuple[StackConfig, StackConfig]]:
-    """Two installations of one kind: the original and an empty one to restore into."""
+    """Two installations of one kind: the original and an empty one to restore into, on the same queue (a run's
+    page names its queue, and a restored installation keeps the original's)."""
     if kind == "sqlite":
-        yield sqlite_stack(tmp_path / "original"), sqlite_stack(tmp_path / "restored")
+        original = sqlite_stack(tmp_path / "original")
+        yield original, replace(sqlite_stack(tmp_path / "restored"), queue=original.queue)
         return
     s3 = S3Server(tmp_path / "logs").start()
     try:
@@ -124,7 +127,7 @@ def installations(kind: str, tmp_path: Path) -> Iterator[tuple[StackConfig, Stac
                 s3.create_bucket(f"prunelab-{name}")
                 configs.append(StackConfig(home=tmp_path / name, database_url=url, broker_url=REDIS_URL,
                                            extra=s3.env(f"prunelab-{name}", "artifacts")))  # fmt: skip
-            yield configs[0], configs[1]
+            yield configs[0], replace(configs[1], queue=configs[0].queue)
     finally:
         s3.stop()
 
