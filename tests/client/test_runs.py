@@ -92,9 +92,13 @@ def test_events_stream_a_live_run_step_by_step_until_the_end(client: Client) -> 
     events = list(client.events(run.id, timeout=300))
     assert [name for name, _ in events][-1] == "end"
     steps = [step for name, data in events if name == "metrics" for step in data.get("loss", {}).get("steps", [])]
-    # Each point once, in order. (The stream reads live points; once the worker compacts the finished run,
-    # the history is read with metrics(), so the very last steps may arrive only there.)
-    assert steps == sorted(set(steps)) and set(steps) <= set(range(1, 22)) and len(steps) >= 5, steps
+    # Each point once, in order. The stream reads live points when the change feed wakes it; a 21-step run on
+    # a quiet machine can train and be compacted between two wakes, so how many steps arrive live is not
+    # fixed (tests/backend/test_run_events.py checks the wake-ups themselves). Together with the stored
+    # history, nothing is missing and nothing is repeated.
+    assert steps == sorted(set(steps)) and set(steps) <= set(range(1, 22)), steps
+    stored = client.metrics(run.id, ["loss"])["loss"]["steps"]
+    assert stored == list(range(1, 22)) and set(steps) <= set(stored), (steps, stored)
     statuses = [data["status"] for name, data in events if name == "status"]
     assert statuses[-1] == "succeeded" and "running" in statuses, statuses
 
