@@ -26,4 +26,5 @@ BENCHMARKS_EXPECTED_FIGURES = {
     "runs_at_scale": ("first_page_ms_postgresql", "filter_ms_sqlite", "sort_ms_postgresql", "before_ms_sqlite"),
     "search_runs": ("client_ms_postgresql", "rest_ms_sqlite", "sort_ms_postgresql", "runs_query_ms_postgresql"),
     "live_streams": ("idle_p50_ms", "streams_p50_ms", "p50_ratio", "open_s"),
+    "seed_question": ("accuracy_mean_constant", "accuracy_mean_polynomial", "runs"),
 }

@@ -26,6 +26,7 @@ from bench import (
     runs_at_scale,
     search_runs,
     sections,
+    seed_question,
     series_store,
     training_overhead,
 )
@@ -47,6 +48,7 @@ BENCHMARKS = {
         runs_at_scale,
         search_runs,
         live_streams,
+        seed_question,
     )
 }
 
@@ -185,6 +187,16 @@ def closing_note(results: dict[str, Result]) -> list[str]:
             f"{live_streams.GOAL_P50_RATIO}) and add {fmt(figure(name, 'extra_commits_per_s'), '{:.2f}')} "
             f"committed transactions per second (idle {fmt(figure(name, 'idle_commits_per_s'), '{:.2f}')}; polling "
             f"made {fmt(2 * (figure(name, 'streams') or 0), '{:.0f}')}) ({results[name].size})."
+        )
+    if seed_question.NAME in results:
+        name = seed_question.NAME
+        lines.append(
+            "The seed's question (one sweep, ConstantSparsity vs PolynomialDecay at 87.5%): test accuracy "
+            f"{fmt(figure(name, 'accuracy_mean_constant'), '{:.2%}')} +- "
+            f"{fmt(figure(name, 'accuracy_std_constant'), '{:.2%}')} "
+            f"(seed's single run 98.86%) vs {fmt(figure(name, 'accuracy_mean_polynomial'), '{:.2%}')} +- "
+            f"{fmt(figure(name, 'accuracy_std_polynomial'), '{:.2%}')} (99.27%); "
+            f"{results[name].figures.get('sentence_test_accuracy', 'n/a')} ({results[name].size})."
         )
     return lines
 
