@@ -18,6 +18,7 @@ from pathlib import Path
 from bench import (
     compression,
     downloads,
+    experiments_at_scale,
     ingestion,
     live_streams,
     published_results,
@@ -49,6 +50,7 @@ BENCHMARKS = {
         search_runs,
         live_streams,
         seed_question,
+        experiments_at_scale,
     )
 }
 
@@ -197,6 +199,21 @@ def closing_note(results: dict[str, Result]) -> list[str]:
             f"(seed's single run 98.86%) vs {fmt(figure(name, 'accuracy_mean_polynomial'), '{:.2%}')} +- "
             f"{fmt(figure(name, 'accuracy_std_polynomial'), '{:.2%}')} (99.27%); "
             f"{results[name].figures.get('sentence_test_accuracy', 'n/a')} ({results[name].size})."
+        )
+    if experiments_at_scale.NAME in results:
+        name = experiments_at_scale.NAME
+
+        def dbs(key: str) -> str:
+            return " / ".join(fmt(figure(name, f"{key}_ms_{db}"), "{:,.0f}") for db in ("postgresql", "sqlite"))
+
+        goals = experiments_at_scale.GOALS_MS
+        lines.append(
+            "Experiments at scale (PostgreSQL / SQLite, p50 ms): grouped compare of 40 runs, all keys "
+            f"{dbs('grouped_all')} (goal <= {goals['grouped_compare']}; one key {dbs('grouped_one')}; ungrouped "
+            f"{dbs('ungrouped')}); a 1,000-point sweep accepted {dbs('sweep_accepted')} and queued "
+            f"{dbs('sweep_queued')} (goal <= {goals['sweep_queued']}; one by one {dbs('one_by_one')}); grouped runs "
+            f"table {dbs('grouped_table')} (goal <= {goals['grouped_table']}; first page {dbs('first_page')}) "
+            f"({results[name].size})."
         )
     return lines
 
