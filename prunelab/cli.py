@@ -205,6 +205,18 @@ def sweep_status(ctx: click.Context, sweep_id: int, as_json: bool, metric: str) 
     return 0
 
 
+@sweep.command("report")
+@click.argument("sweep_id", metavar="ID", type=int)
+@click.option("-o", "--output", type=click.Path(path_type=Path), required=True, help="The HTML file to write.")
+@click.option("--metric", default="test_accuracy", show_default=True, help="The final metric groups are compared on.")
+@click.pass_context
+def sweep_report(ctx: click.Context, sweep_id: int, output: Path, metric: str) -> int:
+    """Write a sweep's self-contained HTML report: frontier, groups, comparisons, curves, its spec and points."""
+    written = client_from(ctx).write_sweep_report(sweep_id, output, metric=metric)
+    click.echo(f"wrote {written}")
+    return 0
+
+
 def echo_sweep_groups(client: Client, shown: Sweep, metric: str) -> None:
     """The sweep grouped by every axis but the seed: n and mean +- std per group, then, for two variants, each
     setting's difference with its Welch interval, p and n, as the server words it."""

@@ -279,6 +279,15 @@ class Client:
                 raise WaitTimeout(f"sweep {sweep_id} still running after {timeout} s")
             time.sleep(poll_s)
 
+    def write_sweep_report(self, sweep_id: int, path: str | os.PathLike[str], *, metric: str = "test_accuracy") -> Path:
+        """Write a sweep's report as one self-contained HTML file: the frontier, the group table (every axis but
+        the seed), the Welch comparisons of `metric`, banded curves, the sweep's spec and each point's run."""
+        target = Path(path)
+        params = {"sweep": int(sweep_id), "metric": metric}
+        with self._http.stream("GET", "/api/compare/report", params=params) as response:
+            stream_to(response, target)
+        return target
+
     def sweep_url(self, sweep_id: int) -> str:
         """The sweep's page on the dashboard."""
         return f"{self.url}/sweep.html?id={int(sweep_id)}"

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import html
+import json
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -283,8 +285,31 @@ def _grouped_html(grouped: GroupedReport) -> str:
 """
 
 
-def build_report(data: CompareOut | None, grouped: GroupedReport | None = None) -> str:
-    """The HTML text of the report; Plotly's JavaScript is embedded once."""
+@dataclass(frozen=True)
+class SweepAppendix:
+    """What a sweep's report adds: its name, its spec as submitted and each point's run and status."""
+
+    sweep_id: int
+    name: str
+    spec: dict[str, Any]
+    points: list[tuple[str, int | None, str]]  # label, run id, status
+
+
+def _sweep_html(sweep: SweepAppendix) -> str:
+    spec = html.escape(json.dumps(sweep.spec, indent=2, sort_keys=True))
+    rows = [[label, f"#{run_id}" if run_id is not None else "-", status] for label, run_id, status in sweep.points]
+    return f"""<h2>The sweep's spec</h2>
+<pre>{spec}</pre>
+<h2>Points</h2>
+{_table(["point", "run", "status"], rows)}
+"""
+
+
+def build_report(
+    data: CompareOut | None, grouped: GroupedReport | None = None, sweep: SweepAppendix | None = None
+) -> str:
+    """The HTML text of the report; Plotly's JavaScript is embedded once. A sweep's report adds its spec and
+    points after the groups, comparisons and charts."""
     figures = [*_metric_figures(data), _pareto_figure(data)] if data is not None else []
     if grouped is not None:
         figures = [
@@ -302,8 +327,12 @@ def build_report(data: CompareOut | None, grouped: GroupedReport | None = None) 
     if data is None:
         assert grouped is not None, "a report needs runs or groups"
         count = sum(len(group.run_ids) for group in grouped.groups.groups)
-        return _page(f"groups by {', '.join(grouped.groups.by)}", f"<p>{count} runs, generated {created}.</p>",
-                     grouped_text + "<h2>Charts</h2>" + "".join(plots))  # fmt: skip
+        title = f"groups by {', '.join(grouped.groups.by)}"
+        if sweep is not None:
+            title = f"sweep #{sweep.sweep_id} {sweep.name}".strip()
+        appendix = _sweep_html(sweep) if sweep is not None else ""
+        return _page(title, f"<p>{count} runs, generated {created}.</p>",
+                     grouped_text + "<h2>Charts</h2>" + "".join(plots) + appendix)  # fmt: skip
     names = [_label(run) for run in data.runs]
     final_rows = [[title, *[(run.summary or {}).get(key) for run in data.runs]] for key, title in FINAL_METRICS]
     difference_rows = [[row.parameter, *[row.values.get(run.id) for run in data.runs]] for row in data.differences]

@@ -6,10 +6,13 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Response
 from fastapi.responses import HTMLResponse
+from sqlalchemy.orm import Session
 
 from prunelab.core.errors import InvalidParameter
+from prunelab.core.recipes import MAX_ID
+from prunelab.core.sweeps import SweepSpec, point_label
 from prunelab.server.compare.groups import grouped_report
-from prunelab.server.compare.report import build_report
+from prunelab.server.compare.report import SweepAppendix, build_report
 from prunelab.server.compare.service import MAX_RUNS, CompareOut, compare_data, compare_runs, require_runs
 from prunelab.server.errors import NOT_FOUND
 from prunelab.server.kit.dependencies import SessionDep
@@ -18,6 +21,7 @@ from prunelab.server.metrics.replies import json_response, series_json
 from prunelab.server.metrics.schemas import EndStep, MaxPoints, StartStep, step_window
 from prunelab.server.metrics.service import MetricKeyOut, metric_keys
 from prunelab.server.runs.filters import MAX_FILTER_LENGTH
+from prunelab.server.sweeps import service as sweeps
 
 router = APIRouter(prefix="/api/compare", tags=["compare"], responses=NOT_FOUND)  # a run that does not exist
 
@@ -42,6 +46,23 @@ def compare(
     payload = out.model_dump(mode="json")
     payload["series"] = {run_id: series_json(by_key) for run_id, by_key in series.items()}
     return json_response(payload)
+
+
+def _sweep_report(session: Session, sweep_id: int, by: list[str] | None, metric: str) -> HTMLResponse:
+    sweep = sweeps.get_sweep(session, sweep_id)
+    spec = SweepSpec.model_validate(sweep.spec)
+    # A sweep of seeds only has no axis to group by: its runs are then one group.
+    fields = by or spec.group_by() or ["tag:sweep"]
+    grouped = grouped_report(session, f'tag:"sweep:{sweep.id}"', fields, metric)
+    points = [
+        (point_label(point.variant, point.values, point.seed), point.run_id, status)
+        for point, status in sweeps.points_with_status(session, sweep.id)
+    ]
+    appendix = SweepAppendix(sweep.id, sweep.name, spec.model_dump(mode="json"), points)
+    return HTMLResponse(
+        build_report(None, grouped, appendix),
+        headers={"Content-Disposition": f'attachment; filename="prunelab-sweep-{sweep.id}.html"'},
+    )
 
 
 @router.get("/metric-keys")
@@ -74,11 +95,20 @@ def report(
     metric: Annotated[str, Query(max_length=200, description="The final metric groups are compared on.")] = (
         "test_accuracy"
     ),
+    sweep: Annotated[
+        int | None,
+        Query(ge=1, le=MAX_ID, description="A sweep's report: its runs grouped by every axis but the seed, its spec."),
+    ] = None,
 ) -> HTMLResponse:
     """The comparison as one HTML file with Plotly embedded: it opens without a network. With `by`, the group
-    table, Welch comparisons, the frontier and grouped curves too (of `runs`, or of the runs `filter` matches)."""
+    table, Welch comparisons, the frontier and grouped curves too (of `runs`, or of the runs `filter` matches).
+    With `sweep`, the sweep's report: its runs grouped as its page groups them (or by `by`), and its spec."""
+    if sweep is not None:
+        return _sweep_report(session, sweep, split_keys(by), metric)
     if runs is None and not by:
-        raise InvalidParameter(("runs",), "runs is required (comma-separated run ids, e.g. 1,2), or by to group runs")
+        raise InvalidParameter(
+            ("runs",), "runs is required (comma-separated run ids, e.g. 1,2), or by to group runs, or sweep"
+        )
     grouped = grouped_report(session, filter_text, split_keys(by) or [], metric, runs, baseline) if by else None
     data = compare_runs(session, runs, None, 2000, baseline) if runs is not None else None
     html = build_report(data, grouped)

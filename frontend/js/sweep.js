@@ -63,6 +63,7 @@ function render(sweep) {
   const grouped = new URLSearchParams({ filter: `tag:"${sweep.tag}"`, by: sweep.group_by.join(",") });
   document.getElementById("groups-link").href = `compare.html?${grouped}`;
   document.getElementById("groups-link").hidden = !sweep.group_by.length;
+  document.getElementById("report-link").href = `/api/compare/report?sweep=${sweep.id}`;
   document.getElementById("cancel").disabled = !(progress.queued || progress.running);
   document.getElementById("retry").disabled = !progress.failed;
   const axes = sweep.spec.axes.map((axis) => axis.path);

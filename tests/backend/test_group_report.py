@@ -8,7 +8,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from prunelab.server.cli import main
-from prunelab.server.models import RunStatus
+from prunelab.server.db import session_scope
+from prunelab.server.models import Run, RunStatus, utcnow
 from tests.backend.seed import SPEC, seeded_run
 from tests.backend.test_report import traces_drawn_offline
 
@@ -59,3 +60,39 @@ def test_report_groups_the_runs_a_filter_matches_and_names_a_bad_field(client: T
     bad = client.get("/api/compare/report", params={"by": "modle"})
     assert bad.status_code == 422 and bad.json()["detail"][0]["field"] == "by"
     assert client.get("/api/compare/report").json()["detail"][0]["field"] == "runs"
+
+
+def test_a_sweeps_report_holds_its_groups_comparisons_frontier_spec_and_points(client: TestClient) -> None:
+    sweep = client.post(
+        "/api/sweeps",
+        json={
+            "name": "schedules",
+            "base": {"dataset": "digits", "model": "mlp", "epochs": 1, "schedule": {"frequency": 41}},
+            "variants": {
+                "constant": {"schedule": {"kind": "constant"}},
+                "polynomial": {"schedule": {"kind": "polynomial"}},
+            },
+            "axes": [{"path": "sparsity", "values": [0.75]}],
+            "seeds": [0, 1],
+        },
+    ).json()
+    accuracy = {("constant", 0): 0.95, ("constant", 1): 0.96, ("polynomial", 0): 0.97, ("polynomial", 1): 0.98}
+    with session_scope() as session:
+        for point in sweep["points"]:
+            run = session.get(Run, point["run_id"])
+            assert run is not None
+            run.status, run.finished_at = RunStatus.SUCCEEDED, utcnow()
+            run.summary = {"test_accuracy": accuracy[point["variant"], point["seed"]], "measured_sparsity": 0.75}
+    response = client.get("/api/compare/report", params={"sweep": sweep["id"]})
+    assert response.status_code == 200, response.text
+    assert f'filename="prunelab-sweep-{sweep["id"]}.html"' in response.headers["content-disposition"]
+    text = response.text
+    assert f"<title>PruneLab report: sweep #{sweep['id']} schedules</title>" in text
+    assert "<h2>Groups by tag:variant, tag:sparsity</h2>" in text and "0.955 ± 0.0071" in text
+    assert "-2.00 pt [-5.04, +1.04], p = 0.11, n = 2 / 2: not resolved" in text
+    assert "<h2>The sweep's spec</h2>" in text and "&quot;final_sparsity&quot;" not in text
+    assert "&quot;frequency&quot;: 41" in text
+    assert "<td>variant polynomial, sparsity 0.75, seed 1</td>" in text and text.count("<td>succeeded</td>") == 4
+    assert '"group_frontier"' in text and '"group_parcoords"' in text
+    missing = client.get("/api/compare/report", params={"sweep": 999})
+    assert missing.status_code == 404 and "999" in missing.json()["detail"]

@@ -67,6 +67,7 @@ def test_the_rest_and_yaml_examples_are_the_same_sweep() -> None:
     assert body is not None
     assert json.loads(body.group(1)) == yaml.safe_load(sweep_yaml)
     assert "prunelab sweep submit sweep.yaml --wait" in cli and "prunelab sweep status 2" in cli
+    assert "prunelab sweep report 2 -o sweep-2.html" in cli
 
 
 def test_readme_sweep_runs_end_to_end_through_a_worker(stack: StackConfig, tmp_path: Path) -> None:
@@ -131,6 +132,11 @@ def test_readme_sweep_runs_end_to_end_through_a_worker(stack: StackConfig, tmp_p
             assert compared.sentence in output, output
             if compared.p_value is not None:
                 assert compared.p_value == pytest.approx(welch.pvalue, rel=1e-9)
+    # `sweep report` wrote the sweep's self-contained report: its groups, comparisons, spec and every point.
+    report = (tmp_path / "sweep-2.html").read_text()
+    assert "<h2>Groups by tag:variant, tag:sparsity</h2>" in report and "<h2>The sweep's spec</h2>" in report
+    assert all(f"<td>#{point.run_id}</td><td>succeeded</td>" in report for point in sweep.points)
+    assert '"group_frontier"' in report and '"group_mean"' in report  # drawn offline: tests/backend/test_report.py
     # Cancelling sweep 1 kept what had finished and queued nothing more.
     assert first.status == "cancelled"
     assert all(p.status in ("succeeded", "cancelled") for p in first.points), [p.status for p in first.points]
