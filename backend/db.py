@@ -7,6 +7,7 @@ from contextlib import contextmanager
 from functools import lru_cache
 from typing import Any
 
+import orjson
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import NullPool
@@ -30,7 +31,9 @@ def engine_for(url: str) -> Engine:
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
         event.listen(engine, "connect", _configure_sqlite)
         return engine
-    return create_engine(url, pool_pre_ping=True)
+    # PostgreSQL's json type holds only valid JSON (no NaN), which orjson decodes several times faster than the
+    # json module: a group of 10,000 runs reads that many specs' fields. SQLite keeps the json module's reading.
+    return create_engine(url, pool_pre_ping=True, json_deserializer=orjson.loads)
 
 
 def one_off_engine(url: str) -> Engine:

@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 import numpy as np
 from pydantic import BaseModel
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, select
 from sqlalchemy.orm import Session
 
 from prunelab.core.errors import InvalidParameter, RunNotFound
@@ -111,16 +111,20 @@ def _tag_value(tags: Sequence[str], name: str) -> str | None:
     return None
 
 
-def _field_value(field: str, spec: dict[str, Any], plan: dict[str, Any], tags: Sequence[str]) -> Any:
+def _field_column(field: str) -> ColumnElement[Any]:
+    """What the database returns for a group field: the plan's target sparsity, the run's tags (a tag field is
+    read from them in Python), or the value at the field's path in the spec (null where the path is missing)."""
     if field == SPARSITY_FIELD:
-        return plan.get("target_sparsity")
+        return Run.plan["target_sparsity"]
     if field.startswith(TAG_PREFIX):
-        return _tag_value(tags, field[len(TAG_PREFIX) :])
-    value: Any = spec
-    for part in field.split("."):
-        if not isinstance(value, dict) or part not in value:
-            return None
-        value = value[part]
+        return Run.tags
+    return Run.spec[tuple(field.split("."))]
+
+
+def _field_of(field: str, value: Any) -> Any:
+    """A run's value of a group field from its `_field_column`."""
+    if field.startswith(TAG_PREFIX):
+        return _tag_value(value or [], field[len(TAG_PREFIX) :])
     return value
 
 
@@ -171,8 +175,11 @@ def group_runs(
     parsed = parse_filter(filter_text)
     columns = MetricColumns()
     values = [columns.value(key).label(f"metric_{index}") for index, key in enumerate(keys)]
+    # Each group field is read in SQL (a JSON path into the spec or the plan), not by decoding every run's spec
+    # and plan in Python: at 10,000 runs that decoding was most of the read.
+    field_columns = [_field_column(field).label(f"field_{index}") for index, field in enumerate(fields)]
     query = (
-        columns.join(select(Run.id, Run.status, Run.spec, Run.plan, Run.tags, *values))
+        columns.join(select(Run.id, Run.status, *field_columns, *values))
         .where(clause(parsed, columns), *([] if run_ids is None else [Run.id.in_(run_ids)]))
         .order_by(Run.id)
         .limit(MAX_GROUPED_RUNS + 1)
@@ -184,7 +191,7 @@ def group_runs(
         )
     members: dict[str, tuple[dict[str, Any], list[Any]]] = {}
     for row in rows:
-        key = {field: _field_value(field, row.spec or {}, row.plan or {}, row.tags or []) for field in fields}
+        key = {field: _field_of(field, getattr(row, f"field_{index}")) for index, field in enumerate(fields)}
         members.setdefault(json.dumps(key, sort_keys=True, default=str), (key, []))[1].append(row)
     groups = []
     for key, grouped in sorted(members.values(), key=lambda item: [_order(value) for value in item[0].values()]):
