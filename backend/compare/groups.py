@@ -117,7 +117,7 @@ def _field_column(field: str) -> ColumnElement[Any]:
     if field == SPARSITY_FIELD:
         return Run.plan["target_sparsity"]
     if field.startswith(TAG_PREFIX):
-        return Run.tags
+        return Run.tags.expression
     return Run.spec[tuple(field.split("."))]
 
 

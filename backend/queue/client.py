@@ -44,7 +44,7 @@ def make_celery(settings: Settings) -> Celery:
 def transport_options(settings: Settings) -> dict[str, object]:
     if settings.broker_url.startswith("sqla+sqlite"):
         # kombu's SQLAlchemy transport passes these options to create_engine: its connections come from here.
-        return {"creator": functools.partial(_broker_connection, make_url(settings.broker_url[5:]).database)}
+        return {"creator": functools.partial(_broker_connection, make_url(settings.broker_url[5:]).database or "")}
     if settings.broker_url.startswith("sqla+"):
         return {}
     # Redis redelivers an unacknowledged task after the visibility timeout: make it outlast any run.
