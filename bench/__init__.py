@@ -27,6 +27,7 @@ BENCHMARKS_EXPECTED_FIGURES = {
     "search_runs": ("client_ms_postgresql", "rest_ms_sqlite", "sort_ms_postgresql", "runs_query_ms_postgresql"),
     "live_streams": ("idle_p50_ms", "streams_p50_ms", "p50_ratio", "open_s"),
     "seed_question": ("accuracy_mean_constant", "accuracy_mean_polynomial", "runs"),
+    "seed_frontier": ("runs",),
     "experiments_at_scale": (
         "grouped_all_ms_postgresql",
         "grouped_all_ms_sqlite",

@@ -27,6 +27,7 @@ from bench import (
     runs_at_scale,
     search_runs,
     sections,
+    seed_frontier,
     seed_question,
     series_store,
     training_overhead,
@@ -50,6 +51,7 @@ BENCHMARKS = {
         search_runs,
         live_streams,
         seed_question,
+        seed_frontier,
         experiments_at_scale,
     )
 }
@@ -199,6 +201,12 @@ def closing_note(results: dict[str, Result]) -> list[str]:
             f"(seed's single run 98.86%) vs {fmt(figure(name, 'accuracy_mean_polynomial'), '{:.2%}')} +- "
             f"{fmt(figure(name, 'accuracy_std_polynomial'), '{:.2%}')} (99.27%); "
             f"{results[name].figures.get('sentence_test_accuracy', 'n/a')} ({results[name].size})."
+        )
+    if seed_frontier.NAME in results:
+        sentences = [value for key, value in results[seed_frontier.NAME].figures.items() if key.startswith("sentence_")]
+        lines.append(
+            f"The seed's question at other sparsities: {'; '.join(map(str, sentences))} "
+            f"({results[seed_frontier.NAME].size})."
         )
     if experiments_at_scale.NAME in results:
         name = experiments_at_scale.NAME

@@ -51,18 +51,19 @@ SIZES = {
 }  # fmt: skip
 
 
-def sweep_spec(size: Size) -> dict[str, Any]:
-    """One sweep: the seed's recipe as the base, a variant per schedule, `size.seeds` seeds."""
+def sweep_spec(size: Any, sparsity: float = SPARSITY) -> dict[str, Any]:
+    """One sweep: the seed's recipe as the base, a variant per schedule, `size.seeds` seeds (`size`: a Size here
+    or any object with the same dataset, model, epochs, batch_size, validation_split and seeds)."""
     total, base = workloads.tutorial_training(
         size.dataset, size.model, size.epochs, size.batch_size, size.validation_split
     )
     base.pop("seed")
     return {
-        "name": f"The seed's question: ConstantSparsity vs PolynomialDecay at {SPARSITY:.1%}",
+        "name": f"The seed's question: ConstantSparsity vs PolynomialDecay at {sparsity:.1%}",
         "base": base,
         "variants": {
-            "constant": {"schedule": workloads.constant(total, SPARSITY).model_dump(mode="json")},
-            "polynomial": {"schedule": workloads.polynomial(total, SPARSITY).model_dump(mode="json")},
+            "constant": {"schedule": workloads.constant(total, sparsity).model_dump(mode="json")},
+            "polynomial": {"schedule": workloads.polynomial(total, sparsity).model_dump(mode="json")},
         },
         "seeds": list(range(size.seeds)),
     }
