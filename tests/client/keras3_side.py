@@ -1,9 +1,10 @@
-"""A user's Keras 3 script: `python -m tests.client.keras3_side URL OUT.json`, with KERAS_BACKEND set.
+"""A user's Keras 3 script: `python -m tests.client.keras3_side URL OUT.json [forgotten]`, with KERAS_BACKEND set.
 
 A two-branch Functional model on synthetic 8x8 images (the class is the brightest row), pruned by
 `prunelab.prune.Pruner` (conv, hidden and skip; the classifier left dense by the scope) and logged into
 PruneLab by `PruneLabCallback(..., pruner=pruner)`. OUT.json gets the run's id, the (key, step) pairs the
-callback handed its sender, and what the script saw of its own model.
+callback handed its sender, and what the script saw of its own model. With `forgotten`, the script leaves
+`pruner.callback()` out of fit: OUT.json gets the error fit raised.
 """
 
 from __future__ import annotations
@@ -26,12 +27,8 @@ def images(examples: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     return pixels, pixels[..., 0].sum(axis=2).argmax(axis=1).astype(np.int64)
 
 
-def main(url: str, out: Path) -> None:
+def two_branch_model():  # type: ignore[no-untyped-def]
     import keras
-
-    import prunelab.keras
-    from prunelab.core.specs import ConstantSchedule, Scope
-    from prunelab.prune import Pruner
 
     keras.utils.set_random_seed(0)
     inputs = keras.Input(shape=(8, 8, 1), name="pixels")
@@ -45,6 +42,17 @@ def main(url: str, out: Path) -> None:
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=["accuracy"],
     )
+    return model
+
+
+def main(url: str, out: Path) -> None:
+    import keras
+
+    import prunelab.keras
+    from prunelab.core.specs import ConstantSchedule, Scope
+    from prunelab.prune import Pruner
+
+    model = two_branch_model()
     schedule = ConstantSchedule(target_sparsity=TARGET, begin_step=BEGIN_STEP, end_step=-1, frequency=FREQUENCY)
     pruner = Pruner(model, schedule, scope=Scope(keep_last_dense=True))
     callback = prunelab.keras.PruneLabCallback(
@@ -85,5 +93,21 @@ def main(url: str, out: Path) -> None:
     out.write_text(json.dumps(facts))
 
 
+def forgotten(url: str, out: Path) -> None:
+    import prunelab.keras
+    from prunelab.core.specs import ConstantSchedule
+    from prunelab.prune import Pruner
+
+    model = two_branch_model()
+    pruner = Pruner(model, ConstantSchedule(target_sparsity=TARGET, begin_step=0, end_step=-1, frequency=1))
+    callback = prunelab.keras.PruneLabCallback(name="forgotten", url=url, pruner=pruner, flush_interval_s=0.1)
+    x, y = images(EXAMPLES, 1)
+    try:
+        model.fit(x, y, batch_size=BATCH, epochs=1, verbose=0, callbacks=[callback])
+    except RuntimeError as error:
+        out.write_text(json.dumps({"error": str(error), "run_id": callback.wait_for_run_id(30)}))
+    # Leaving now: the callback ends the run as failed on the way out.
+
+
 if __name__ == "__main__":
-    main(sys.argv[1], Path(sys.argv[2]))
+    (forgotten if sys.argv[3:] == ["forgotten"] else main)(sys.argv[1], Path(sys.argv[2]))

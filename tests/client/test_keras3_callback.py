@@ -44,10 +44,10 @@ def script_env(backend: str, folder: Path, **extra: str) -> dict[str, str]:
     return {**env, "KERAS_BACKEND": backend}
 
 
-def run_script(backend: str, url: str, folder: Path) -> dict:
+def run_script(backend: str, url: str, folder: Path, *mode: str) -> dict:
     out = folder / "facts.json"
     result = subprocess.run(
-        [sys.executable, "-m", "tests.client.keras3_side", url, str(out)],
+        [sys.executable, "-m", "tests.client.keras3_side", url, str(out), *mode],
         cwd=REPO,
         env=script_env(backend, folder),
         capture_output=True,
@@ -134,6 +134,13 @@ def test_a_keras3_script_logs_like_a_tfmot_script(api_url: str, tmp_path: Path, 
         assert model_file.status_code == 200 and model_file.content[4:8] == b"TFL3"
     assert summary["tflite_int8_size_bytes"] < summary["tflite_size_bytes"]
     assert not (tmp_path / "spool.sqlite").exists() or _spooled_points(tmp_path) == 0
+
+
+def test_a_fit_without_the_pruners_callback_stops_at_once_and_its_run_fails(api_url: str, tmp_path: Path) -> None:
+    facts = run_script("jax", api_url, tmp_path, "forgotten")
+    assert "pass pruner.callback() to model.fit's callbacks too" in facts["error"]
+    run = wait_for_run(api_url, facts["run_id"], {"succeeded", "failed"}, timeout=60)
+    assert run["status"] == "failed" and "before fit returned" in run["error"]
 
 
 def test_the_readme_example_logs_a_keras3_run_on_jax(api_url: str, tmp_path: Path) -> None:
