@@ -63,14 +63,17 @@ def main(url: str, out: Path) -> None:
         pruner=pruner,
         flush_interval_s=0.1,
     )
-    logged: set[tuple[str, int]] = set()
+    logged: dict[tuple[str, int], float] = {}
     original = callback.sender.log
 
     def log(run_key: str, step: int, metrics: dict[str, float], wall_time: float) -> None:
-        logged.update((key, step) for key in metrics)
+        logged.update({(key, step): float(value) for key, value in metrics.items()})
         original(run_key, step, metrics, wall_time)
 
     callback.sender.log = log
+    # The starting weights, for a tfmot script to start from the same ones.
+    np.savez(out.with_suffix(".npz"), **{f"{layer.name}/{index}": array for layer in model.layers
+                                         for index, array in enumerate(layer.get_weights())})  # fmt: skip
     x, y = images(EXAMPLES, 1)
     model.fit(
         x,
@@ -86,7 +89,7 @@ def main(url: str, out: Path) -> None:
     facts = {
         "backend": keras.backend.backend(),
         "run_id": callback.wait_for_run_id(30),
-        "logged": sorted(logged),
+        "logged": [[key, step, value] for (key, step), value in sorted(logged.items())],
         "is_prunelab_callback": isinstance(callback, prunelab.keras.PruneLabCallback),
         "hidden_sparsity": float(np.mean(kernel == 0)),
     }

@@ -23,6 +23,7 @@ import pytest
 
 from harness.stack import REPO, StackConfig, wait_for_run
 from tests.client import keras3_side as side
+from tests.client.test_keras_callback import pruned_functional_model, tf_modules
 
 pytestmark = pytest.mark.integration
 
@@ -92,7 +93,7 @@ def test_a_keras3_script_logs_like_a_tfmot_script(api_url: str, tmp_path: Path, 
     assert "layer_sparsity/logits" not in series
     assert series["val_accuracy"]["steps"] == [16, 32, 48] and series["epoch"]["values"] == [1, 2, 3]
     assert series["compressed_size_bytes"]["steps"] == sorted(set(pruning_steps) | {16, 32, 48})
-    keys = {key for key, _ in facts["logged"]}
+    keys = {key for key, _, _ in facts["logged"]}
     assert keys == set(series)
     expected = {"loss", "accuracy", "target_sparsity", "measured_sparsity", "compressed_size_bytes", "epoch"}
     expected |= {"val_loss", "val_accuracy"} | {
@@ -134,6 +135,50 @@ def test_a_keras3_script_logs_like_a_tfmot_script(api_url: str, tmp_path: Path, 
         assert model_file.status_code == 200 and model_file.content[4:8] == b"TFL3"
     assert summary["tflite_int8_size_bytes"] < summary["tflite_size_bytes"]
     assert not (tmp_path / "spool.sqlite").exists() or _spooled_points(tmp_path) == 0
+
+
+def test_a_tfmot_script_from_the_same_weights_logs_the_same_series(api_url: str, tmp_path: Path) -> None:
+    """The Keras 3 script on TensorFlow and the tfmot script of test_keras_callback.py, from the same starting
+    weights on the same batches: tfmot's wrappers and the engine prune bit for bit alike (tests/prune), and both
+    callbacks measure with the same code, so every key is logged at the same steps with equal values."""
+    facts = run_script("tensorflow", api_url, tmp_path)
+    keras3 = {(key, step): value for key, step, value in facts["logged"]}
+    starting = np.load(tmp_path / "facts.npz")
+
+    tf, tfmot, tf_keras = tf_modules()
+    from prunelab.keras import PruneLabCallback
+
+    model = pruned_functional_model(tf, tfmot, tf_keras)
+    for layer in model.layers:
+        inner = getattr(layer, "layer", layer)
+        count = len(inner.get_weights())
+        if count:
+            inner.set_weights([starting[f"{inner.name}/{index}"] for index in range(count)])
+    callback = PruneLabCallback(name="tfmot, same weights", url=api_url, dataset="synthetic rows", flush_interval_s=0.1)
+    tfmot_points: dict[tuple[str, int], float] = {}
+    log = callback.sender.log
+
+    def record(run_key: str, step: int, metrics: dict[str, float], wall_time: float) -> None:
+        tfmot_points.update({(key, step): float(value) for key, value in metrics.items()})
+        log(run_key, step, metrics, wall_time)
+
+    callback.sender.log = record
+    x, y = side.images(side.EXAMPLES, 1)
+    model.fit(
+        x,
+        y,
+        batch_size=side.BATCH,
+        epochs=side.EPOCHS,
+        validation_data=side.images(64, 2),
+        shuffle=False,
+        verbose=0,
+        callbacks=[tfmot.sparsity.keras.UpdatePruningStep(), callback],
+    )
+    # Every key at every step, equal to the bit (239 points: the losses and accuracies, sparsities, churn,
+    # compressed sizes and validation metrics).
+    assert sorted(tfmot_points) == sorted(keras3)
+    assert tfmot_points == keras3
+    assert wait_for_run(api_url, callback.run_id, {"succeeded", "failed"}, timeout=60)["status"] == "succeeded"
 
 
 def test_a_fit_without_the_pruners_callback_stops_at_once_and_its_run_fails(api_url: str, tmp_path: Path) -> None:
