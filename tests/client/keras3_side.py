@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -25,6 +26,19 @@ def images(examples: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)
     pixels = rng.random((examples, 8, 8, 1), dtype=np.float32)
     return pixels, pixels[..., 0].sum(axis=2).argmax(axis=1).astype(np.int64)
+
+
+def recorded_points(callback: Any) -> dict[tuple[str, int], float]:
+    """Every point a PruneLabCallback hands its sender from now on, (key, step) -> value, kept here too."""
+    points: dict[tuple[str, int], float] = {}
+    send = callback.sender.log
+
+    def log(run_key: str, step: int, metrics: dict[str, float], wall_time: float) -> None:
+        points.update({(key, step): float(value) for key, value in metrics.items()})
+        send(run_key, step, metrics, wall_time)
+
+    callback.sender.log = log
+    return points
 
 
 def two_branch_model():  # type: ignore[no-untyped-def]
@@ -63,14 +77,7 @@ def main(url: str, out: Path) -> None:
         pruner=pruner,
         flush_interval_s=0.1,
     )
-    logged: dict[tuple[str, int], float] = {}
-    original = callback.sender.log
-
-    def log(run_key: str, step: int, metrics: dict[str, float], wall_time: float) -> None:
-        logged.update({(key, step): float(value) for key, value in metrics.items()})
-        original(run_key, step, metrics, wall_time)
-
-    callback.sender.log = log
+    logged = recorded_points(callback)
     # The starting weights, for a tfmot script to start from the same ones.
     np.savez(out.with_suffix(".npz"), **{f"{layer.name}/{index}": array for layer in model.layers
                                          for index, array in enumerate(layer.get_weights())})  # fmt: skip

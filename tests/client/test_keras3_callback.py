@@ -155,14 +155,7 @@ def test_a_tfmot_script_from_the_same_weights_logs_the_same_series(api_url: str,
         if count:
             inner.set_weights([starting[f"{inner.name}/{index}"] for index in range(count)])
     callback = PruneLabCallback(name="tfmot, same weights", url=api_url, dataset="synthetic rows", flush_interval_s=0.1)
-    tfmot_points: dict[tuple[str, int], float] = {}
-    log = callback.sender.log
-
-    def record(run_key: str, step: int, metrics: dict[str, float], wall_time: float) -> None:
-        tfmot_points.update({(key, step): float(value) for key, value in metrics.items()})
-        log(run_key, step, metrics, wall_time)
-
-    callback.sender.log = record
+    tfmot_points = side.recorded_points(callback)
     x, y = side.images(side.EXAMPLES, 1)
     model.fit(
         x,
