@@ -70,6 +70,18 @@ def test_the_client_and_its_command_load_no_server_and_no_tensorflow() -> None:
     assert {"prunelab", "httpx", "click", "tqdm"} <= loaded
 
 
+def test_a_keras3_scripts_callback_loads_keras3_only() -> None:
+    # PruneLabCallback(pruner=...) on JAX: Keras 3 and JAX, never TensorFlow, tf-keras or tfmot (nor the server).
+    modules = loaded_modules_after(
+        "import os; os.environ.pop('TF_USE_LEGACY_KERAS', None); os.environ['KERAS_BACKEND'] = 'jax'; "
+        "import prunelab.keras; prunelab.keras.keras3_class()"
+    )
+    loaded = {m.split(".")[0] for m in modules} | {".".join(m.split(".")[:2]) for m in modules}
+    assert {"keras", "jax", "prunelab.telemetry_keras3", "prunelab.telemetry_loop"} <= loaded
+    assert not loaded & {"tensorflow", "tf_keras", "tensorflow_model_optimization", "prunelab.telemetry_callback"}
+    assert not loaded & {*WEB_AND_QUEUE, *SERVER_AND_WORKER}, sorted(loaded & {*WEB_AND_QUEUE, *SERVER_AND_WORKER})
+
+
 def test_training_library_loads_no_web_database_or_queue_code() -> None:
     imports = (
         "import pkgutil, importlib, prunelab.worker.training as training; "

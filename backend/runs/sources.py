@@ -16,6 +16,7 @@ from prunelab.core.catalog import DATASETS
 from prunelab.core.errors import InvalidSpec
 from prunelab.core.specs import RunSpec
 from prunelab.server.models import Artifact, Run, RunStatus, Upload, UploadKind
+from prunelab.server.uploads.inspect_keras import keras_major
 
 BASE_FIELD = ("recipe", "base_run_id")
 UPLOAD_FIELD = ("recipe", "upload_id")
@@ -77,7 +78,17 @@ def model_upload(session: Session, upload_id: int) -> ModelUpload:
 
 
 def check_upload_fits(spec: RunSpec, upload: ModelUpload) -> None:
-    """An uploaded model must take the dataset's images (its recorded input shape, batch axis aside)."""
+    """An uploaded model must be a tf-keras one (what tfmot prunes) and take the dataset's images."""
+    version = upload.meta.get("keras_version")
+    if (keras_major(version) or 2) >= 3:
+        # tf-keras cannot load a Keras 3 file (it fails in the worker, mid-run): refuse it here, saying why.
+        raise InvalidSpec(
+            UPLOAD_FIELD,
+            f"upload {upload.upload_id} was saved by Keras {version}: runs prune with tfmot, which trains tf-keras "
+            "(Keras 2) models only. Choose the Keras engine for a Keras 3 model: prune it with prunelab.prune and "
+            "log it with PruneLabCallback(..., pruner=pruner) (README: Log a Keras 3 script into PruneLab), or "
+            "upload the model saved by tf-keras",
+        )
     recorded = upload.meta.get("input_shape")
     if not recorded:
         return

@@ -11,6 +11,7 @@ loads an accepted file with `safe_mode=True` after checking it again
 from __future__ import annotations
 
 import json
+import re
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,10 @@ from prunelab.server.uploads.archives import UploadRejected, check_archive, open
 MAX_MEMBERS = 64
 MAX_UNCOMPRESSED_BYTES = 1 << 30  # 1 GiB: above any model PruneLab prunes, below a decompression bomb
 MAX_CONFIG_BYTES = 16 << 20
+MAX_METADATA_BYTES = 64 << 10
 REQUIRED_MEMBERS = ("config.json", "model.weights.h5")
+# metadata.json's keras_version: tf-keras writes its own (2.x), Keras 3 its own (3.x).
+KERAS_VERSION = re.compile(r"\d{1,4}(\.\d{1,6}){0,3}([.+-]?[A-Za-z0-9.+-]{0,24})?")
 
 ALLOWED_LAYERS = frozenset(
     {
@@ -228,6 +232,11 @@ def inspect_keras(path: Path) -> dict[str, Any]:
         with open_zip(path, ".keras") as archive:
             members = check_keras_archive(archive)
             raw = _read_capped(archive, "config.json", MAX_CONFIG_BYTES)
+            metadata = (
+                _read_capped(archive, "metadata.json", MAX_METADATA_BYTES)
+                if any(member.filename == "metadata.json" for member in members)
+                else None
+            )
     except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, OSError, EOFError) as error:
         raise UploadRejected(f"unreadable .keras archive: {error}") from None
     try:
@@ -241,4 +250,25 @@ def inspect_keras(path: Path) -> dict[str, Any]:
         "layer_count": len(layers),
         "members": len(members),
         "uncompressed_bytes": sum(member.file_size for member in members),
+        "keras_version": keras_version(metadata),
     }
+
+
+def keras_version(metadata: bytes | None) -> str | None:
+    """The Keras version metadata.json says saved the model (tf-keras: 2.x, Keras 3: 3.x); None if it does not say."""
+    if metadata is None:
+        return None
+    try:
+        version = json.loads(metadata).get("keras_version")
+    except (UnicodeDecodeError, json.JSONDecodeError, AttributeError):
+        raise UploadRejected("metadata.json is not a JSON object") from None
+    if version is None:
+        return None
+    if not isinstance(version, str) or not KERAS_VERSION.fullmatch(version):
+        raise UploadRejected(f"metadata.json: keras_version {str(version)[:40]!r} is not a version number")
+    return version
+
+
+def keras_major(version: str | None) -> int | None:
+    """The major version of `keras_version()`'s answer, None when unknown."""
+    return int(version.split(".")[0]) if version else None

@@ -92,6 +92,8 @@ class Pruner:
         if problems:
             raise ValueError("; ".join(f"{'.'.join(problem.field)}: {problem.message}" for problem in problems))
         self.model = model
+        self.schedule: ResolvedSchedule = spec.schedule
+        self.layer_schedules: dict[str, ResolvedSchedule] = layer_schedules  # the layers with a schedule of their own
         self.structure = spec.structure
         self.step = 0  # tfmot's pruning_step after UpdatePruningStep.on_train_begin; the first batch is step 1
         self.decisions: list[LayerDecision] = decide_layers(facts, spec)

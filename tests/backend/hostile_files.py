@@ -41,11 +41,15 @@ def dense_config(extra_layers: list[dict[str, Any]] | None = None) -> dict[str, 
 
 
 def keras_archive(
-    config: object | None = None, members: dict[str, bytes] | None = None, *, raw_config: bytes | None = None
+    config: object | None = None,
+    members: dict[str, bytes] | None = None,
+    *,
+    raw_config: bytes | None = None,
+    keras_version: object = "2.21.0",  # what tf-keras 2.21 writes; Keras 3 writes its own, 3.x
 ) -> bytes:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-        archive.writestr("metadata.json", json.dumps({"keras_version": "2.21.0"}))
+        archive.writestr("metadata.json", json.dumps({"keras_version": keras_version}))
         archive.writestr("config.json", raw_config if raw_config is not None else json.dumps(config or dense_config()))
         archive.writestr("model.weights.h5", b"\x89HDF\r\n\x1a\n" + b"\0" * 64)
         for name, data in (members or {}).items():

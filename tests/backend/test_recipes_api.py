@@ -162,3 +162,15 @@ def test_an_uploaded_model_can_be_pruned_or_swept(client: TestClient) -> None:
     dataset = client.post("/api/datasets", files={"file": ("d.npz", hostile.valid_npz(), "application/octet-stream")})
     not_a_model = post(client, recipe={"kind": "uploaded_model", "upload_id": dataset.json()["id"]})
     assert "is a dataset, not a model" in fields_of(not_a_model)["recipe.upload_id"]
+
+
+def test_a_keras3_model_is_refused_by_tfmot_runs_with_a_422_that_names_the_keras_engine(client: TestClient) -> None:
+    data = hostile.keras_archive(keras_version="3.15.1")
+    upload = client.post("/api/models", files={"file": ("k3.keras", data, "application/octet-stream")}).json()
+    for recipe in (
+        {"kind": "uploaded_model", "upload_id": upload["id"]},
+        {"kind": "sensitivity", "upload_id": upload["id"]},
+    ):
+        refused = fields_of(post(client, recipe=recipe))["recipe.upload_id"]
+        assert f"upload {upload['id']} was saved by Keras 3.15.1" in refused
+        assert "Choose the Keras engine" in refused and "PruneLabCallback(..., pruner=pruner)" in refused

@@ -51,6 +51,13 @@ def test_a_valid_model_is_stored_under_its_id_never_its_file_name(client: TestCl
     assert client.get("/api/uploads/999999").status_code == 404
 
 
+@pytest.mark.parametrize("version", ["2.21.0", "3.15.1"])
+def test_the_keras_that_saved_a_model_is_recorded(client: TestClient, version: str) -> None:
+    response = post(client, "/api/models", "mine.keras", hostile.keras_archive(keras_version=version))
+    assert response.status_code == 201, response.text
+    assert response.json()["meta"]["keras_version"] == version  # a Keras 3 file is kept; tfmot runs refuse it
+
+
 def test_a_valid_dataset_is_described(client: TestClient) -> None:
     response = post(client, "/api/datasets", "mine.npz", hostile.valid_npz())
     assert response.status_code == 201, response.text
@@ -72,6 +79,7 @@ HOSTILE_MODELS = {
     "custom registered object": (hostile.keras_archive(hostile.custom_object_config()), "custom object"),
     "not a zip": (b"print('hello')", "zip archive"),
     "config not json": (hostile.keras_archive(raw_config=b"\xff{"), "not valid JSON"),
+    "keras_version not a version": (hostile.keras_archive(keras_version={"major": 3}), "not a version number"),
     "hdf5 content named .keras": (b"\x89HDF\r\n\x1a\n" + b"\0" * 100, "HDF5"),
 }
 

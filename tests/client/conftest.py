@@ -56,6 +56,18 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveStack]:
         stack.api.stop()
 
 
+@pytest.fixture(scope="module")
+def api_only(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackConfig]:
+    """An API process on a fresh SQLite home, no worker: for external runs (logged by the test or its script)."""
+    config = sqlite_stack(tmp_path_factory.mktemp("api-only"))
+    migrate(config)
+    api = start_api(config, config.home / "logs")
+    try:
+        yield config
+    finally:
+        api.stop()
+
+
 @pytest.fixture
 def spool_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     folder = tmp_path / "spool"

@@ -5,28 +5,15 @@ from __future__ import annotations
 import contextlib
 import io
 import re
-from collections.abc import Iterator
 
 import httpx
 import pytest
 
-from harness.stack import REPO, StackConfig, migrate, sqlite_stack, start_api
+from harness.stack import REPO, StackConfig
 from prunelab import Client, PruneLabError
 
 SECTION = re.search(r"\n## Groups of runs[^\n]*\n(.*?)\n## ", (REPO / "README.md").read_text(), re.S)
 DEFAULT_URL = "http://127.0.0.1:8000"
-
-
-@pytest.fixture(scope="module")
-def api_only(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackConfig]:
-    """An API process on a fresh SQLite home; the runs are external (logged by the test), so no worker."""
-    config = sqlite_stack(tmp_path_factory.mktemp("groups-client"))
-    migrate(config)
-    api = start_api(config, config.home / "logs")
-    try:
-        yield config
-    finally:
-        api.stop()
 
 
 def test_the_readme_groups_example_runs_as_written(api_only: StackConfig, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -2,11 +2,34 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+
 import pytest
 
+from harness.stack import REPO
 from prunelab.core.catalog import MODELS
 from prunelab.worker.training.tf import keras
 from prunelab.worker.training.zoo import build_model, model_names
+
+# Every zoo model as Keras 3 builds it (run in a process of its own: there `import keras` is Keras 3).
+KERAS3_BUILD = """
+import json, sys, keras
+from prunelab.worker.training.zoo import build_model, model_names
+from prunelab.prune import layer_facts
+out = {}
+for name in model_names():
+    model = build_model(name, (28, 28, 1), 10, keras=keras)
+    out[name] = {
+        "layers": [[layer.name, type(layer).__name__, [list(w.shape) for w in layer.weights]]
+                   for layer in model.layers],
+        "params": model.count_params(),
+        "prunable": [fact.name for fact in layer_facts(model) if fact.supported],
+    }
+print(json.dumps(out))
+"""
 
 
 def test_zoo_builds_exactly_the_catalog_models() -> None:
@@ -64,3 +87,26 @@ def test_mlp() -> None:
 def test_unknown_model_is_a_value_error() -> None:
     with pytest.raises(ValueError, match="unknown model 'resnet'"):
         build_model("resnet", (8, 8, 1), 10)
+
+
+def test_one_definition_builds_each_model_for_both_engines() -> None:
+    env = {key: value for key, value in os.environ.items() if key != "TF_USE_LEGACY_KERAS"}
+    env.update({"KERAS_BACKEND": "jax", "CUDA_VISIBLE_DEVICES": "", "PYTHONPATH": str(REPO)})
+    result = subprocess.run(
+        [sys.executable, "-c", KERAS3_BUILD], cwd=REPO, env=env, capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    keras3 = json.loads(result.stdout.strip().splitlines()[-1])
+    assert sorted(keras3) == sorted(MODELS)
+    for name, built in keras3.items():
+        model = build_model(name, (28, 28, 1), 10)  # tf-keras, for tfmot
+        tf_keras = [
+            [layer.name, type(layer).__name__, [list(w.shape) for w in layer.weights]] for layer in model.layers
+        ]
+        assert built["layers"] == tf_keras, name
+        assert built["params"] == model.count_params(), name
+        # The Keras engine prunes what tfmot's registry does here (Conv2D, Dense), and the depthwise kernels.
+        assert built["prunable"] == [layer.name for layer in model.layers if type(layer).__name__ in KERAS_ENGINE]
+
+
+KERAS_ENGINE = {"Conv2D", "Dense", "DepthwiseConv2D"}

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from prunelab.server.uploads.inspect_keras import inspect_keras
+from prunelab.server.uploads.archives import UploadRejected
+from prunelab.server.uploads.inspect_keras import inspect_keras, keras_major
 from prunelab.worker.training.tf import keras
 
 
 def load_uploaded_model(path: Path) -> keras.Model:
     """The uploaded model, after its archive passes the checks; raises UploadRejected otherwise."""
-    inspect_keras(path)
+    version = inspect_keras(path)["keras_version"]
+    if (keras_major(version) or 2) >= 3:  # a run queued before the API refused these: tf-keras cannot load it
+        raise UploadRejected(f"the model was saved by Keras {version}; the tfmot engine trains tf-keras models only")
     return keras.models.load_model(path, safe_mode=True, compile=False)
