@@ -8,6 +8,8 @@ failed point retried.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import httpx
 import pytest
 from playwright.sync_api import Page, expect
@@ -65,6 +67,12 @@ def test_sweep_form_submits_and_the_page_fills_in_live(page: Page, stack: StackC
     expect(page.locator("#groups-link")).to_have_attribute(
         "href", "compare.html?filter=tag%3A%22sweep%3A1%22&by=tag%3Avariant%2Ctag%3Asparsity"
     )
+    # ... and to the sweep's report, which the browser downloads as one HTML file.
+    with page.expect_download() as download:
+        page.get_by_role("link", name="Download the sweep's report (HTML)").click()
+    assert download.value.suggested_filename == "prunelab-sweep-1.html"
+    report = Path(download.value.path()).read_text()
+    assert "<h2>Groups by tag:variant, tag:sparsity</h2>" in report and "<h2>The sweep's spec</h2>" in report
     shot(page, "sweep-page")
 
     sweep = httpx.get(f"{stack.base_url}/api/sweeps/1").json()
