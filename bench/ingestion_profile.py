@@ -1,6 +1,7 @@
-"""The ingestion paths at bench size, one per invocation, for a sampling profiler (docs/profiles/, docs/metric-store.md).
+"""The ingestion paths at bench size, one per invocation, for a sampling profiler (docs/profiles/).
 
-    py-spy record --format flamegraph -o docs/profiles/reporter-postgresql.svg -- python -m bench.ingestion_profile reporter postgresql
+    py-spy record --format flamegraph -o docs/profiles/reporter-postgresql.svg -- \
+        python -m bench.ingestion_profile reporter postgresql
     python -m bench.ingestion_profile api sqlite docs/profiles/api-sqlite.svg    # py-spy attached to the API process
 
 `reporter`: the worker's DatabaseReporter fed 100,000 steps x 6 metrics. `record`: `record_points` with
@@ -19,37 +20,9 @@ from pathlib import Path
 
 import httpx
 
-from bench import workloads
-from bench.ingestion import METRICS, claimed_run
+from bench import ingestion_workload
+from bench.ingestion import METRICS
 from bench.stacks import database, deployment
-from prunelab.core.specs import RunSpec
-
-STEPS = 100_000
-
-
-def reporter(steps: int = STEPS) -> None:
-    from prunelab.worker.db_reporter import DatabaseReporter
-
-    run_id, attempt = claimed_run(RunSpec(epochs=1, schedule=workloads.constant(41, 0.5)))
-    started = time.perf_counter()
-    logger = DatabaseReporter(run_id, attempt).start()
-    for step in range(1, steps + 1):
-        logger.log(step, {key: 1.0 / step for key in METRICS}, wall_time=step * 0.01)
-    logger.close()
-    print(f"reporter: {steps * len(METRICS) / (time.perf_counter() - started):,.0f} points/s")
-
-
-def record(points: int = 600_000, batch: int = 50_000) -> None:
-    from prunelab.server.db import session_scope
-    from prunelab.server.metrics.service import MetricPoint, record_points
-
-    run_id, _ = claimed_run(RunSpec(epochs=1, schedule=workloads.constant(41, 0.5)))
-    every = [MetricPoint(f"layer{i % 60}/sparsity", i // 60, 0.5, i * 0.001) for i in range(points)]
-    started = time.perf_counter()
-    for start in range(0, points, batch):
-        with session_scope() as session:
-            record_points(session, run_id, every[start : start + batch])
-    print(f"record_points: {points / (time.perf_counter() - started):,.0f} points/s")
 
 
 def api(backend: str, svg: str) -> None:
@@ -68,7 +41,8 @@ def api(backend: str, svg: str) -> None:
             run = client.post(f"{API}/runs/create", json={"experiment_id": experiment}).json()["run"]["info"]["run_id"]
             for start in range(0, 50_000, 1000):
                 metrics = [
-                    {"key": METRICS[i % 6], "step": i // 6, "value": 0.5, "timestamp": i} for i in range(start, start + 1000)
+                    {"key": METRICS[i % 6], "step": i // 6, "value": 0.5, "timestamp": i}
+                    for i in range(start, start + 1000)
                 ]
                 client.post(f"{API}/runs/log-batch", json={"run_id": run, "metrics": metrics}).raise_for_status()
         sender = Sender(live.base_url, None, Spool(Path(folder))).start()
@@ -88,7 +62,10 @@ def main(argv: list[str]) -> None:
         api(backend, argv[2])
         return
     with database(backend):
-        {"reporter": reporter, "record": record}[path]()
+        if path == "reporter":
+            print(f"reporter: {ingestion_workload.reporter(100_000):,.0f} points/s")
+        else:
+            print(f"record_points: {ingestion_workload.record(600_000):,.0f} points/s")
 
 
 if __name__ == "__main__":
