@@ -109,9 +109,17 @@ def closing_note(results: dict[str, Result]) -> list[str]:
             f"{result.figures.get('goal_met_fashion_mnist_chain', 'n/a')}) ({result.size})."
         )
     if ingestion.NAME in results:
+
+        def rate(key: str) -> str:
+            return fmt(figure(ingestion.NAME, key), "{:,.0f}")
+
         lines.append(
-            f"Ingestion: {fmt(figure(ingestion.NAME, 'points_per_s_postgresql'), '{:,.0f}')} points/s to "
-            f"PostgreSQL, {fmt(figure(ingestion.NAME, 'points_per_s_sqlite'), '{:,.0f}')} to SQLite; logging costs "
+            f"Ingestion (the worker's reporter): {rate('points_per_s_postgresql')} points/s to PostgreSQL (before "
+            f"{rate('before_points_per_s_postgresql')}), {rate('points_per_s_sqlite')} to SQLite (before "
+            f"{rate('before_points_per_s_sqlite')}); record_points in 50,000-point batches "
+            f"{rate('record_points_per_s_postgresql')} / {rate('record_points_per_s_sqlite')}; 8 concurrent writers "
+            f"{rate('writers_points_per_s_postgresql')} / {rate('writers_points_per_s_sqlite')}; MLflow's log-batch "
+            f"{rate('mlflow_log_batch_points_per_s')} in the same run. Logging costs "
             f"{fmt(figure(ingestion.NAME, 'logging_fraction_of_step'), '{:.2%}')} of a training step "
             f"(the worker's reporter), {fmt(figure(ingestion.NAME, 'callback_fraction_of_step'), '{:.2%}')} "
             "(PruneLabCallback in your own script)."

@@ -1,7 +1,12 @@
 """Benchmark 3: metric ingestion through the worker's DatabaseReporter, and what logging costs a training step.
 
-Throughput: a claimed run's reporter is fed `steps` x 6 metrics as fast as the caller can
-log them, then closed; points per second count from the first `log` to the last commit.
+Throughput, before and after in one run (bench/ingestion_workload.py, run in a subprocess against each
+tree): "before" is the code of BEFORE_COMMIT (main before issue 24's columnar writer) unpacked with
+`git archive` into a temporary folder, "after" this tree. Each measures, on PostgreSQL and SQLite, the
+worker's DatabaseReporter fed `steps` x 6 metrics as fast as the caller can log them (points/s from the
+first `log` to the last commit), `record_points` with 50,000-point batches in one process, and 8 writer
+processes (the sweep case) with each (run, key, step) checked stored exactly once. MLflow's log-batch
+(its own server, SQLite store) is the peer, in the same run.
 Per-step cost: PruningReporter.on_train_batch_end (the callback on the training thread)
 timed over a run's steps with the database reporter behind it, against a training step
 of the same model timed with model.fit. Beside it, the same for `prunelab.keras.PruneLabCallback`
@@ -10,22 +15,32 @@ of the same model timed with model.fit. Beside it, the same for `prunelab.keras.
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
 
-from bench import workloads
+from bench import mlflow_peer, workloads
+from bench.ingestion_workload import RUN_PATH
 from bench.report import Result, Table, median
 from bench.stacks import database, deployment, queued_run
-from harness.stack import shared_data_dir
+from harness.stack import REPO, shared_data_dir
 from prunelab.core.plans import resolve_plan
 from prunelab.core.specs import RunSpec
 
 NAME = "ingestion"
 METRICS = ("loss", "accuracy", "target_sparsity", "measured_sparsity", "val_loss", "val_accuracy")
+# main before the columnar writer (issue 24): "before" in the table; PRUNELAB_BENCH_INGEST_BEFORE names another.
+BEFORE_COMMIT = os.environ.get("PRUNELAB_BENCH_INGEST_BEFORE", "5c9ac2ae28ec6d124582c78abfb5a72c46816b8e")
 
 
 @dataclass(frozen=True)
@@ -36,13 +51,55 @@ class Size:
     model: str
     batch_size: int
     timed_steps: int  # training steps timed for the per-step fraction
+    record_points: int  # through record_points in 50,000-point batches
+    writer_steps: int  # per writer, x 6 metrics, 8 writers
+    mlflow_points: int  # 0: MLflow left out (its server alone takes ~25 s to start)
 
 
 SIZES = {
-    "tiny": Size("2,000 steps; digits mlp", 2_000, "digits", "mlp", 32, 40),
-    "quick": Size("20,000 steps; MNIST mnist_cnn, batch 128", 20_000, "mnist", "mnist_cnn", 128, 40),
-    "full": Size("100,000 steps; MNIST mnist_cnn, batch 128", 100_000, "mnist", "mnist_cnn", 128, 150),
+    "tiny": Size("2,000 steps; digits mlp", 2_000, "digits", "mlp", 32, 40, 20_000, 500, 0),
+    "quick": Size(
+        "20,000 steps; MNIST mnist_cnn, batch 128", 20_000, "mnist", "mnist_cnn", 128, 40, 100_000, 5_000, 30_000
+    ),
+    "full": Size(
+        "100,000 steps; MNIST mnist_cnn, batch 128", 100_000, "mnist", "mnist_cnn", 128, 150, 600_000, 20_000, 60_000
+    ),
 }
+
+
+@contextmanager
+def tree_at(commit: str) -> Iterator[Path | None]:
+    """The repository's files at `commit` in a temporary folder (None where git or the commit is missing)."""
+    with tempfile.TemporaryDirectory(prefix="bench-before-") as folder:
+        archive = subprocess.run(["git", "-C", str(REPO), "archive", commit], capture_output=True)
+        if archive.returncode != 0:
+            yield None
+            return
+        subprocess.run(["tar", "-x", "-C", folder], input=archive.stdout, check=True)
+        yield Path(folder)
+
+
+def workload(tree: Path, size: Size) -> dict[str, Any]:
+    """bench/ingestion_workload.py (this tree's) run against the code of `tree`, in a subprocess."""
+    command = [sys.executable, "-c", RUN_PATH, str(REPO / "bench" / "ingestion_workload.py")]
+    command += [str(size.steps), str(size.record_points), str(size.writer_steps)]
+    env = {**os.environ, "PYTHONPATH": str(tree)}
+    completed = subprocess.run(command, cwd=tree, env=env, capture_output=True, text=True, timeout=7200)
+    if completed.returncode != 0:
+        raise RuntimeError(f"the ingestion workload failed on {tree}:\n{completed.stderr[-4000:]}")
+    return dict(json.loads(completed.stdout.strip().splitlines()[-1]))
+
+
+def mlflow_log_batch(points: int) -> float | None:
+    """MLflow's server taking `points` x (6 metrics per step) through log-batch requests of 1,000: points/s."""
+    if not points or mlflow_peer.executable() is None:
+        return None
+    metrics = [(key, index // len(METRICS), 0.5, index * 0.001) for index, key in enumerate(METRICS * (points // 6))]
+    with tempfile.TemporaryDirectory(prefix="bench-mlflow-") as home, mlflow_peer.mlflow_server(Path(home)) as peer:
+        run_id = peer.create_run(peer.create_experiment("ingest"), "ingest")
+        started = time.perf_counter()
+        peer.log_batch(run_id, metrics)
+        return len(metrics) / (time.perf_counter() - started)
 
 
 def claimed_run(spec: RunSpec) -> tuple[int, int]:
@@ -52,28 +109,6 @@ def claimed_run(spec: RunSpec) -> tuple[int, int]:
     claim = claim_run(run_id, "bench")
     assert claim is not None
     return run_id, claim.attempt
-
-
-def reporter_throughput(steps: int) -> dict[str, float]:
-    from prunelab.worker.db_reporter import DatabaseReporter
-
-    run_id, attempt = claimed_run(RunSpec(epochs=1, schedule=workloads.constant(41, 0.5)))
-    reporter = DatabaseReporter(run_id, attempt).start()
-    log_seconds = []
-    started = time.perf_counter()
-    for step in range(1, steps + 1):
-        values = {key: 1.0 / step for key in METRICS}
-        before = time.perf_counter()
-        reporter.log(step, values, wall_time=step * 0.01)
-        log_seconds.append(time.perf_counter() - before)
-    logged = time.perf_counter()
-    reporter.close()
-    finished = time.perf_counter()
-    return {
-        "points_per_s": steps * len(METRICS) / (finished - started),
-        "drain_s": finished - logged,
-        "log_us": median(log_seconds) * 1e6,
-    }
 
 
 def callback_cost(size: Size) -> dict[str, float]:
@@ -169,18 +204,39 @@ def script_callback_cost(model: Any, steps: int, logs: dict[str, float], pruning
 
 def run(size: Size) -> Result:
     started = time.monotonic()
-    throughput = {}
-    for backend in ("postgresql", "sqlite"):
-        with database(backend):
-            throughput[backend] = reporter_throughput(size.steps)
+    measured: dict[str, dict[str, Any]] = {"after": workload(REPO, size)}
+    with tree_at(BEFORE_COMMIT) as before:
+        if before is not None:
+            measured["before"] = workload(before, size)
+    mlflow = mlflow_log_batch(size.mlflow_points)
     with database("postgresql"):
         cost = callback_cost(size)
     fraction = cost["callback_mean_us"] / 1e3 / cost["step_ms"]
     script_fraction = cost["script_callback_mean_us"] / 1e3 / cost["step_ms"]
+    after = measured["after"]
+    rows = []
+    for backend in ("postgresql", "sqlite"):
+        for path, label in (("reporter", "DatabaseReporter"), ("record", "record_points, 50,000-point batches")):
+            row: list[Any] = [backend, label]
+            for version in ("before", "after"):
+                row.append(measured[version][backend][path] if version in measured else "not run")
+            row.append(f"{row[3] / row[2]:.1f}x" if "before" in measured else "")
+            row.append(f"{row[3] / mlflow:.1f}x" if mlflow else "not run")
+            rows.append(row)
+        writers_row: list[Any] = [backend, "8 writer processes (sweep), each point once"]
+        for version in ("before", "after"):
+            writers_row.append(
+                measured[version][backend]["writers"]["points_per_s"] if version in measured else "not run"
+            )
+        writers_row.append(f"{writers_row[3] / writers_row[2]:.1f}x" if "before" in measured else "")
+        writers_row.append(f"{writers_row[3] / mlflow:.1f}x" if mlflow else "not run")
+        rows.append(writers_row)
     ingest = Table(
-        f"Metric ingestion: DatabaseReporter, {size.steps:,} steps x {len(METRICS)} metrics, batched every 0.5 s",
-        ["backend", "points/s", "drain after last log s", "log() per step us (6 metrics)"],
-        [[backend, t["points_per_s"], t["drain_s"], t["log_us"]] for backend, t in throughput.items()],
+        f"Metric ingestion (points/s): DatabaseReporter {size.steps:,} steps x {len(METRICS)} metrics; record_points "
+        f"{size.record_points:,} points; 8 writers x {size.writer_steps:,} steps x {len(METRICS)} metrics; "
+        f"MLflow log-batch {size.mlflow_points:,} points: " + (f"{mlflow:,.0f} points/s" if mlflow else "not run"),
+        ["backend", "path", f"before ({BEFORE_COMMIT[:9]})", "after", "after / before", "after / MLflow log-batch"],
+        rows,
     )
     per_step = Table(
         f"Per-step cost of logging ({size.label}; PostgreSQL reporter; {cost['steps']:.0f} steps of one epoch)",
@@ -212,14 +268,28 @@ def run(size: Size) -> Result:
         ],
     )
     figures: dict[str, float | str] = {
-        "points_per_s_postgresql": throughput["postgresql"]["points_per_s"],
-        "points_per_s_sqlite": throughput["sqlite"]["points_per_s"],
+        "points_per_s_postgresql": after["postgresql"]["reporter"],
+        "points_per_s_sqlite": after["sqlite"]["reporter"],
         "logging_fraction_of_step": fraction,
         "callback_fraction_of_step": script_fraction,
     }
+    for backend in ("postgresql", "sqlite"):
+        figures[f"record_points_per_s_{backend}"] = after[backend]["record"]
+        figures[f"writers_points_per_s_{backend}"] = after[backend]["writers"]["points_per_s"]
+        if "before" in measured:
+            figures[f"before_points_per_s_{backend}"] = measured["before"][backend]["reporter"]
+            figures[f"before_record_points_per_s_{backend}"] = measured["before"][backend]["record"]
+            figures[f"before_writers_points_per_s_{backend}"] = measured["before"][backend]["writers"]["points_per_s"]
+    if mlflow:
+        figures["mlflow_log_batch_points_per_s"] = mlflow
     notes = [
-        "`log()` only enqueues; a background thread writes each batch in one transaction (heartbeat, fenced on the "
-        "attempt, ON CONFLICT DO NOTHING inserts as one executemany, latest values upserted).",
+        "`log()` only enqueues the step; a background thread turns what was logged into numpy columns and writes them "
+        "in one transaction (heartbeat, fenced on the attempt; PostgreSQL: a binary COPY into a temporary table and "
+        "one INSERT ... ON CONFLICT DO NOTHING; SQLite: one executemany; latest values upserted).",
+        "Before and after run the same script (bench/ingestion_workload.py) in a subprocess, against "
+        f"`git archive {BEFORE_COMMIT[:9]}` and this tree; the 8 writers flush each batch twice (a retry), and each "
+        "(run, key, step) is checked stored exactly once at the end. MLflow: its own server (SQLite store), log-batch "
+        "requests of 1,000 metrics.",
         "The callback's mean includes the pruning steps, where it reads weights and masks once (one "
         "`batch_get_value`) and hands their compression to a background thread.",
         "PruneLabCallback (a user's own tfmot script) does the same on the training thread and hands each step's "

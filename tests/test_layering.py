@@ -58,7 +58,7 @@ def test_worker_process_loads_no_web_framework() -> None:
     modules = loaded_modules_after("import prunelab.worker.celery_app, prunelab.worker.tasks")
     # The probe did load the worker and the server code it runs on.
     assert {"celery", "sqlalchemy", "prunelab.worker.executor", "prunelab.server.db"} <= modules
-    assert {"prunelab.server.artifacts.service", "prunelab.server.metrics.service"} <= modules
+    assert {"prunelab.server.artifacts.service", "prunelab.server.metrics.ingest"} <= modules
     web = sorted(m for m in modules if m.split(".")[0] in {"fastapi", "starlette"})
     assert not web, web
 

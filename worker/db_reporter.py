@@ -1,6 +1,7 @@
 """The training library's Reporter, backed by the database.
 
-`log` only enqueues; a background thread writes batches every `flush_interval`
+`log` only enqueues the step (one tuple per step, not an object per point); a background
+thread turns what was logged into numpy columns and writes them every `flush_interval`
 seconds in one transaction that first renews the run's heartbeat, fenced on the
 attempt this worker holds. If the run was reassigned (or deleted) nothing is
 written and training is told to stop. A failed flush keeps its points and retries:
@@ -17,10 +18,12 @@ from collections.abc import Mapping
 from sqlalchemy import update
 
 from prunelab.server.db import session_scope
-from prunelab.server.metrics.service import MetricPoint, record_points
+from prunelab.server.metrics.ingest import PointBatch, record_batch
 from prunelab.server.models import Run, RunStatus, utcnow
 
 log = logging.getLogger(__name__)
+
+LoggedStep = tuple[int, tuple[str, ...], list[float], float]  # step, keys, their values, wall time
 
 
 class DatabaseReporter:
@@ -38,16 +41,15 @@ class DatabaseReporter:
         self.cancelled = threading.Event()
         self.lost = threading.Event()
         self._shutdown = shutdown or threading.Event()
-        self._incoming: queue.SimpleQueue[MetricPoint] = queue.SimpleQueue()
-        self._pending: list[MetricPoint] = []
+        self._incoming: queue.SimpleQueue[LoggedStep] = queue.SimpleQueue()
+        self._pending: list[LoggedStep] = []
         self._closing = threading.Event()
         self._flush_lock = threading.Lock()
         self._thread = threading.Thread(target=self._loop, name=f"reporter-run{run_id}", daemon=True)
 
     # Reporter interface -------------------------------------------------
     def log(self, step: int, metrics: Mapping[str, float], wall_time: float) -> None:
-        for key, value in metrics.items():
-            self._incoming.put(MetricPoint(key, step, float(value), wall_time))
+        self._incoming.put((step, tuple(metrics), [float(value) for value in metrics.values()], wall_time))
 
     def stop_requested(self) -> bool:
         return self.cancelled.is_set() or self.lost.is_set() or self._shutdown.is_set()
@@ -101,7 +103,7 @@ class DatabaseReporter:
                         return True
                     if held.cancel_requested:
                         self.cancelled.set()
-                    record_points(session, self.run_id, self._pending)
+                    record_batch(session, PointBatch.of_steps(self.run_id, self._pending))
             except Exception:
                 log.exception("writing metrics of run %s failed; retrying", self.run_id)
                 return False

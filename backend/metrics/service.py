@@ -2,8 +2,9 @@
 
 History rows (the hot tier) are keyed by (run, key, step) and written with ON CONFLICT DO
 NOTHING, so a retried batch or a duplicate delivery never doubles a point: the first write
-wins. Non-finite values (NaN, +inf, -inf: a diverged loss) are stored as NULL and served as
-JSON null, which charts draw as a gap; the step itself is kept. When a run ends its rows are
+wins (backend/metrics/ingest.py, the one writer, takes numpy columns). Non-finite values (NaN,
++inf, -inf: a diverged loss) are stored as NULL and served as JSON null, which charts draw as a
+gap; the step itself is kept. When a run ends its rows are
 compacted (backend/metrics/compaction.py); reads merge both tiers (backend/metrics/store.py).
 """
 
@@ -15,75 +16,27 @@ from dataclasses import dataclass
 
 from pydantic import BaseModel, Field
 from sqlalchemy import func, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from prunelab.server.metrics.ingest import MetricPoint, PointBatch, record_batch
 from prunelab.server.metrics.points import Points
 from prunelab.server.metrics.store import read_points
-from prunelab.server.models import LatestMetric, Metric
+from prunelab.server.models import LatestMetric
 
 MAX_KEY_LENGTH = 200
 
 
-@dataclass(frozen=True)
-class MetricPoint:
-    key: str
-    step: int
-    value: float
-    wall_time: float
-
-
-def _insert(session: Session, model: type) -> postgresql.Insert | sqlite.Insert:
-    dialect = session.get_bind().dialect.name
-    if dialect == "postgresql":
-        return postgresql.insert(model)
-    if dialect == "sqlite":
-        return sqlite.insert(model)
-    raise NotImplementedError(f"metric upserts are written for PostgreSQL and SQLite, not {dialect}")
-
-
-def storable(value: float) -> float | None:
-    value = float(value)
-    return value if math.isfinite(value) else None
-
-
-def record_points(session: Session, run_id: int, points: Iterable[MetricPoint]) -> None:
+def record_points(session: Session, run_id: int, points: Iterable[MetricPoint] | PointBatch) -> None:
     """Store points idempotently: the first write of a (run, key, step) wins."""
-    record_points_of_runs(session, {run_id: points})
+    if isinstance(points, PointBatch):
+        record_batch(session, points)
+    else:
+        record_batch(session, PointBatch.of_runs({run_id: points}))
 
 
 def record_points_of_runs(session: Session, points_of_runs: Mapping[int, Iterable[MetricPoint]]) -> None:
-    """`record_points` for many runs in two statements (imports, seeded benchmarks)."""
-    rows, latest_rows = [], []
-    for run_id, points in points_of_runs.items():
-        unique: dict[tuple[str, int], MetricPoint] = {}
-        for point in points:
-            unique.setdefault((point.key, point.step), point)
-        rows += [
-            {"run_id": run_id, "key": p.key, "step": p.step, "value": storable(p.value), "wall_time": p.wall_time}
-            for p in unique.values()
-        ]
-        latest_rows += _newest(run_id, unique.values())
-    if not rows:
-        return
-    # executemany: SQLAlchemy batches the rows into multi-row INSERTs within each driver's parameter
-    # limit; about 4x faster on PostgreSQL than one hand-built VALUES statement per 2,000 rows.
-    session.execute(_insert(session, Metric).on_conflict_do_nothing(), rows)
-    statement = _insert(session, LatestMetric)
-    statement = statement.on_conflict_do_update(
-        index_elements=["run_id", "key"],
-        set_={"step": statement.excluded.step, "value": statement.excluded.value},
-        where=LatestMetric.step <= statement.excluded.step,
-    )
-    session.execute(statement, latest_rows)
-
-
-def _newest(run_id: int, points: Iterable[MetricPoint]) -> list[dict[str, object]]:
-    newest: dict[str, MetricPoint] = {}
-    for point in points:
-        if point.key not in newest or point.step > newest[point.key].step:
-            newest[point.key] = point
-    return [{"run_id": run_id, "key": p.key, "step": p.step, "value": storable(p.value)} for p in newest.values()]
+    """`record_points` for many runs in one batch (imports, seeded benchmarks)."""
+    record_batch(session, PointBatch.of_runs(points_of_runs))
 
 
 @dataclass
