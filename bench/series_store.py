@@ -30,7 +30,17 @@ from sqlalchemy import text
 from bench import mlflow_peer, workloads
 from bench.report import Result, Table, percentile, sample
 from bench.stacks import pointed_at, queued_run
-from harness.stack import REDIS_URL, Process, StackConfig, healthy, migrate, postgres_database, sqlite_stack, wait_until
+from harness.stack import (
+    REDIS_URL,
+    Process,
+    StackConfig,
+    free_port,
+    healthy,
+    migrate,
+    postgres_database,
+    sqlite_stack,
+    wait_until,
+)
 from prunelab.core.specs import RunSpec
 from prunelab.server.db import engine_for, session_scope
 from prunelab.server.metrics.compaction import compact_run, store_compacted
@@ -132,8 +142,8 @@ def ms(durations: list[float] | None, fraction: float = 0.5) -> float | None:
 
 
 @contextmanager
-def api_stack(backend: str) -> Iterator[tuple[StackConfig, str]]:
-    """A migrated database and one API process serving the real routes and /legacy; no reaper (compaction is timed)."""
+def database_stack(backend: str) -> Iterator[StackConfig]:
+    """A migrated database (PostgreSQL or SQLite) that this process's settings point at; no reaper."""
     with ExitStack() as stack:
         home = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-series-")))
         if backend == "postgresql":
@@ -141,14 +151,37 @@ def api_stack(backend: str) -> Iterator[tuple[StackConfig, str]]:
             config = StackConfig(home=home, database_url=url, broker_url=REDIS_URL)
         else:
             config = sqlite_stack(home)
-        config.extra["PRUNELAB_REAPER_INTERVAL_S"] = "0"
+        config.extra["PRUNELAB_REAPER_INTERVAL_S"] = "0"  # compaction is timed, not left to the reaper
         migrate(config)
-        command = [sys.executable, "-m", "uvicorn", "bench.legacy_reads:app", "--host", "127.0.0.1"]
-        api = Process("api", [*command, "--port", str(config.port)], config.env(), home / "logs")
-        stack.callback(api.stop)
-        wait_until(lambda: healthy(config.base_url), timeout=120, what="the benchmark API", process=api)
         stack.enter_context(pointed_at(config.database_url, home))
-        yield config, config.base_url
+        yield config
+
+
+@contextmanager
+def serve_api(
+    config: StackConfig, app: str = "bench.legacy_reads:app", code: Path | None = None, name: str = "api"
+) -> Iterator[tuple[Process, str]]:
+    """One uvicorn process serving `app` from `code` (a checkout; this one when None) on the stack's database."""
+    env = config.env()
+    port = config.port if code is None else free_port()
+    if code is not None:
+        env["PYTHONPATH"] = str(code)
+        env["PRUNELAB_PORT"] = str(port)
+    command = [sys.executable, "-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(port)]
+    api = Process(name, command, env, config.home / "logs", cwd=code)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_until(lambda: healthy(base), timeout=120, what=f"the benchmark API ({name})", process=api)
+        yield api, base
+    finally:
+        api.stop()
+
+
+@contextmanager
+def api_stack(backend: str) -> Iterator[tuple[StackConfig, str]]:
+    """A migrated database and one API process serving the real routes and /legacy."""
+    with database_stack(backend) as config, serve_api(config) as (_api, base):
+        yield config, base
 
 
 @dataclass
