@@ -23,6 +23,7 @@ from bench.series_store import BIG_KEYS, CURVE_KEYS, LAYER_KEYS, database_stack,
 from harness.seed_runs import insert_runs
 from prunelab.server.db import session_scope
 from prunelab.server.metrics.compaction import store_compacted
+from prunelab.server.metrics.replies import COLUMNS_MEDIA_TYPE
 
 DATABASES = ("postgresql", "sqlite")
 
@@ -63,7 +64,9 @@ def reads(ids: dict[str, list[int]], big_steps: int) -> dict[str, tuple[str, dic
     }  # fmt: skip
 
 
-def profile(pid: int, base: str, path: str, params: dict[str, str], svg: Path, seconds: int) -> float:
+def profile(
+    pid: int, base: str, path: str, params: dict[str, str], svg: Path, seconds: int, headers: dict[str, str]
+) -> float:
     """Repeat one read while py-spy samples the API process; returns the median read in ms."""
     spy = subprocess.Popen(
         [str(Path(sys.executable).with_name("py-spy")), "record", "--pid", str(pid), "--duration", str(seconds),
@@ -74,7 +77,7 @@ def profile(pid: int, base: str, path: str, params: dict[str, str], svg: Path, s
     with httpx.Client(base_url=base, timeout=120) as client:
         while spy.poll() is None:
             started = time.perf_counter()
-            client.get(path, params=params).raise_for_status()
+            client.get(path, params=params, headers=headers).raise_for_status()
             durations.append(time.perf_counter() - started)
     _, errors = spy.communicate()
     if spy.returncode != 0:
@@ -91,6 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--suffix", default="", help="added to each file name (e.g. -after)")
     parser.add_argument("--small", action="store_true", help="2 runs x 300 steps, 3 x 2,000, 100 runs (a check)")
     parser.add_argument("--only", choices=DATABASES, default=None)
+    parser.add_argument("--columns", action="store_true", help="ask for the typed-columns form (the dashboard's)")
     options = parser.parse_args(argv)
     options.out.mkdir(parents=True, exist_ok=True)
     sizes = (2, 300, 3, 2_000, 3, 100) if options.small else (20, 20_000, 20, 100_000, 100, 10_000)
@@ -101,7 +105,8 @@ def main(argv: list[str] | None = None) -> int:
             with serve_api(config, code=options.code) as (api, base):
                 for name, (path, params) in reads(ids, sizes[3]).items():
                     svg = options.out / f"{name}-{backend}{options.suffix}.svg"
-                    median = profile(api.pid, base, path, params, svg, options.seconds)
+                    headers = {"accept": COLUMNS_MEDIA_TYPE} if options.columns else {}
+                    median = profile(api.pid, base, path, params, svg, options.seconds, headers)
                     print(f"{backend:10} {name:16} p50 {median:8.1f} ms  {svg}", flush=True)
     return 0
 

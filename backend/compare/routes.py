@@ -10,7 +10,7 @@ from fastapi.responses import HTMLResponse
 from prunelab.core.errors import InvalidParameter
 from prunelab.server.compare.groups import grouped_report
 from prunelab.server.compare.report import build_report
-from prunelab.server.compare.service import MAX_RUNS, CompareOut, compare_data, compare_runs, require_runs
+from prunelab.server.compare.service import MAX_RUNS, CompareOut, compare_data, compare_runs
 from prunelab.server.errors import NOT_FOUND
 from prunelab.server.kit.dependencies import SessionDep
 from prunelab.server.kit.params import run_ids_param, split_keys
@@ -18,6 +18,7 @@ from prunelab.server.metrics.replies import COLUMNS_MEDIA_TYPE, series_reply
 from prunelab.server.metrics.schemas import EndStep, MaxPoints, StartStep, step_window
 from prunelab.server.metrics.service import MetricKeyOut, metric_keys
 from prunelab.server.runs.filters import MAX_FILTER_LENGTH
+from prunelab.server.runs.service import require_runs
 
 router = APIRouter(prefix="/api/compare", tags=["compare"], responses=NOT_FOUND)  # a run that does not exist
 

@@ -45,7 +45,7 @@ def get_metrics(
     `Accept: application/vnd.prunelab.columns` gets typed columns (backend/metrics/replies.py); an ETag lets a
     client revalidate (a 304 when unchanged).
     """
-    runs.get_run(session, run_id)
+    runs.require_runs(session, [run_id])  # a 404 for a missing run, without loading it
     window = step_window(start_step, end_step)
     series = read_points(session, [run_id], split_keys(keys), window, max_points)[run_id]
     return series_reply(request, {"run_id": run_id, "series": series})
