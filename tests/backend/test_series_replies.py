@@ -116,3 +116,9 @@ def test_the_cache_of_finished_series_never_serves_a_stale_one(client: TestClien
     assert compacted["steps"][-1] == 6000 and max(v for v in compacted["values"] if v is not None) > 5.0
     window = client.get(url, params={**params, "start_step": 100, "end_step": 199}).json()["series"]["noisy_loss"]
     assert window["steps"] == list(range(100, 200))  # a window is its own entry, not the whole series'
+
+
+def test_a_missing_run_is_a_404_in_either_form(client: TestClient) -> None:
+    for headers in ({}, COLUMNS):
+        reply = client.get("/api/runs/999999/metrics", params={"max_points": 200}, headers=headers)
+        assert reply.status_code == 404 and "999999" in reply.text
