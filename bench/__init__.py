@@ -16,7 +16,13 @@ BENCHMARKS_EXPECTED_FIGURES = {
         "callback_fraction_of_step",
     ),
     "readback": ("prunelab_load_points_per_s",),
-    "series": ("compare_after_ms_postgresql", "compare_big_ms_sqlite", "bytes_per_point_after_postgresql"),
+    "series": (
+        "compare_after_ms_postgresql",
+        "compare_big_ms_sqlite",
+        "bytes_per_point_after_postgresql",
+        "mix_compare_small_after_quiet_ms_postgresql",
+        "mix_compare_small_before_loaded_ms_sqlite",
+    ),
     "queue_throughput": (
         "first_step_ms_postgresql",
         "runs_per_minute_1_worker_postgresql",

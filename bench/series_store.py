@@ -15,10 +15,13 @@ Values are float32, as Keras logs them. Every cell repeats until its budget is s
 
 from __future__ import annotations
 
+import multiprocessing
+import os
+import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +33,18 @@ from sqlalchemy import text
 from bench import mlflow_peer, workloads
 from bench.report import Result, Table, percentile, sample
 from bench.stacks import pointed_at, queued_run
-from harness.stack import REDIS_URL, Process, StackConfig, healthy, migrate, postgres_database, sqlite_stack, wait_until
+from harness.stack import (
+    REDIS_URL,
+    REPO,
+    Process,
+    StackConfig,
+    free_port,
+    healthy,
+    migrate,
+    postgres_database,
+    sqlite_stack,
+    wait_until,
+)
 from prunelab.core.specs import RunSpec
 from prunelab.server.db import engine_for, session_scope
 from prunelab.server.metrics.compaction import compact_run, store_compacted
@@ -60,10 +74,12 @@ class Size:
     budget_s: float
     max_samples: int
     with_mlflow: bool = True
+    writers: int = 8  # processes logging through DatabaseReporter while issue 24's reads are measured
 
 
 SIZES = {
-    "tiny": Size("TINY: 2 runs x 300 steps; 3 x 2,000 x 8 keys", 2, 300, 3, 2_000, 3, 200, 0.2, 2, with_mlflow=False),
+    "tiny": Size("TINY: 2 runs x 300 steps; 3 x 2,000 x 8 keys", 2, 300, 3, 2_000, 3, 200, 0.2, 2, with_mlflow=False,
+                 writers=2),
     "quick": Size("QUICK: 20 runs x 2,000 steps; 10 x 10,000 x 8 keys", 20, 2_000, 10, 10_000, 20, 1680, 3.0, 8),
     "full": Size(
         "20 runs x 20,000 steps x 6 keys (+2 per-layer keys); 100 runs x 100,000 steps x 8 keys (80 M points)",
@@ -132,8 +148,8 @@ def ms(durations: list[float] | None, fraction: float = 0.5) -> float | None:
 
 
 @contextmanager
-def api_stack(backend: str) -> Iterator[tuple[StackConfig, str]]:
-    """A migrated database and one API process serving the real routes and /legacy; no reaper (compaction is timed)."""
+def database_stack(backend: str) -> Iterator[StackConfig]:
+    """A migrated database (PostgreSQL or SQLite) that this process's settings point at; no reaper."""
     with ExitStack() as stack:
         home = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-series-")))
         if backend == "postgresql":
@@ -141,14 +157,37 @@ def api_stack(backend: str) -> Iterator[tuple[StackConfig, str]]:
             config = StackConfig(home=home, database_url=url, broker_url=REDIS_URL)
         else:
             config = sqlite_stack(home)
-        config.extra["PRUNELAB_REAPER_INTERVAL_S"] = "0"
+        config.extra["PRUNELAB_REAPER_INTERVAL_S"] = "0"  # compaction is timed, not left to the reaper
         migrate(config)
-        command = [sys.executable, "-m", "uvicorn", "bench.legacy_reads:app", "--host", "127.0.0.1"]
-        api = Process("api", [*command, "--port", str(config.port)], config.env(), home / "logs")
-        stack.callback(api.stop)
-        wait_until(lambda: healthy(config.base_url), timeout=120, what="the benchmark API", process=api)
         stack.enter_context(pointed_at(config.database_url, home))
-        yield config, config.base_url
+        yield config
+
+
+@contextmanager
+def serve_api(
+    config: StackConfig, app: str = "bench.legacy_reads:app", code: Path | None = None, name: str = "api"
+) -> Iterator[tuple[Process, str]]:
+    """One uvicorn process serving `app` from `code` (a checkout; this one when None) on the stack's database."""
+    env = config.env()
+    port = config.port if code is None else free_port()
+    if code is not None:
+        env["PYTHONPATH"] = str(code)
+        env["PRUNELAB_PORT"] = str(port)
+    command = [sys.executable, "-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(port)]
+    api = Process(name, command, env, config.home / "logs", cwd=code)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_until(lambda: healthy(base), timeout=120, what=f"the benchmark API ({name})", process=api)
+        yield api, base
+    finally:
+        api.stop()
+
+
+@contextmanager
+def api_stack(backend: str) -> Iterator[tuple[StackConfig, str]]:
+    """A migrated database and one API process serving the real routes and /legacy."""
+    with database_stack(backend) as config, serve_api(config) as (_api, base):
+        yield config, base
 
 
 @dataclass
@@ -189,10 +228,161 @@ class Reader:
         return time.perf_counter() - started
 
 
-def measure_database(backend: str, size: Size) -> dict[str, object]:
+# Issue 24's "before": the read path at the commit issue 24's reads work started from, served from a git worktree
+# of it (PRUNELAB_BENCH_BEFORE names another commit).
+BEFORE_COMMIT = os.environ.get("PRUNELAB_BENCH_BEFORE", "5c9ac2a")
+COLUMNS = {"accept": "application/vnd.prunelab.columns"}
+MIX_GOALS_MS = {"compare_small": 60, "compare_big": 300, "layered_big": 200, "zoom_big": 100}
+MIX_GOAL_LOADED_MS = {"compare_small": 150}
+
+
+@contextmanager
+def before_checkout() -> Iterator[Path]:
+    """A detached git worktree of BEFORE_COMMIT in a temporary folder, removed afterwards."""
+    with tempfile.TemporaryDirectory(prefix="bench-before-") as folder:
+        path = Path(folder) / "before"
+        subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach", str(path), BEFORE_COMMIT],
+                       check=True, capture_output=True)  # fmt: skip
+        try:
+            yield path
+        finally:
+            subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(path)], capture_output=True)
+
+
+def _write_until(stop: object, logged: object) -> None:
+    """One writer: a claimed run logging 8 keys a step through DatabaseReporter (a worker's path) until `stop`."""
+    from prunelab.worker.db_reporter import DatabaseReporter
+    from prunelab.worker.executor import claim_run
+
+    run_id = queued_run(RunSpec(epochs=1, schedule=workloads.constant(41, 0.5)), "writer")
+    claim = claim_run(run_id, f"bench-writer-{os.getpid()}")
+    assert claim is not None
+    reporter = DatabaseReporter(run_id, claim.attempt).start()
+    step = 0
+    while not stop.is_set():  # type: ignore[attr-defined]
+        step += 1
+        reporter.log(step, {key: 1.0 / step for key in BIG_KEYS}, wall_time=1.7e9 + step * 0.01)
+    reporter.close()
+    with logged.get_lock():  # type: ignore[attr-defined]
+        logged.value += step * len(BIG_KEYS)  # type: ignore[attr-defined]
+
+
+@contextmanager
+def writers(count: int) -> Iterator[Callable[[], float]]:
+    """`count` writer processes ingesting at full speed; yields a function giving points/s once they stop."""
+    context = multiprocessing.get_context("spawn")  # a fresh interpreter each: no inherited connections
+    stop, logged = context.Event(), context.Value("q", 0)
+    processes = [context.Process(target=_write_until, args=(stop, logged)) for _ in range(count)]
+    for process in processes:
+        process.start()
+    time.sleep(2.0)  # past the imports: writing
+    started = time.perf_counter()
+    rate: list[float] = []
+    try:
+        yield lambda: rate[0] if rate else float("nan")
+    finally:
+        stop.set()
+        for process in processes:
+            process.join(timeout=120)
+        rate.append(logged.value / (time.perf_counter() - started + 2.0))
+
+
+def mix_reads(
+    small: list[int], big: list[int], layered: int, size: Size
+) -> dict[str, Callable[[int], tuple[str, dict[str, object]]]]:
+    """Issue 24's reads: each gives (path, params) for its n-th sample (the zoom moves its window every time)."""
+    windows = np.random.default_rng(1).integers(1, size.big_steps - 1000, size=100_000)
+    all_keys = ",".join(CURVE_KEYS + LAYER_KEYS)
+    big_keys = ",".join(BIG_KEYS)
+    compared = ",".join(map(str, big[: min(20, len(big))]))
+    return {
+        "compare_small": lambda n: ("/api/compare", {"runs": ",".join(map(str, small)), "keys": all_keys}),
+        "compare_big": lambda n: ("/api/compare", {"runs": compared, "keys": big_keys}),
+        "layered_big": lambda n: (f"/api/runs/{layered}/metrics", {}),
+        "zoom_big": lambda n: (f"/api/runs/{big[n % len(big)]}/metrics", {"keys": big_keys,
+                               "start_step": int(windows[n]), "end_step": int(windows[n]) + 999}),
+    }  # fmt: skip
+
+
+def measure_mix(
+    client: httpx.Client,
+    before: str,
+    after: str,
+    reads: dict[str, Callable[[int], tuple[str, dict[str, object]]]],
+    size: Size,
+    condition: str,
+) -> dict[str, object]:
+    """Each read three ways: before (today's code, JSON), after as the dashboard asks (columns; repeated reads of a
+    finished run are the LRU's), and after's first read (each sample a budget not read before: no cache)."""
+    figures: dict[str, object] = {}
+    for name, read in reads.items():
+        counter = iter(range(1_000_000))
+
+        def get(
+            base: str,
+            headers: dict[str, str],
+            fresh: bool = False,
+            counter: Iterator[int] = counter,
+            read: Callable[[int], tuple[str, dict[str, object]]] = read,
+        ) -> int:
+            n = next(counter)
+            path, params = read(n)
+            budget = size.max_points - n % (size.max_points // 2) if fresh else size.max_points
+            response = client.get(f"{base}{path}", params={**params, "max_points": budget}, headers=headers)
+            response.raise_for_status()
+            return len(response.content)
+
+        figures[f"{name}_before_{condition}"] = sample(lambda: get(before, {}), size)
+        figures[f"{name}_after_{condition}"] = sample(lambda: get(after, COLUMNS), size)
+        figures[f"{name}_first_{condition}"] = sample(lambda: get(after, COLUMNS, fresh=True), size)
+        if condition == "quiet":
+            figures[f"{name}_bytes_before"] = get(before, {})
+            figures[f"{name}_bytes_json"] = get(after, {})
+            figures[f"{name}_bytes_after"] = get(after, COLUMNS)
+    return figures
+
+
+DECODE_IN_CHROMIUM = """async ([json, columns, repeats]) => {
+  const { decodeColumns } = await import("/js/common.js");  // the dashboard's own decoder
+  const read = async (url, headers) => (await fetch(url, { headers, cache: "no-store" })).arrayBuffer();
+  const jsonBytes = await read(json, {});
+  const columnBytes = await read(columns, { accept: "application/vnd.prunelab.columns" });
+  const median = (run) => {
+    const times = [];
+    for (let i = 0; i < repeats; i++) { const t = performance.now(); run(); times.push(performance.now() - t); }
+    return times.sort((a, b) => a - b)[Math.floor(repeats / 2)];
+  };
+  // What a chart needs before it draws: every series' steps and values (wall times stay lazy in both forms).
+  const touch = (body) => { let n = 0; for (const run of Object.values(body.series)) for (const s of Object.values(run))
+    n += s.steps.length + s.values.length; return n; };
+  return {
+    json_ms: median(() => touch(JSON.parse(new TextDecoder().decode(jsonBytes)))),
+    columns_ms: median(() => touch(decodeColumns(columnBytes))),
+  };
+}"""
+
+
+def decode_in_chromium(base: str, path: str, params: dict[str, object], repeats: int) -> dict[str, float]:
+    """Chromium's time to turn the compare reply's bytes into what the charts draw: JSON against columns."""
+    from playwright.sync_api import sync_playwright
+
+    from harness.browser import launch_chromium
+
+    url = str(httpx.URL(f"{base}{path}", params=params))
+    with sync_playwright() as playwright:
+        browser = launch_chromium(playwright)
+        try:
+            page = browser.new_page()
+            page.goto(f"{base}/login.html")  # any page of the API's origin
+            return page.evaluate(DECODE_IN_CHROMIUM, [url, url, repeats])  # type: ignore[no-any-return]
+        finally:
+            browser.close()
+
+
+def measure_database(backend: str, size: Size, before_code: Path) -> dict[str, object]:
     figures: dict[str, object] = {}
     all_keys = CURVE_KEYS + LAYER_KEYS
-    with api_stack(backend) as (_config, base), httpx.Client(timeout=600) as client:
+    with api_stack(backend) as (config, base), httpx.Client(timeout=600) as client:
         reader = Reader(client, base)
         # The issue's table: hot rows through record_points, read the old way, compacted, read the new way.
         ids, seconds, loaded = [], 0.0, []
@@ -251,6 +441,15 @@ def measure_database(backend: str, size: Size) -> dict[str, object]:
 
         figures["zoom_big"] = sample(zoom, size)
         figures["zoom_every_point"] = all(exact)
+        # Issue 24: the same reads, before (today's code, from a worktree) and after, quiet and under writers.
+        reads = mix_reads(ids, big_ids, layered, size)
+        with serve_api(config, code=before_code, name="api-before") as (_api, before):
+            figures.update(measure_mix(client, before, base, reads, size, "quiet"))
+            with writers(size.writers) as rate:
+                figures.update(measure_mix(client, before, base, reads, size, "loaded"))
+            figures["writers_points_per_s"] = rate()
+        path, params = reads["compare_small"](0)
+        figures["decode"] = decode_in_chromium(base, path, {**params, "max_points": size.max_points}, 9)
         # Deleting a run of big_steps x 8 keys: its points as hot rows (before) and compacted (after).
         hot_big, _ = load_hot(run_series(30_000, size.big_steps, BIG_KEYS, ()))
         figures["delete_big_before_ms"] = reader.delete(hot_big) * 1e3
@@ -276,7 +475,8 @@ def measure_mlflow(size: Size) -> dict[str, list[float]]:
 
 def run(size: Size) -> Result:
     started = time.monotonic()
-    measured = {backend: measure_database(backend, size) for backend in DATABASES}
+    with before_checkout() as before_code:
+        measured = {backend: measure_database(backend, size, before_code) for backend in DATABASES}
     mlflow = measure_mlflow(size) if size.with_mlflow and mlflow_peer.executable() is not None else None
     pg, lite = measured["postgresql"], measured["sqlite"]
 
@@ -355,8 +555,59 @@ def run(size: Size) -> Result:
              lite["delete_big_after_ms"], None, ""],
         ],
     )  # fmt: skip
+    labels = {
+        "compare_small": f"compare {size.runs} runs x {size.steps:,} steps, 8 keys",
+        "compare_big": f"{size.big_runs * size.big_steps * 8 // 1_000_000} M points: compare "
+        f"{min(20, size.big_runs)} runs, 8 keys",
+        "layered_big": f"a run with {size.layers} layers ({8 + 2 * size.layers} keys)",
+        "zoom_big": "a random 1,000-step zoom, 8 keys",
+    }
+    mix_rows: list[list[object]] = []
+    for name, label in labels.items():
+        goal = f"<= {MIX_GOALS_MS[name]} quiet" + (
+            f", <= {MIX_GOAL_LOADED_MS[name]} loaded" if name in MIX_GOAL_LOADED_MS else ""
+        )
+        for condition, said in (("quiet", "quiet"), ("loaded", f"{size.writers} writers")):
+            mix_rows.append(
+                [f"{label}, {said}" if condition == "quiet" else f"  the same, {said}",
+                 *(ms(measured[db][f"{name}_{side}_{condition}"]) for db in DATABASES  # type: ignore[arg-type]
+                   for side in ("before", "after", "first")), goal if condition == "quiet" else ""]
+            )  # fmt: skip
+        mix_rows.append(
+            ["  reply MB: before (JSON) / after JSON / after columns",
+             *(f"{float(measured[db][f'{name}_bytes_before']) / 1e6:.2f} / "  # type: ignore[arg-type]
+               f"{float(measured[db][f'{name}_bytes_json']) / 1e6:.2f} / "  # type: ignore[arg-type]
+               f"{float(measured[db][f'{name}_bytes_after']) / 1e6:.2f}" if side == "before" else None
+               for db in DATABASES for side in ("before", "after", "first")),
+             "<= 2.5 (compare)" if name == "compare_small" else ""]
+        )  # fmt: skip
+    mix_rows.append(
+        ["compare reply decoded in Chromium (ms): JSON.parse / columns (decodeColumns)",
+         *(f"{measured[db]['decode']['json_ms']:.1f} / {measured[db]['decode']['columns_ms']:.1f}"  # type: ignore[index]
+           if side == "before" else None for db in DATABASES for side in ("before", "after", "first")), ""]
+    )  # fmt: skip
+    mix_rows.append(
+        [f"ingestion by the {size.writers} writers while loaded (points/s)",
+         *(float(measured[db]["writers_points_per_s"]) if side == "before" else None  # type: ignore[arg-type]
+           for db in DATABASES for side in ("before", "after", "first")), ""]
+    )  # fmt: skip
+    mix = Table(
+        f"Issue 24: reads quiet and while {size.writers} writer processes log through DatabaseReporter "
+        f"(max_points={size.max_points}; p50 ms over loopback HTTP). Before = commit {BEFORE_COMMIT} from a git "
+        "worktree, JSON; after = this code, the dashboard's columns form, repeated (a finished run's series come "
+        "from the LRU); first = after with a budget not read before (no cache)",
+        ["read", "PostgreSQL before", "PostgreSQL after", "PostgreSQL first", "SQLite before", "SQLite after",
+         "SQLite first", "goal"],
+        mix_rows,
+    )  # fmt: skip
     figures: dict[str, float | str] = {}
     for backend, values in measured.items():
+        for name in labels:
+            for side in ("before", "after", "first"):
+                for condition in ("quiet", "loaded"):
+                    figures[f"mix_{name}_{side}_{condition}_ms_{backend}"] = (
+                        ms(values[f"{name}_{side}_{condition}"]) or 0.0
+                    )  # type: ignore[arg-type]
         for name in ("compare_after", "compare_before", "run_page_after", "compare_big", "run_page_big",
                      "layered_big", "zoom_big"):  # fmt: skip
             figures[f"{name}_ms_{backend}"] = ms(values[name]) or 0.0  # type: ignore[arg-type]
@@ -375,5 +626,5 @@ def run(size: Size) -> Result:
     ]
     if mlflow is None:
         notes.append("MLflow was not run (not installed: `make mlflow-venv`, or left out at this size).")
-    return Result(NAME, "6. Metric history store", size.label, [small, big], figures, notes,
+    return Result(NAME, "6. Metric history store", size.label, [small, big, mix], figures, notes,
                   elapsed_s=time.monotonic() - started)  # fmt: skip

@@ -94,13 +94,15 @@ class StackConfig:
 class Process:
     """A child process whose output goes to a log file, stopped with SIGTERM (SIGKILL if stuck)."""
 
-    def __init__(self, name: str, command: list[str], env: dict[str, str], log_dir: Path) -> None:
+    def __init__(
+        self, name: str, command: list[str], env: dict[str, str], log_dir: Path, cwd: Path | None = None
+    ) -> None:
         self.name = name
         log_dir.mkdir(parents=True, exist_ok=True)
         self.log_path = log_dir / f"{name}.log"
         self._log = self.log_path.open("ab")
         self.popen = subprocess.Popen(
-            command, env=env, cwd=REPO, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True
+            command, env=env, cwd=cwd or REPO, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True
         )
 
     @property

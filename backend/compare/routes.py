@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import HTMLResponse
 from sqlalchemy.orm import Session
 
@@ -13,14 +13,15 @@ from prunelab.core.recipes import MAX_ID
 from prunelab.core.sweeps import SweepSpec, point_label
 from prunelab.server.compare.groups import grouped_report
 from prunelab.server.compare.report import SweepAppendix, build_report
-from prunelab.server.compare.service import MAX_RUNS, CompareOut, compare_data, compare_runs, require_runs
+from prunelab.server.compare.service import MAX_RUNS, CompareOut, compare_data, compare_runs
 from prunelab.server.errors import NOT_FOUND
 from prunelab.server.kit.dependencies import SessionDep
 from prunelab.server.kit.params import run_ids_param, split_keys
-from prunelab.server.metrics.replies import json_response, series_json
+from prunelab.server.metrics.replies import COLUMNS_MEDIA_TYPE, series_reply
 from prunelab.server.metrics.schemas import EndStep, MaxPoints, StartStep, step_window
 from prunelab.server.metrics.service import MetricKeyOut, metric_keys
 from prunelab.server.runs.filters import MAX_FILTER_LENGTH
+from prunelab.server.runs.service import require_runs
 from prunelab.server.sweeps import service as sweeps
 
 router = APIRouter(prefix="/api/compare", tags=["compare"], responses=NOT_FOUND)  # a run that does not exist
@@ -30,8 +31,13 @@ Keys = Annotated[str | None, Query(description="Comma-separated metric keys; the
 Baseline = Annotated[int | None, Query(ge=1, le=2**31 - 1, description="A run drawn as the dense baseline.")]
 
 
-@router.get("", response_model=None, responses={200: {"model": CompareOut}})
+@router.get(
+    "",
+    response_model=None,
+    responses={200: {"model": CompareOut, "content": {COLUMNS_MEDIA_TYPE: {}}}, 304: {"description": "Not modified"}},
+)
 def compare(
+    request: Request,
     session: SessionDep,
     runs: RunIds,
     keys: Keys = None,
@@ -40,12 +46,15 @@ def compare(
     start_step: StartStep = None,
     end_step: EndStep = None,
 ) -> Response:
-    """Summaries, specs, plans, planned sparsity and (downsampled, optionally zoomed) series of up to 20 runs."""
+    """Summaries, specs, plans, planned sparsity and (downsampled, optionally zoomed) series of up to 20 runs.
+
+    JSON by default; `Accept: application/vnd.prunelab.columns` gets the series as typed columns (the dashboard's
+    form, backend/metrics/replies.py). An ETag lets a client revalidate: an unchanged comparison is a 304."""
     window = step_window(start_step, end_step)
     out, series = compare_data(session, runs, split_keys(keys), max_points, baseline, window)
     payload = out.model_dump(mode="json")
-    payload["series"] = {run_id: series_json(by_key) for run_id, by_key in series.items()}
-    return json_response(payload)
+    payload["series"] = series
+    return series_reply(request, payload)
 
 
 def _sweep_report(session: Session, sweep_id: int, by: list[str] | None, metric: str) -> HTMLResponse:

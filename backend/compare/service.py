@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, TypeVar
 
 from pydantic import BaseModel
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
-from prunelab.core.errors import RunNotFound
 from prunelab.core.plans import RunPlan
 from prunelab.server.metrics.downsample import MAX_POINTS
 from prunelab.server.metrics.points import Points
@@ -21,6 +20,7 @@ from prunelab.server.models import Run
 from prunelab.server.previews.service import PlannedSparsity, planned_sparsity
 from prunelab.server.runs.presenters import run_outs
 from prunelab.server.runs.schemas import RunOut
+from prunelab.server.runs.service import check_found
 
 DEFAULT_KEYS = (
     "measured_sparsity",
@@ -129,17 +129,6 @@ def frontier(runs: Sequence[RunOut]) -> list[SizePoint]:
     return [points[index] for index in pareto_front(keyed)]
 
 
-def _check_found(wanted: Sequence[int], found: Collection[int]) -> None:
-    for run_id in wanted:
-        if run_id not in found:
-            raise RunNotFound(run_id)
-
-
-def require_runs(session: Session, run_ids: Sequence[int]) -> None:
-    """Raise RunNotFound for the first of the runs that does not exist."""
-    _check_found(run_ids, set(session.scalars(select(Run.id).where(Run.id.in_(run_ids)))))
-
-
 def compare_data(
     session: Session,
     run_ids: Sequence[int],
@@ -152,7 +141,7 @@ def compare_data(
     wanted = list(dict.fromkeys([*run_ids, *([baseline_id] if baseline_id is not None else [])]))
     rows = session.scalars(select(Run).where(Run.id.in_(wanted)).options(selectinload(Run.artifacts))).all()
     by_id = {run.id: run for run in rows}
-    _check_found(wanted, by_id)
+    check_found(wanted, by_id)
     shown = run_outs(session, [by_id[run_id] for run_id in wanted])
     keys = list(keys or DEFAULT_KEYS)
     series = read_points(session, wanted, keys, window, max_points)

@@ -7,13 +7,20 @@ overlap the window, and reduces them to about four points per column (first, las
 and the first gap). Hot rows of the same series are merged in, each step once: where both tiers
 hold a step, the compacted point wins (it was written first). The cost follows the window and
 the budget, not the stored history.
+
+A compacted series never changes (compaction rewrites it whole, with a new extent and count), so
+what a read made of it is kept in an in-process LRU, keyed by the series' identity, the window and
+the budget: a second look at a finished run's charts decodes and reduces nothing. Series with hot
+rows in the read are never cached.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from cachetools import LRUCache
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -25,6 +32,10 @@ from prunelab.server.models import MetricChunk, MetricSeries
 SeriesKey = tuple[int, str]
 # Level 0 is read (and reduced exactly) while the window holds up to this many times the budget.
 RAW_READ_FACTOR = 2
+# Reduced series kept between reads, counted in points (24 B each): about 50 MB per API process.
+CACHE_POINTS = 2_000_000
+_cache: LRUCache[tuple[object, ...], Points] = LRUCache(maxsize=CACHE_POINTS, getsizeof=len)
+_cache_lock = threading.Lock()  # cachetools' caches are not thread-safe; FastAPI runs sync routes in threads
 
 
 @dataclass(frozen=True)
@@ -65,17 +76,21 @@ def _plan(row: MetricSeries, window: Window, max_points: int | None) -> _Plan | 
     return _Plan(level, first // width * width, (last // width + 1) * width - 1, span)
 
 
-def _read_compacted(
-    session: Session, run_ids: Sequence[int], keys: Sequence[str] | None, window: Window, max_points: int | None
-) -> dict[SeriesKey, tuple[Points, _Plan]]:
+def _series_rows(session: Session, run_ids: Sequence[int], keys: Sequence[str] | None) -> list[MetricSeries]:
     query = select(MetricSeries).where(MetricSeries.run_id.in_(run_ids))
     if keys is not None:
         query = query.where(MetricSeries.key.in_(keys))
-    plans = {
-        (row.run_id, row.key): plan
-        for row in session.scalars(query)
-        if (plan := _plan(row, window, max_points)) is not None
-    }
+    return list(session.scalars(query))
+
+
+def _cache_key(row: MetricSeries, window: Window, max_points: int | None) -> tuple[object, ...]:
+    """A compacted series' identity (a recompaction changes its extent or count), the window and the budget."""
+    return (row.run_id, row.key, row.point_count, row.first_step, row.last_step, row.base_width, row.level_count,
+            window.first, window.last, max_points)  # fmt: skip
+
+
+def _read_compacted(session: Session, plans: dict[SeriesKey, _Plan]) -> dict[SeriesKey, Points]:
+    """The planned level of each series over its planned steps: one query per level (one for most reads)."""
     by_level: dict[int, list[SeriesKey]] = {}
     for series, plan in plans.items():
         by_level.setdefault(plan.level, []).append(series)
@@ -97,13 +112,11 @@ def _read_compacted(
             .order_by(MetricChunk.run_id, MetricChunk.key, MetricChunk.first_step)
         )
         for run_id, key, first_step, last_step, payload in rows:
-            plan = plans.get((run_id, key))
-            if plan is None or plan.level != level or last_step < plan.first or first_step > plan.last:
+            wanted = plans.get((run_id, key))
+            if wanted is None or wanted.level != level or last_step < wanted.first or first_step > wanted.last:
                 continue
             parts[(run_id, key)].append(chunks.decode(payload))
-    return {
-        series: (Points.concat(parts[series]).between(plan.first, plan.last), plan) for series, plan in plans.items()
-    }
+    return {series: Points.concat(parts[series]).between(plan.first, plan.last) for series, plan in plans.items()}
 
 
 def _read_hot(
@@ -137,17 +150,36 @@ def read_points(
     # Hot rows first: each statement may see a newer snapshot, and a series compacted between the two
     # reads then shows up in both (merged, each step once) instead of in neither.
     live = _read_hot(session, run_ids, keys, window, max_points)
-    compacted = _read_compacted(session, run_ids, keys, window, max_points)
     result: dict[int, dict[str, Points]] = {run_id: {key: Points.empty() for key in keys or ()} for run_id in run_ids}
+    plans: dict[SeriesKey, _Plan] = {}
+    cache_keys: dict[SeriesKey, tuple[object, ...]] = {}
+    for row in _series_rows(session, run_ids, keys):
+        series = (row.run_id, row.key)
+        if (plan := _plan(row, window, max_points)) is None:
+            continue
+        if series not in live:
+            cache_keys[series] = _cache_key(row, window, max_points)
+            with _cache_lock:
+                cached = _cache.get(cache_keys[series])
+            if cached is not None:
+                result[row.run_id][row.key] = cached
+                continue
+        plans[series] = plan
+    compacted = _read_compacted(session, plans)
     for series in sorted(compacted.keys() | live.keys()):
-        stored, plan = compacted.get(series, (Points.empty(), None))
-        points = stored.merged_with(live.get(series, Points.empty()))
+        planned = plans.get(series)
+        points = compacted.get(series, Points.empty()).merged_with(live.get(series, Points.empty()))
         if max_points is not None and len(points) > max_points:
-            if plan is None:
+            if planned is None:
                 first, last = window.clip(int(points.steps[0]), int(points.steps[-1]))
                 span = last - first + 1
             else:
-                span = plan.span
+                span = planned.span
             points = reduce_to_budget(points, span, max_points)
         result[series[0]][series[1]] = points
+        if series in cache_keys:
+            with _cache_lock:
+                _cache[cache_keys[series]] = points
+    if keys is None:  # keys in order, however each was read
+        return {run_id: dict(sorted(by_key.items())) for run_id, by_key in result.items()}
     return result

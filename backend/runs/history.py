@@ -6,14 +6,14 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
 from prunelab.server.errors import NOT_FOUND
 from prunelab.server.kit.dependencies import RunId, SessionDep
 from prunelab.server.kit.params import split_keys
 from prunelab.server.metrics import export
-from prunelab.server.metrics.replies import json_response, series_json
+from prunelab.server.metrics.replies import COLUMNS_MEDIA_TYPE, series_reply
 from prunelab.server.metrics.schemas import EndStep, MaxPoints, MetricsOut, StartStep, step_window
 from prunelab.server.metrics.service import MetricKeyOut, metric_keys
 from prunelab.server.metrics.store import read_points
@@ -24,8 +24,13 @@ router = APIRouter(prefix="/api/runs", tags=["metrics"], responses=NOT_FOUND)
 Keys = Annotated[str | None, Query(description="Comma-separated metric keys; all when omitted.")]
 
 
-@router.get("/{run_id}/metrics", response_model=None, responses={200: {"model": MetricsOut}})
+@router.get(
+    "/{run_id}/metrics",
+    response_model=None,
+    responses={200: {"model": MetricsOut, "content": {COLUMNS_MEDIA_TYPE: {}}}, 304: {"description": "Not modified"}},
+)
 def get_metrics(
+    request: Request,
     run_id: RunId,
     session: SessionDep,
     keys: Keys = None,
@@ -36,12 +41,14 @@ def get_metrics(
     """Per-step series of a run's metrics (null marks a non-finite value), optionally downsampled and zoomed.
 
     With `max_points`, each series keeps about four points per pixel column (first, last, minimum,
-    maximum, and the first gap); a window whose points fit the budget returns every point in it.
+    maximum, and the first gap); a window whose points fit the budget returns every point in it. JSON by default;
+    `Accept: application/vnd.prunelab.columns` gets typed columns (backend/metrics/replies.py); an ETag lets a
+    client revalidate (a 304 when unchanged).
     """
-    runs.get_run(session, run_id)
+    runs.require_runs(session, [run_id])  # a 404 for a missing run, without loading it
     window = step_window(start_step, end_step)
     series = read_points(session, [run_id], split_keys(keys), window, max_points)[run_id]
-    return json_response({"run_id": run_id, "series": series_json(series)})
+    return series_reply(request, {"run_id": run_id, "series": series})
 
 
 @router.get("/{run_id}/metric-keys")

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Collection, Sequence
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from prunelab.core.errors import RunNotFound, RunStateConflict
@@ -72,6 +74,18 @@ def _store_run(
     session.add(run)
     session.flush()
     return run
+
+
+def check_found(wanted: Sequence[int], found: Collection[int]) -> None:
+    """Raise RunNotFound for the first of `wanted` not in `found`."""
+    for run_id in wanted:
+        if run_id not in found:
+            raise RunNotFound(run_id)
+
+
+def require_runs(session: Session, run_ids: Sequence[int]) -> None:
+    """Raise RunNotFound for the first of the runs that does not exist (one query on ids, no row loaded)."""
+    check_found(run_ids, set(session.scalars(select(Run.id).where(Run.id.in_(run_ids)))))
 
 
 def get_run(session: Session, run_id: int) -> Run:

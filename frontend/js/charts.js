@@ -29,18 +29,23 @@ export function draw(node, traces, layout = {}) {
 // that follows the previous one by d steps decays the average by weight^d. On a series logged every step
 // it is TensorBoard's EMA; on a downsampled series (a finished run's reduced read) it gives about the same
 // curve, so live and finished runs smooth alike. A null (a diverged step) stays a gap.
+// Series may be plain arrays (null = gap) or typed arrays (NaN = gap, from the columns form): both are read as is
+// and the result is a Float64Array (NaN = gap), which Plotly draws without a copy.
 export function smooth(values, weight, steps = null) {
   if (!weight) return values;
+  const smoothed = new Float64Array(values.length);
   let average = 0, norm = 0, previous = null;
-  return values.map((value, i) => {
-    if (value === null || value === undefined) return null;
+  for (let i = 0; i < values.length; i++) {
+    const value = values[i];
+    if (value === null || value === undefined || Number.isNaN(value)) { smoothed[i] = NaN; continue; }
     const step = steps ? steps[i] : i;
     const decay = weight ** (previous === null ? 1 : Math.max(1, step - previous));
     previous = step;
     average = average * decay + (1 - decay) * value;
     norm = norm * decay + (1 - decay);
-    return average / norm;
-  });
+    smoothed[i] = average / norm;
+  }
+  return smoothed;
 }
 
 export const X_AXES = {
@@ -52,11 +57,12 @@ export const X_AXES = {
 
 // x values of a series for a run under the chosen axis; wall time needs the series' own timestamps.
 export function xValues(axis, run, steps, wallTimes) {
-  if (axis === "epoch") return steps.map((step) => step / run.plan.steps_per_epoch);
-  if (axis === "wall") return wallTimes || steps.map(() => null);
+  // Float64Array.from: a typed array's own map would keep its type (an Int32Array of steps truncates epochs).
+  if (axis === "epoch") return Float64Array.from(steps, (step) => step / run.plan.steps_per_epoch);
+  if (axis === "wall") return wallTimes || Array.from(steps, () => null);
   if (axis === "window") {
     const { begin_step: begin, end_step: end } = run.plan.schedule;
-    return steps.map((step) => (step - begin) / Math.max(1, end - begin));
+    return Float64Array.from(steps, (step) => (step - begin) / Math.max(1, end - begin));
   }
   return steps;
 }

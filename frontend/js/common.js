@@ -18,15 +18,58 @@ export function signInUrl() {
 export async function api(path, options = {}) {
   const init = { ...options, headers: { "content-type": "application/json", ...(options.headers || {}) } };
   if (init.body && typeof init.body !== "string") init.body = JSON.stringify(init.body);
+  const response = await send(path, init);
+  if (response.status === 204) return null;
+  return response.json().catch(() => null);
+}
+
+async function send(path, init) {
   const response = await fetch(path, init);
   if (response.status === 401 && !location.pathname.endsWith("/login.html")) {
     location.assign(signInUrl());
     return new Promise(() => {}); // the page is leaving: nothing after this should run
   }
-  if (response.status === 204) return null;
-  const body = await response.json().catch(() => null);
-  if (!response.ok) throw new ApiError(response.status, body?.detail ?? response.statusText);
-  return body;
+  if (!response.ok) {
+    const body = await response.json().catch(() => null);
+    throw new ApiError(response.status, body?.detail ?? response.statusText);
+  }
+  return response;
+}
+
+// Series reads (/api/compare, /api/runs/{id}/metrics) in the columns form (backend/metrics/replies.py): the reply's
+// numbers are wrapped in typed arrays where they lie, never parsed or copied; Plotly draws typed arrays as they are.
+// A value's gap is NaN. The browser revalidates with the reply's ETag: an unchanged series costs a 304.
+export const COLUMNS = "application/vnd.prunelab.columns";
+
+export async function apiSeries(path) {
+  const response = await send(path, { headers: { accept: COLUMNS } });
+  if (!(response.headers.get("content-type") || "").startsWith(COLUMNS)) return response.json();
+  return decodeColumns(await response.arrayBuffer());
+}
+
+const TYPED = { int32: Int32Array, float32: Float32Array, float64: Float64Array };
+
+export function decodeColumns(buffer) {
+  const length = new DataView(buffer).getUint32(0, true);
+  const start = Math.ceil((4 + length) / 8) * 8;
+  const column = ([type, offset], count) => new TYPED[type](buffer, start + offset, count);
+  const header = new TextDecoder().decode(new Uint8Array(buffer, 4, length));
+  return JSON.parse(header, (_name, value) => {
+    if (value === null || typeof value !== "object" || typeof value.columns !== "number") return value;
+    const count = value.columns, origin = value.wall_times[2];
+    const offsets = column(value.wall_times, count);
+    let walls = null; // absolute wall times only when a chart's x axis asks for them
+    return Object.defineProperty({ steps: column(value.steps, count), values: column(value.values, count) }, "wall_times", {
+      enumerable: true,
+      get: () => (walls ??= Float64Array.from(offsets, (offset) => origin + offset)),
+    });
+  });
+}
+
+// A series as plain arrays (null for a gap), for the few places that grow or index a series by value.
+export function plainSeries(s) {
+  const gap = (value) => (Number.isNaN(value) ? null : value);
+  return { steps: Array.from(s.steps), values: Array.from(s.values, gap), wall_times: Array.from(s.wall_times) };
 }
 
 // Who is signed in: {name, is_admin, via}; name is null while PruneLab is open (no users).
@@ -80,7 +123,7 @@ async function signOut() {
 
 export const fmt = {
   num: (v, digits = 4) => (v === null || v === undefined || Number.isNaN(v) ? "—" : Number(v).toFixed(digits)),
-  pct: (v) => (v === null || v === undefined ? "—" : `${(100 * v).toFixed(1)}%`),
+  pct: (v) => (v === null || v === undefined || Number.isNaN(v) ? "—" : `${(100 * v).toFixed(1)}%`),
   bytes: (v) => {
     if (v === null || v === undefined) return "—";
     const units = ["B", "KiB", "MiB", "GiB"];

@@ -2,7 +2,7 @@
 // a pinned dense baseline, final metrics, differing parameters and accuracy-vs-size with its Pareto frontier.
 // Everything the page shows is in its URL (runs, baseline, x axis, smoothing, log scale), so it can be shared.
 
-import { api, el, findDenseBaseline, FINISHED, fmt, renderHeader, runFacts, statusBadge, subscribe } from "./common.js";
+import { api, apiSeries, el, findDenseBaseline, FINISHED, fmt, renderHeader, runFacts, statusBadge, subscribe } from "./common.js";
 import { draw, listenForZoom, pointBudget, smooth, X_AXES, xValues } from "./charts.js";
 import { initGroups } from "./groups.js";
 import { chartBoxes, entryKeys, initPicker, memberName } from "./picker.js";
@@ -110,7 +110,7 @@ async function onPicked() {
     const params = new URLSearchParams({ runs: selection.join(","), keys: missing.join(","),
       max_points: String(pointBudget(document.getElementById("chart-loss"))) });
     if (data.baseline_id) params.set("baseline", String(data.baseline_id));
-    const body = await api(`/api/compare?${params}`);
+    const body = await apiSeries(`/api/compare?${params}`);
     for (const [runId, byKey] of Object.entries(body.series)) Object.assign((picked[runId] ??= {}), byKey);
   }
   drawPicked();
@@ -124,7 +124,7 @@ function zoomable(id) {
       const params = new URLSearchParams({ runs: selection.join(","), keys: CHART_KEYS[id],
         max_points: String(budget), start_step: String(first), end_step: String(last) });
       if (data.baseline_id) params.set("baseline", String(data.baseline_id));
-      return api(`/api/compare?${params}`).then((body) => body.series);
+      return apiSeries(`/api/compare?${params}`).then((body) => body.series);
     },
     redraw: drawCharts,
   });
@@ -223,7 +223,7 @@ async function load() {
   const params = new URLSearchParams({ runs: selection.join(","), max_points: String(pointBudget(document.getElementById("chart-loss"))) });
   const baseline = url.searchParams.get("baseline");
   if (baseline) params.set("baseline", baseline);
-  data = await api(`/api/compare?${params}`);
+  data = await apiSeries(`/api/compare?${params}`);
   picked = {}; // re-read with the new data (a live run grew, the baseline changed)
   document.getElementById("title").textContent = `Compare ${selection.length} runs`;
   drawTables();

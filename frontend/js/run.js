@@ -1,6 +1,6 @@
 // One run: live curves (SSE), layers, coverage, mask, downloads, spec.
 
-import { api, el, FINISHED, fmt, mayChange, renderHeader, runFacts, statusBadge, subscribe, whoAmI } from "./common.js";
+import { api, apiSeries, el, FINISHED, fmt, mayChange, plainSeries, renderHeader, runFacts, statusBadge, subscribe, whoAmI } from "./common.js";
 import { draw, listenForZoom, pointBudget, smooth, X_AXES, xValues } from "./charts.js";
 import { chartBoxes, entryKeys, initPicker, memberName } from "./picker.js";
 
@@ -108,7 +108,7 @@ function zoomable(id) {
     read: (first, last, budget) => {
       const params = new URLSearchParams({ keys: CHART_KEYS[id].join(","), max_points: String(budget),
         start_step: String(first), end_step: String(last) });
-      return api(`/api/runs/${runId}/metrics?${params}`).then((body) => body.series);
+      return apiSeries(`/api/runs/${runId}/metrics?${params}`).then((body) => body.series);
     },
     redraw: drawCurves,
   });
@@ -130,9 +130,9 @@ function drawLayers() {
       return el("tr", {}, el("td", { text: key.slice(LAYER_PREFIX.length) }), el("td", { class: "num", text: fmt.pct(s.values.at(-1)) }),
         el("td", { class: "num", text: String(s.steps.length) }));
     }))));
-  const steps = [...new Set(keys.flatMap((key) => series[key].steps))].sort((a, b) => a - b);
+  const steps = [...new Set(keys.flatMap((key) => Array.from(series[key].steps)))].sort((a, b) => a - b);
   const z = keys.map((key) => {
-    const byStep = new Map(series[key].steps.map((step, i) => [step, series[key].values[i]]));
+    const byStep = new Map(Array.from(series[key].steps, (step, i) => [step, series[key].values[i]]));
     return steps.map((step) => byStep.get(step) ?? null);
   });
   draw("chart-heatmap", [{ type: "heatmap", x: steps, y: keys.map((k) => k.slice(LAYER_PREFIX.length)), z, zmin: 0, zmax: 1,
@@ -272,6 +272,7 @@ function appendPoints(points) {
   for (const [key, fresh] of Object.entries(points)) {
     if (!CURVE_KEYS.includes(key) && !pickedKeys().includes(key) && !(layerKeys !== null && key.startsWith(LAYER_PREFIX))) continue;
     if (key.startsWith(LAYER_PREFIX) && !layerKeys.includes(key)) layerKeys.push(key); // a layer's first pruning step
+    if (series[key] && !Array.isArray(series[key].steps)) series[key] = plainSeries(series[key]); // it grows now
     const s = (series[key] ??= { steps: [], values: [], wall_times: [] });
     const last = s.steps.at(-1) ?? -1;
     fresh.steps.forEach((step, i) => {
@@ -294,7 +295,7 @@ function scheduleDraw() {
 async function fetchSeries(keys) {
   if (!keys.length) return {};
   const params = new URLSearchParams({ keys: keys.join(","), max_points: String(budget) });
-  return (await api(`/api/runs/${runId}/metrics?${params}`)).series;
+  return (await apiSeries(`/api/runs/${runId}/metrics?${params}`)).series;
 }
 
 async function loadLayerKeys() {

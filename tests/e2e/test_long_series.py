@@ -13,7 +13,7 @@ from urllib.parse import parse_qs, urlparse
 
 import numpy as np
 import pytest
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page, Response, sync_playwright
 
 from harness.browser import launch_chromium
 from harness.stack import REDIS_URL, StackConfig, migrate, postgres_database, start_api
@@ -22,6 +22,7 @@ from prunelab.core.specs import RunSpec
 from prunelab.server.db import engine_for, session_scope
 from prunelab.server.metrics.compaction import store_compacted
 from prunelab.server.metrics.points import Points
+from prunelab.server.metrics.replies import COLUMNS_MEDIA_TYPE
 from prunelab.server.models import Run, RunStatus, utcnow
 
 pytestmark = pytest.mark.integration
@@ -130,3 +131,37 @@ def test_compare_draws_many_points_with_webgl_and_zooms_every_run(
     page.evaluate("Plotly.relayout('chart-loss', {'xaxis.range[0]': 100, 'xaxis.range[1]': 1099})")
     page.wait_for_function("document.getElementById('chart-loss').data.every(t => t.x.length === 1000)")
     assert page.evaluate("document.getElementById('chart-loss').data.map(t => t.x[0])") == [100] * 5
+
+
+def test_the_charts_read_typed_columns_and_revalidate_an_unchanged_comparison(
+    stack: tuple[StackConfig, list[int]], page: Page
+) -> None:
+    config, run_ids = stack
+    replies: list[tuple[str | None, str | None]] = []
+    revalidated: list[tuple[int, str | None]] = []
+
+    def seen(response: Response) -> None:
+        if urlparse(response.url).path != "/api/compare":
+            return
+        revalidated.append((response.status, response.request.all_headers().get("if-none-match")))
+        if response.status == 200:
+            replies.append((response.request.headers.get("accept"), response.headers.get("content-type")))
+
+    page.on("response", seen)
+    url = f"{config.base_url}/compare.html?runs={','.join(map(str, run_ids))}&x=epoch"
+    page.goto(url)
+    page.wait_for_function("(document.getElementById('chart-loss')?.data?.length ?? 0) === 5")
+    assert replies and all(accept == content == COLUMNS_MEDIA_TYPE for accept, content in replies)
+    # The typed arrays are drawn as they came (steps an Int32Array; epochs computed into a Float64Array, not truncated).
+    drawn = page.evaluate(
+        "(() => { const t = document.getElementById('chart-loss').data[0];"
+        " return [ArrayBuffer.isView(t.y), t.x.constructor.name, t.x[0], t.x.at(-1)]; })()"
+    )
+    assert drawn[:2] == [True, "Float64Array"] and 0 < drawn[2] < 1 and drawn[3] > 1
+    page.locator("#xaxis").select_option("wall")  # wall times: origin + float32 offsets, made on demand
+    page.wait_for_function("document.getElementById('chart-loss').data[0].x[0] === 0.05")
+    first_visit = len(revalidated)
+    page.goto(url)
+    page.wait_for_function("(document.getElementById('chart-loss')?.data?.length ?? 0) === 5")
+    # The second visit asks with the ETag it was given: the unchanged comparison is a 304.
+    assert revalidated[first_visit:] and all(tag is not None for _, tag in revalidated[first_visit:])
