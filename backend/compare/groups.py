@@ -121,11 +121,11 @@ def _field_column(field: str) -> ColumnElement[Any]:
     return Run.spec[tuple(field.split("."))]
 
 
-def _field_of(field: str, value: Any) -> Any:
-    """A run's value of a group field from its `_field_column`."""
-    if field.startswith(TAG_PREFIX):
-        return _tag_value(value or [], field[len(TAG_PREFIX) :])
-    return value
+def _identity(value: Any) -> tuple[str, Any]:
+    """A hashable stand-in for a group field's value that keeps its JSON type (1, 1.0 and true differ)."""
+    if value is None or isinstance(value, (str, int, float)):
+        return type(value).__name__, value
+    return "json", json.dumps(value, sort_keys=True, default=str)
 
 
 class Group(BaseModel):
@@ -189,10 +189,19 @@ def group_runs(
         raise InvalidParameter(
             ("filter",), f"the filter matches more than {MAX_GROUPED_RUNS} runs; narrow it to group them"
         )
-    members: dict[str, tuple[dict[str, Any], list[Any]]] = {}
+    # Rows are (id, status, field values..., metric values...); a group is found by its values' identity, which
+    # tells 1 from 1.0 and True as the JSON key did, without encoding every row's key (10,000 rows a read).
+    tags = [field[len(TAG_PREFIX) :] if field.startswith(TAG_PREFIX) else None for field in fields]
+    members: dict[tuple[Any, ...], tuple[dict[str, Any], list[Any]]] = {}
     for row in rows:
-        key = {field: _field_of(field, getattr(row, f"field_{index}")) for index, field in enumerate(fields)}
-        members.setdefault(json.dumps(key, sort_keys=True, default=str), (key, []))[1].append(row)
+        settings = [
+            row[2 + index] if tag is None else _tag_value(row[2 + index] or (), tag) for index, tag in enumerate(tags)
+        ]
+        identity = tuple(map(_identity, settings))
+        found = members.get(identity)
+        if found is None:
+            members[identity] = found = (dict(zip(fields, settings, strict=True)), [])
+        found[1].append(row)
     groups = []
     for key, grouped in sorted(members.values(), key=lambda item: [_order(value) for value in item[0].values()]):
         succeeded = [row for row in grouped if row.status == RunStatus.SUCCEEDED]
