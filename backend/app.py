@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -41,6 +42,10 @@ from prunelab.server.users.throttle import LoginThrottle
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     # The reaper lives with the API: the one process that is always up while runs are watched.
     reaper = ReaperThread(get_settings()).start()
+    # What is loaded by now (modules, routes, models) lives as long as the process: moved out of the collector's
+    # generations, a full collection no longer walks it (it added ~150 ms to every other 10,000-run group read).
+    gc.collect()
+    gc.freeze()
     try:
         yield
     finally:
