@@ -35,7 +35,7 @@ class Size:
 
 
 SIZES = {
-    "tiny": Size("digits, mlp, 2 epochs, batch 32, 2 seeds, 50 / 95%", "digits", "mlp", 2, 2, (0.5, 0.95),
+    "tiny": Size("digits, mlp, 1 epoch, batch 32, 2 seeds, 50 / 95%", "digits", "mlp", 1, 2, (0.5, 0.95),
                  batch_size=32),
     "quick": Size("MNIST, tutorial_mnist_cnn, 1 epoch, 2 seeds, 50 / 75 / 95% (QUICK)", "mnist",
                   "tutorial_mnist_cnn", 1, 2, (0.5, 0.75, 0.95)),

@@ -43,7 +43,7 @@ class Size:
 
 
 SIZES = {
-    "tiny": Size("digits, mlp, 2 epochs, batch 32, 3 seeds", "digits", "mlp", 2, 3, batch_size=32),
+    "tiny": Size("digits, mlp, 1 epoch, batch 32, 2 seeds", "digits", "mlp", 1, 2, batch_size=32),
     "quick": Size("MNIST, tutorial_mnist_cnn, 1 epoch, 2 seeds (QUICK: the seed trains 30)", "mnist",
                   "tutorial_mnist_cnn", 1, 2),
     "full": Size("MNIST, tutorial_mnist_cnn (the seed's CNN), 30 epochs (the seed's recipe), 5 seeds", "mnist",
