@@ -11,12 +11,10 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-import httpx
 import plotly.graph_objects as go
 
 from bench.report import Result, Table
-from bench.seed_question import sweep_spec, wait_for_sweep, welch
-from bench.stacks import deployment
+from bench.seed_question import finished_sweep, sweep_spec, welch
 
 NAME = "seed_frontier"
 BY = "tag:variant,tag:sparsity"
@@ -49,11 +47,7 @@ def run(size: Size) -> Result:
     spec = sweep_spec(size, size.sparsities[0])
     spec["axes"] = [{"path": "sparsity", "values": list(size.sparsities)}]
     spec["name"] = "The seed's question at other sparsities"
-    with deployment("postgresql+redis", workers=1) as stack, httpx.Client(base_url=stack.base_url, timeout=60) as api:
-        created = api.post("/api/sweeps", json=spec).raise_for_status().json()
-        sweep = wait_for_sweep(api, created["id"], timeout=6 * 3600)
-        if sweep["progress"]["succeeded"] != sweep["progress"]["total"]:
-            raise RuntimeError(f"sweep {sweep['id']} ended {sweep['status']} with {sweep['progress']}")
+    with finished_sweep(spec) as (api, sweep):
         scope = {"by": BY, "filter": f'tag:"{sweep["tag"]}"'}
         metrics = "test_accuracy,h5_zip_bytes,measured_sparsity"
         groups = api.get("/api/groups", params={**scope, "metrics": metrics}).raise_for_status().json()
@@ -67,7 +61,7 @@ def run(size: Size) -> Result:
             .json()
             for sparsity in sorted({sparsity for _, sparsity in labels}, key=float)
         }
-        detail = api.get(f"/api/sweeps/{sweep['id']}").raise_for_status().json()
+    detail = sweep
     accuracy: dict[tuple[str, str], list[float]] = {}
     for point, one in zip(detail["points"], detail["runs"], strict=True):
         key = (point["variant"], str(point["values"]["sparsity"]))

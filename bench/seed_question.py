@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import statistics
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +25,7 @@ import scipy.stats
 from bench import workloads
 from bench.report import Result, Table
 from bench.stacks import deployment
+from prunelab.client import Client
 
 NAME = "seed_question"
 SPARSITY = 0.875
@@ -69,15 +72,17 @@ def sweep_spec(size: Any, sparsity: float = SPARSITY) -> dict[str, Any]:
     }
 
 
-def wait_for_sweep(client: httpx.Client, sweep_id: int, timeout: float) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while True:
-        sweep: dict[str, Any] = client.get(f"/api/sweeps/{sweep_id}").raise_for_status().json()
-        if sweep["status"] != "running":
-            return sweep
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"sweep {sweep_id} still running after {timeout:.0f} s: {sweep['progress']}")
-        time.sleep(5)
+@contextmanager
+def finished_sweep(spec: dict[str, Any]) -> Iterator[tuple[httpx.Client, dict[str, Any]]]:
+    """Submit `spec` to a real API and Celery worker, wait with the client's `wait_sweep`, and yield an HTTP
+    client of that API (still up, for the group reads) with the sweep as `GET /api/sweeps/{id}` shows it, its
+    runs included. Every point must have succeeded."""
+    with deployment("postgresql+redis", workers=1) as stack, httpx.Client(base_url=stack.base_url, timeout=60) as api:
+        with Client(stack.base_url) as client:
+            sweep = client.wait_sweep(client.submit_sweep(spec).id, timeout=6 * 3600, poll_s=5)
+        if sweep.progress.succeeded != sweep.progress.total:
+            raise RuntimeError(f"sweep {sweep.id} ended {sweep.status} with {sweep.progress}")
+        yield api, sweep.model_dump(mode="json")
 
 
 def welch(a: list[float], b: list[float]) -> tuple[float, float, float, float]:
@@ -89,11 +94,7 @@ def welch(a: list[float], b: list[float]) -> tuple[float, float, float, float]:
 
 def run(size: Size) -> Result:
     started = time.monotonic()
-    with deployment("postgresql+redis", workers=1) as stack, httpx.Client(base_url=stack.base_url, timeout=60) as api:
-        created = api.post("/api/sweeps", json=sweep_spec(size)).raise_for_status().json()
-        sweep = wait_for_sweep(api, created["id"], timeout=6 * 3600)
-        if sweep["progress"]["succeeded"] != sweep["progress"]["total"]:
-            raise RuntimeError(f"sweep {sweep['id']} ended {sweep['status']} with {sweep['progress']}")
+    with finished_sweep(sweep_spec(size)) as (api, sweep):
         scope = {"by": "tag:variant", "filter": f'tag:"{sweep["tag"]}"'}
         groups = api.get("/api/groups", params={**scope, "metrics": ",".join(METRICS)}).raise_for_status().json()
         labels = {group["key"]["tag:variant"]: group["label"] for group in groups["groups"]}
@@ -106,10 +107,9 @@ def run(size: Size) -> Result:
             .json()
             for metric in ("test_accuracy", "h5_zip_bytes")
         }
-        detail = api.get(f"/api/sweeps/{sweep['id']}").raise_for_status().json()
-        runs = [api.get(f"/api/runs/{point['run_id']}").raise_for_status().json() for point in detail["points"]]
 
     by_variant: dict[str, list[dict[str, Any]]] = {"constant": [], "polynomial": []}
+    detail, runs = sweep, sweep["runs"]  # the points and their runs, in point order
     for point, one in zip(detail["points"], runs, strict=True):
         by_variant[point["variant"]].append({"seed": point["seed"], "id": one["id"], **one["summary"]})
 
