@@ -29,6 +29,7 @@ from bench.report import Result, Table, ratio, sample
 from bench.series_store import CURVE_KEYS, LAYER_KEYS, api_stack, ms, new_run, run_series
 from harness.seed_runs import insert_runs
 from harness.stack import REDIS_URL, StackConfig
+from prunelab.core.sweeps import SweepSpec, expand
 from prunelab.server.db import session_scope
 from prunelab.server.metrics.compaction import store_compacted
 from prunelab.server.models import Run
@@ -129,20 +130,10 @@ def measure_sweeps(client: httpx.Client, config: StackConfig, size: Size) -> dic
                 raise TimeoutError(f"{depth() - before} of {size.sweep_points} messages queued after 600 s")
             time.sleep(0.005)
         queued.append(time.perf_counter() - started)
+    # The reference: the sweep's own points (core's expansion, as the API does it), each POSTed as one run.
+    body = sweep_body(size.sweep_points, "one by one")
     singles = [
-        {**point, "name": f"single {index}"}
-        for index, point in enumerate(
-            {
-                "dataset": "digits",
-                "model": "mlp",
-                "epochs": 1,
-                "batch_size": 64,
-                "seed": seed,
-                "schedule": {"kind": kind, "frequency": 7},
-            }
-            for kind in ("constant", "polynomial")
-            for seed in range(size.sweep_points // 2)
-        )
+        point.spec.model_dump(mode="json") for point in expand(SweepSpec.model_validate(body), size.sweep_points)
     ]
     started = time.perf_counter()
     for spec in singles:
