@@ -7,14 +7,12 @@ subprocess of its own (tfmot on tf-keras with TF_USE_LEGACY_KERAS=1; the engine 
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 
-from harness.stack import REPO
+from harness.sides import finish_side, load_arrays, start_side
 
 SPARSITIES = (0.0, 0.1, 0.3, 0.5, 0.77, 0.9, 0.99)  # 0.1: the k-th largest |w| is 0 here
 
@@ -116,25 +114,12 @@ def write_inputs(folder: Path) -> Path:
 
 def run_side(module: str, command: str, folder: Path, env: dict[str, str]) -> subprocess.Popen:
     """Start `python -m tests.prune.<module> <command> <folder>` with `env` on top of a clean environment."""
-    clean = {key: value for key, value in os.environ.items() if key not in ("KERAS_BACKEND", "TF_USE_LEGACY_KERAS")}
-    clean.update({"PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": "", **env})
-    return subprocess.Popen(
-        [sys.executable, "-m", f"tests.prune.{module}", command, str(folder)],
-        cwd=REPO,
-        env=clean,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    return start_side(f"tests.prune.{module}", [command, str(folder)], env)
 
 
 def finish(process: subprocess.Popen, timeout: float = 600) -> str:
     """Wait for a side; its output, or the test fails with it."""
-    output, _ = process.communicate(timeout=timeout)
-    assert process.returncode == 0, output[-6000:]
-    return output
+    return finish_side(process, timeout)
 
 
-def load(path: Path) -> dict[str, np.ndarray]:
-    with np.load(path) as saved:
-        return {key: saved[key] for key in saved.files}
+load = load_arrays

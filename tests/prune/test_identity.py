@@ -12,10 +12,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from harness.sides import LEGACY_KERAS
 from prunelab.core.schedule_math import kept_count
 from tests.prune.cases import finish, load, run_side, write_inputs
 
-LEGACY = {"TF_USE_LEGACY_KERAS": "1"}
+LEGACY = LEGACY_KERAS
 
 
 @pytest.fixture(scope="module")
