@@ -42,4 +42,14 @@ BENCHMARKS_EXPECTED_FIGURES = {
         "grouped_table_ms_postgresql",
         "grouped_table_ms_sqlite",
     ),
+    "keras3_engine": (
+        "identical_tensors_polynomial",
+        "identity_steps",
+        "step_ratio_keras3_tensorflow",
+        "step_ratio_keras3_jax",
+        "to_tfmot_keras3_tensorflow",
+        "accuracy_keras3_tensorflow_constant",
+        "accuracy_keras3_jax_constant",
+        "accuracy_runs",
+    ),
 }

@@ -20,6 +20,7 @@ from bench import (
     downloads,
     experiments_at_scale,
     ingestion,
+    keras3_engine,
     live_streams,
     published_results,
     queue_throughput,
@@ -53,6 +54,7 @@ BENCHMARKS = {
         seed_question,
         seed_frontier,
         experiments_at_scale,
+        keras3_engine,
     )
 }
 
@@ -230,6 +232,26 @@ def closing_note(results: dict[str, Result]) -> list[str]:
             f"{dbs('sweep_queued')} (goal <= {goals['sweep_queued']}; one by one {dbs('one_by_one')}); grouped runs "
             f"table {dbs('grouped_table')} (goal <= {goals['grouped_table']}; first page {dbs('first_page')}) "
             f"({results[name].size})."
+        )
+    if keras3_engine.NAME in results:
+        name = keras3_engine.NAME
+        figures = results[name].figures
+        identity = ", ".join(
+            f"{key.removeprefix('identical_')} {value}"
+            for key, value in figures.items()
+            if key.startswith("identical_") and isinstance(value, str)
+        )
+        gaps = {key.removeprefix("accuracy_gap_pt_"): value for key, value in figures.items()
+                if key.startswith("accuracy_gap_pt_") and isinstance(value, float)}  # fmt: skip
+        accuracy = "; ".join(f"{cell} {gap:+.2f} pt (n = {figures.get('n_' + cell)})" for cell, gap in gaps.items())
+        lines.append(
+            "Faithful and fast (Keras 3 engine against tfmot): final weights bit-identical to tfmot's: "
+            f"{identity or 'n/a'} "
+            f"({fmt(figure(name, 'identity_steps'), '{:.0f}')} steps); per-step time of a pruning run / plain fit "
+            f"TensorFlow {fmt(figure(name, 'step_ratio_keras3_tensorflow'))}, JAX "
+            f"{fmt(figure(name, 'step_ratio_keras3_jax'))} (goal <= {keras3_engine.GOAL_STEP_RATIO}), against tfmot's "
+            f"pruning {fmt(figure(name, 'to_tfmot_keras3_tensorflow'))} / {fmt(figure(name, 'to_tfmot_keras3_jax'))}; "
+            f"test accuracy minus tfmot's: {accuracy or 'n/a'} ({results[name].size})."
         )
     return lines
 

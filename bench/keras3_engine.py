@@ -35,6 +35,7 @@ from bench import sections, workloads
 from bench.report import Result, Table, median, ratio
 from harness.sides import LEGACY_KERAS, finish_side, keras3, load_arrays, start_side
 from harness.stack import shared_data_dir
+from prunelab.core.plans import resolve_plan
 from prunelab.core.specs import ConstantSchedule, RunSpec
 
 NAME = "keras3_engine"
@@ -66,6 +67,7 @@ class Size:
     batch_size: int
     validation_split: float
     seeds: int  # per schedule, engine and backend
+    schedules: tuple[str, ...]  # of the accuracy part
     backends: tuple[str, ...]
     tfmot_seeds: int  # 0: tfmot's runs are the seed_question section's stored ones (same recipe, the worker)
     identity_schedules: tuple[str, ...]
@@ -75,14 +77,56 @@ class Size:
 
 
 SIZES = {
-    "tiny": Size("digits, mlp, 1 epoch, batch 32, 1 seed", "digits", "mlp", 1, 32, 0.1, 1, ("tensorflow", "jax"),
-                 1, ("polynomial",), 3, 1, 600),
-    "quick": Size("MNIST, tutorial_mnist_cnn, 2 epochs, 1 seed (QUICK: the seed trains 30)", "mnist",
-                  "tutorial_mnist_cnn", 2, 250, 0.2, 1, ("tensorflow", "jax"), 1, ("polynomial",), 3, 1, 3600),
-    "full": Size("MNIST, tutorial_mnist_cnn (the seed's CNN), 30 epochs, batch 250 (the seed's recipe), 3 seeds",
-                 "mnist", "tutorial_mnist_cnn", 30, 250, 0.2, 3, ("tensorflow", "jax"), 0,
-                 ("polynomial", "constant"), 5, 2, 6 * 3600),
-}  # fmt: skip
+    # tiny: the smoke test's, every part once at its smallest (12 processes).
+    "tiny": Size(
+        "digits, mlp, 1 epoch, batch 32, 1 seed",
+        "digits",
+        "mlp",
+        1,
+        32,
+        0.1,
+        1,
+        ("constant",),
+        ("tensorflow", "jax"),
+        1,
+        ("polynomial",),
+        3,
+        1,
+        600,
+    ),
+    "quick": Size(
+        "MNIST, tutorial_mnist_cnn, 2 epochs, 1 seed (QUICK: the seed trains 30)",
+        "mnist",
+        "tutorial_mnist_cnn",
+        2,
+        250,
+        0.2,
+        1,
+        ("constant", "polynomial"),
+        ("tensorflow", "jax"),
+        1,
+        ("polynomial",),
+        3,
+        1,
+        3600,
+    ),
+    "full": Size(
+        "MNIST, tutorial_mnist_cnn (the seed's CNN), 30 epochs, batch 250 (the seed's recipe), 3 seeds",
+        "mnist",
+        "tutorial_mnist_cnn",
+        30,
+        250,
+        0.2,
+        3,
+        ("constant", "polynomial"),
+        ("tensorflow", "jax"),
+        0,
+        ("polynomial", "constant"),
+        5,
+        2,
+        6 * 3600,
+    ),
+}
 
 
 def recipe(size: Size, schedule: str, seed: int, epochs: int | None = None) -> RunSpec:
@@ -113,8 +157,13 @@ def work_folder() -> Iterator[Path]:
 def start_run(folder: Path, engine: str, backend: str | None, spec: RunSpec, **options: Any) -> Any:
     """Start one training in its own process, writing to `folder`; finish it with `finish_run`."""
     folder.mkdir(parents=True, exist_ok=True)
-    config = {"engine": engine, "spec": spec.model_dump(mode="json"), "out": str(folder),
-              "data_dir": str(shared_data_dir()), **options}  # fmt: skip
+    config = {
+        "engine": engine,
+        "spec": spec.model_dump(mode="json"),
+        "out": str(folder),
+        "data_dir": str(shared_data_dir()),
+        **options,
+    }
     (folder / "config.json").write_text(json.dumps(config, indent=1))
     (folder / "result.json").unlink(missing_ok=True)
     return start_side(SIDE, [str(folder / "config.json")], side_env(engine, backend))
@@ -131,8 +180,12 @@ def stored(folder: Path) -> dict[str, Any] | None:
     return json.loads(path.read_text()) if path.is_file() else None
 
 
-def run_many(jobs: Sequence[tuple[Path, str, str | None, RunSpec, dict[str, Any]]], size: Size, parallel: int = 1,
-             reuse: bool = True) -> list[dict[str, Any]]:  # fmt: skip
+def run_many(
+    jobs: Sequence[tuple[Path, str, str | None, RunSpec, dict[str, Any]]],
+    size: Size,
+    parallel: int = 1,
+    reuse: bool = True,
+) -> list[dict[str, Any]]:
     """Run jobs (folder, engine, backend, spec, options), `parallel` at a time, reusing stored results."""
     results: dict[int, dict[str, Any]] = {}
     pending = []
@@ -161,29 +214,34 @@ def accuracy_jobs(size: Size, work: Path) -> list[tuple[Path, str, str | None, R
     jobs: list[tuple[Path, str, str | None, RunSpec, dict[str, Any]]] = []
     for backend in size.backends:
         for seed in range(size.seeds):
-            for schedule in ("constant", "polynomial"):
+            for schedule in size.schedules:
                 folder = work / "accuracy" / f"keras-{backend}-{schedule}-{seed}"
                 jobs.append((folder, "keras", backend, recipe(size, schedule, seed), {}))
     for seed in range(size.tfmot_seeds):
-        for schedule in ("constant", "polynomial"):
-            jobs.append((work / "accuracy" / f"tfmot-{schedule}-{seed}", "tfmot", None, recipe(size, schedule, seed), {}))
+        for schedule in size.schedules:
+            jobs.append(
+                (work / "accuracy" / f"tfmot-{schedule}-{seed}", "tfmot", None, recipe(size, schedule, seed), {})
+            )
     return jobs
 
 
 def accuracy_runs(size: Size, work: Path, stored_only: bool) -> list[dict[str, Any]]:
     """Each accuracy run's row (engine, backend, schedule, seed and what it measured), run unless stored."""
     jobs = accuracy_jobs(size, work)
-    if stored_only:
-        results = [stored(job[0]) for job in jobs]
-    else:
-        results = list(run_many(jobs, size))
+    results = [stored(job[0]) for job in jobs] if stored_only else run_many(jobs, size)
     rows = []
     for (folder, engine, backend, spec, _), result in zip(jobs, results, strict=True):
         if result is None:
             continue
         schedule = folder.name.split("-")[-2]
-        rows.append({"engine": engine if engine == "tfmot" else f"keras3/{backend}", "schedule": schedule,
-                     "seed": spec.seed, **result})  # fmt: skip
+        rows.append(
+            {
+                "engine": engine if engine == "tfmot" else f"keras3/{backend}",
+                "schedule": schedule,
+                "seed": spec.seed,
+                **result,
+            }
+        )
     if size.tfmot_seeds == 0:
         rows += tfmot_reference()
     return rows
@@ -198,12 +256,18 @@ def tfmot_reference() -> list[dict[str, Any]]:
     table = next(table for table in result.tables if table.title.startswith("Each run"))
     columns = {header: index for index, header in enumerate(table.headers)}
     return [
-        {"engine": "tfmot", "schedule": row[columns["schedule"]], "seed": row[columns["seed"]],
-         "test_accuracy": row[columns["test accuracy"]], "h5_zip_bytes": row[columns["zipped .h5 B"]],
-         "measured_sparsity": row[columns["measured sparsity"]], "kernel_sparsity": {},
-         "source": f"seed_question run {row[columns['run']]} ({provenance.get('commit', '?')})"}
+        {
+            "engine": "tfmot",
+            "schedule": row[columns["schedule"]],
+            "seed": row[columns["seed"]],
+            "test_accuracy": row[columns["test accuracy"]],
+            "h5_zip_bytes": row[columns["zipped .h5 B"]],
+            "measured_sparsity": row[columns["measured sparsity"]],
+            "kernel_sparsity": {},
+            "source": f"seed_question run {row[columns['run']]} ({provenance.get('commit', '?')})",
+        }
         for row in table.rows
-    ]  # fmt: skip
+    ]
 
 
 def accuracy_tables(rows: list[dict[str, Any]], size: Size, figures: dict[str, float | str]) -> list[Table]:
@@ -223,15 +287,26 @@ def accuracy_tables(rows: list[dict[str, Any]], size: Size, figures: dict[str, f
             exact = all(value == SPARSITY for value in kernels) if kernels else None
             gap = accuracy - tf_accuracy if tf_accuracy is not None and engine != "tfmot" else None
             zip_gap = (zipped / tf_zip - 1) if tf_zip and engine != "tfmot" else None
-            summary.append([
-                schedule, engine, len(cell), accuracy, statistics.stdev([r["test_accuracy"] for r in cell])
-                if len(cell) > 1 else None, gap * 100 if gap is not None else None,
-                None if gap is None else ("yes" if abs(gap) <= ACCURACY_TOLERANCE else "no"),
-                PUBLISHED[schedule], statistics.fmean(row["measured_sparsity"] for row in cell),
-                "-" if exact is None else (f"yes ({len(kernels)} kernels)" if exact else f"no: {sorted(set(kernels))}"),
-                zipped, None if zip_gap is None else zip_gap * 100,
-                None if zip_gap is None else ("yes" if abs(zip_gap) <= ZIP_TOLERANCE else "no"), PUBLISHED_ZIP[schedule],
-            ])  # fmt: skip
+            summary.append(
+                [
+                    schedule,
+                    engine,
+                    len(cell),
+                    accuracy,
+                    statistics.stdev([r["test_accuracy"] for r in cell]) if len(cell) > 1 else None,
+                    gap * 100 if gap is not None else None,
+                    None if gap is None else ("yes" if abs(gap) <= ACCURACY_TOLERANCE else "no"),
+                    PUBLISHED[schedule],
+                    statistics.fmean(row["measured_sparsity"] for row in cell),
+                    "-"
+                    if exact is None
+                    else (f"yes ({len(kernels)} kernels)" if exact else f"no: {sorted(set(kernels))}"),
+                    zipped,
+                    None if zip_gap is None else zip_gap * 100,
+                    None if zip_gap is None else ("yes" if abs(zip_gap) <= ZIP_TOLERANCE else "no"),
+                    PUBLISHED_ZIP[schedule],
+                ]
+            )
             key = f"{engine.replace('/', '_')}_{schedule}"
             figures[f"accuracy_{key}"] = accuracy
             figures[f"n_{key}"] = float(len(cell))
@@ -240,39 +315,90 @@ def accuracy_tables(rows: list[dict[str, Any]], size: Size, figures: dict[str, f
             if zip_gap is not None:
                 figures[f"zip_gap_pct_{key}"] = zip_gap * 100
     each = [
-        [row["schedule"], row["engine"], row["seed"], row["test_accuracy"], row["measured_sparsity"],
-         ", ".join(f"{name} {value:.4f}" for name, value in row["kernel_sparsity"].items()) or "-",
-         row["h5_zip_bytes"], row.get("wall_s"), row.get("source", "this section")]
+        [
+            row["schedule"],
+            row["engine"],
+            row["seed"],
+            row["test_accuracy"],
+            row["measured_sparsity"],
+            ", ".join(f"{name} {value:.4f}" for name, value in row["kernel_sparsity"].items()) or "-",
+            row["h5_zip_bytes"],
+            row.get("wall_s"),
+            row.get("source", "this section"),
+        ]
         for row in sorted(rows, key=lambda row: (row["schedule"], row["engine"], row["seed"]))
-    ]  # fmt: skip
+    ]
     return [
         Table(
             f"Accuracy, {size.label}: mean per engine and backend (n = runs in the cell), against tfmot's mean",
-            ["schedule", "engine", "n", "test accuracy mean", "std", "gap to tfmot, pt", "within 0.15 pt",
-             "seed's single run", "measured sparsity", "every pruned kernel exactly 87.5%", "zipped .h5 B mean",
-             "gap to tfmot, %", "within 1%", "seed's B"],
+            [
+                "schedule",
+                "engine",
+                "n",
+                "test accuracy mean",
+                "std",
+                "gap to tfmot, pt",
+                "within 0.15 pt",
+                "seed's single run",
+                "measured sparsity",
+                "every pruned kernel exactly 87.5%",
+                "zipped .h5 B mean",
+                "gap to tfmot, %",
+                "within 1%",
+                "seed's B",
+            ],
             summary,
         ),
-        Table("Each accuracy run", ["schedule", "engine", "seed", "test accuracy", "measured sparsity",
-                                    "per pruned kernel", "zipped .h5 B", "wall s", "from"], each),
-    ]  # fmt: skip
+        Table(
+            "Each accuracy run",
+            [
+                "schedule",
+                "engine",
+                "seed",
+                "test accuracy",
+                "measured sparsity",
+                "per pruned kernel",
+                "zipped .h5 B",
+                "wall s",
+                "from",
+            ],
+            each,
+        ),
+    ]
 
 
 # ---- 1. identity ----
 
 
-def identity(size: Size, work: Path, schedule: str) -> dict[str, Any]:
-    """Both engines from the same initial weights and batch order; where their weights first differ, if they do."""
+def identity(size: Size, work: Path, schedule: str, stored_only: bool = False) -> dict[str, Any]:
+    """Both engines from the same initial weights and batch order; where their weights first differ, if they do.
+
+    `stored_only`: compare what the work folder holds, or say that the runs have not finished.
+    """
     spec = recipe(size, schedule, 0)
     folder = work / "identity" / schedule
+    if stored_only and (stored(folder / "tfmot") is None or stored(folder / "keras") is None):
+        return {"schedule": schedule, "finished": False, "steps": plan_steps(spec)}
     if stored(folder / "initial") is None:
-        finish_run(start_run(folder / "initial", "initial_weights", "tensorflow", spec), folder / "initial",
-                   size.timeout_s)  # fmt: skip
-    options = {"prune": True, "initial_weights": str(folder / "initial" / "initial_weights.npz"), "digests": True,
-               "save_weights": True}  # fmt: skip
-    run_many([(folder / "tfmot", "tfmot", None, spec, options), (folder / "keras", "keras", "tensorflow", spec, options)],
-             size, parallel=2)  # fmt: skip
+        finish_run(
+            start_run(folder / "initial", "initial_weights", "tensorflow", spec), folder / "initial", size.timeout_s
+        )
+    options = {
+        "prune": True,
+        "initial_weights": str(folder / "initial" / "initial_weights.npz"),
+        "digests": True,
+        "save_weights": True,
+    }
+    run_many(
+        [(folder / "tfmot", "tfmot", None, spec, options), (folder / "keras", "keras", "tensorflow", spec, options)],
+        size,
+        parallel=2,
+    )
     return compare_sides(folder / "tfmot", folder / "keras", spec)
+
+
+def plan_steps(spec: RunSpec) -> int:
+    return resolve_plan(spec).total_steps
 
 
 def bits(array: np.ndarray) -> np.ndarray:
@@ -286,13 +412,20 @@ def compare_sides(tfmot: Path, keras: Path, spec: RunSpec) -> dict[str, Any]:
     assert names == [str(name) for name in digests_ours["names"]], (names, digests_ours["names"])
     steps = len(digests_theirs["digests"])
     facts: dict[str, Any] = {
-        "schedule": spec.schedule.kind, "steps": steps, "steps_engine": len(digests_ours["digests"]),
-        "tensors": len(theirs), "parameters": int(sum(value.size for value in theirs.values())),
+        "schedule": spec.schedule.kind,
+        "finished": True,
+        "steps": steps,
+        "steps_engine": len(digests_ours["digests"]),
+        "tensors": len(theirs),
+        "parameters": int(sum(value.size for value in theirs.values())),
         "identical_tensors": sum(np.array_equal(bits(ours[key]), bits(theirs[key])) for key in theirs),
-        "accuracy_tfmot": stored(tfmot)["test_accuracy"], "accuracy_keras": stored(keras)["test_accuracy"],  # type: ignore[index]
-    }  # fmt: skip
+        "accuracy_tfmot": stored(tfmot)["test_accuracy"],
+        "accuracy_keras": stored(keras)["test_accuracy"],  # type: ignore[index]
+    }
     facts["bit_identical"] = facts["identical_tensors"] == len(theirs) and set(ours) == set(theirs)
-    differs = np.any(digests_ours["digests"][:steps] != digests_theirs["digests"][: len(digests_ours["digests"])], axis=2)
+    differs = np.any(
+        digests_ours["digests"][:steps] != digests_theirs["digests"][: len(digests_ours["digests"])], axis=2
+    )
     if differs.any():
         step_index, tensor_index = np.argwhere(differs)[0]
         facts["first_step"] = int(step_index) + 1  # tfmot's count: the first batch is step 1
@@ -306,28 +439,50 @@ def compare_sides(tfmot: Path, keras: Path, spec: RunSpec) -> dict[str, Any]:
                 gaps = {key: float(np.max(np.abs(epochs_ours[key] - epochs_theirs[key]))) for key in changed}
                 facts["first_epoch"] = epoch + 1
                 facts["max_abs_difference_then"] = max(gaps.values())
-                facts["elements_differing_then"] = int(sum(np.sum(bits(epochs_ours[k]) != bits(epochs_theirs[k]))
-                                                           for k in changed))  # fmt: skip
+                facts["elements_differing_then"] = int(
+                    sum(np.sum(bits(epochs_ours[k]) != bits(epochs_theirs[k])) for k in changed)
+                )
                 break
         facts["max_abs_difference_final"] = max(float(np.max(np.abs(ours[key] - theirs[key]))) for key in theirs)
     return facts
 
 
 def identity_table(found: list[dict[str, Any]], size: Size) -> Table:
-    rows = []
+    rows: list[list[Any]] = []
     for facts in found:
-        rows.append([
-            facts["schedule"], facts["steps"], facts["parameters"], "yes" if facts["bit_identical"] else "no",
-            f"{facts['identical_tensors']} / {facts['tensors']}", facts.get("first_step", "-"),
-            facts.get("first_tensor", "-"), facts.get("max_abs_difference_final", 0.0),
-            facts["accuracy_tfmot"], facts["accuracy_keras"],
-        ])  # fmt: skip
+        if not facts["finished"]:
+            rows.append([facts["schedule"], facts["steps"], *["not finished (still running)"] + [None] * 7])
+            continue
+        rows.append(
+            [
+                facts["schedule"],
+                facts["steps"],
+                facts["parameters"],
+                "yes" if facts["bit_identical"] else "no",
+                f"{facts['identical_tensors']} / {facts['tensors']}",
+                facts.get("first_step", "-"),
+                facts.get("first_tensor", "-"),
+                facts.get("max_abs_difference_final", 0.0),
+                facts["accuracy_tfmot"],
+                facts["accuracy_keras"],
+            ]
+        )
     return Table(
         f"Identity, {size.label}, seed 0, TensorFlow backend: final weights against tfmot 0.8.1 on tf-keras",
-        ["schedule", "steps", "parameters", "bit-identical", "tensors identical", "first step differing",
-         "first tensor differing", "largest |difference| at the end", "test accuracy tfmot", "test accuracy engine"],
+        [
+            "schedule",
+            "steps",
+            "parameters",
+            "bit-identical",
+            "tensors identical",
+            "first step differing",
+            "first tensor differing",
+            "largest |difference| at the end",
+            "test accuracy tfmot",
+            "test accuracy engine",
+        ],
         rows,
-    )  # fmt: skip
+    )
 
 
 # ---- 2. speed ----
@@ -335,7 +490,7 @@ def identity_table(found: list[dict[str, Any]], size: Size) -> Table:
 
 def speed(size: Size, work: Path) -> list[dict[str, Any]]:
     """Each arm a fresh process per trial, arms interleaved per round; seconds per step per epoch after the first."""
-    total, base = workloads.tutorial_training(
+    _, base = workloads.tutorial_training(
         size.dataset, size.model, size.speed_epochs, size.batch_size, size.validation_split
     )
     schedule = ConstantSchedule(target_sparsity=SPARSITY, begin_step=0, end_step=-1, frequency=100)
@@ -352,27 +507,47 @@ def speed(size: Size, work: Path) -> list[dict[str, Any]]:
 
 def speed_table(arms: list[dict[str, Any]], size: Size, figures: dict[str, float | str]) -> Table:
     medians = {arm["arm"]: median(arm["step_s"]) for arm in arms}
-    plain = {"keras3/tensorflow": "keras3/tensorflow plain fit", "keras3/jax": "keras3/jax plain fit",
-             "tf-keras": "tf-keras plain fit", "tfmot": "tf-keras plain fit"}  # fmt: skip
+    plain = {
+        "keras3/tensorflow": "keras3/tensorflow plain fit",
+        "keras3/jax": "keras3/jax plain fit",
+        "tf-keras": "tf-keras plain fit",
+        "tfmot": "tf-keras plain fit",
+    }
     rows = []
     for arm in arms:
         label = arm["arm"]
         own = next(plain[key] for key in plain if label.startswith(key))
         step_ratio = ratio(medians[label], medians[own]) if label != own else None
         to_tfmot = ratio(medians[label], medians["tfmot on tf-keras pruning"]) if label.endswith("pruning") else None
-        rows.append([label, len(arm["step_s"]), medians[label] * 1000, min(arm["step_s"]) * 1000,
-                     max(arm["step_s"]) * 1000, step_ratio, to_tfmot])  # fmt: skip
+        rows.append(
+            [
+                label,
+                len(arm["step_s"]),
+                medians[label] * 1000,
+                min(arm["step_s"]) * 1000,
+                max(arm["step_s"]) * 1000,
+                step_ratio,
+                to_tfmot,
+            ]
+        )
         key = label.split(" ")[0].replace("/", "_")
         if label.endswith("pruning") and step_ratio is not None:
             figures[f"step_ratio_{key}"] = step_ratio
             figures[f"to_tfmot_{key}"] = to_tfmot or 0.0
     return Table(
         f"Speed, {size.label.split(',')[0]}, {size.model}, batch {size.batch_size}: ms per training step (median over "
-        f"epochs 2-{size.speed_epochs} of {size.speed_trials} trial(s) per arm, each a fresh process, arms interleaved)",
-        ["arm", "epochs timed", "ms/step median", "min", "max", "ratio to plain fit, same Keras and backend",
-         "ratio to tfmot's pruning"],
+        f"epochs 2-{size.speed_epochs} of {size.speed_trials} trial(s) per arm, each a fresh process, interleaved)",
+        [
+            "arm",
+            "epochs timed",
+            "ms/step median",
+            "min",
+            "max",
+            "ratio to plain fit, same Keras and backend",
+            "ratio to tfmot's pruning",
+        ],
         rows,
-    )  # fmt: skip
+    )
 
 
 def load_average() -> str:
@@ -386,13 +561,16 @@ def run(size: Size) -> Result:
     loads: dict[str, str] = {}
     with work_folder() as work:
         loads["identity"] = load_average()
-        found = [identity(size, work, schedule) for schedule in size.identity_schedules]
+        found = [identity(size, work, schedule, stored_only) for schedule in size.identity_schedules]
         loads["speed"] = load_average()
         arms = speed(size, work)
         loads["speed end"] = load_average()
         rows = accuracy_runs(size, work, stored_only)
         loads["accuracy read"] = load_average()
     for facts in found:
+        if not facts["finished"]:
+            figures[f"identical_{facts['schedule']}"] = "not finished"
+            continue
         figures[f"identical_{facts['schedule']}"] = "yes" if facts["bit_identical"] else "no"
         figures[f"identical_tensors_{facts['schedule']}"] = float(facts["identical_tensors"])
         if "first_step" in facts:
@@ -400,8 +578,9 @@ def run(size: Size) -> Result:
     figures["identity_steps"] = float(found[0]["steps"])
     speeds = speed_table(arms, size, figures)
     tables = [identity_table(found, size), speeds, *accuracy_tables(rows, size, figures)]
-    figures["accuracy_runs"] = float(sum(row["engine"] != "tfmot" or "source" not in row for row in rows))
-    notes = identity_notes(found) + [
+    figures["accuracy_runs"] = float(sum("source" not in row for row in rows))  # those made here
+    notes = [
+        *identity_notes(found),
         f"Speed: the seed's CNN at batch {size.batch_size} on the training split ({size.speed_epochs} epochs a trial, "
         "no validation), ConstantSparsity 87.5% from step 0 every 100 steps, so masks are recomputed in the timed "
         "epochs. An epoch's time runs from its first batch to its last callback (the engine's epoch-end masking "
@@ -412,26 +591,43 @@ def run(size: Size) -> Result:
         "schedule, measured sparsity from `core.telemetry`, the stripped model's .h5 zipped by "
         "`core.exports.zipped_size` as the worker measures tfmot's); not through a worker, whose Keras engine path "
         "was being built meanwhile.",
-        "tfmot's runs: " + ("this section's own (same code path, tf-keras)." if size.tfmot_seeds else
-                            "the seed_question section's stored full-size runs (5 seeds per schedule, the same recipe "
-                            "through PruneLab's worker and tfmot; bench/results/full/seed_question.json); no fresh "
-                            "tfmot runs were made here."),
+        "tfmot's runs: "
+        + (
+            "this section's own (same code path, tf-keras)."
+            if size.tfmot_seeds
+            else "the seed_question section's stored full-size runs (5 seeds per schedule, the same recipe "
+            "through PruneLab's worker and tfmot; bench/results/full/seed_question.json); no fresh "
+            "tfmot runs were made here."
+        ),
         "Zipped sizes compare .h5 files; Keras 3 and tf-keras write slightly different HDF5 metadata around the same "
         "weights, which is part of the gap.",
-    ]  # fmt: skip
+    ]
     if stored_only:
-        notes.append("PARTIAL: this section read the accuracy runs that had finished (n per cell above); it started "
-                     "none.")  # fmt: skip
+        notes.append(
+            "PARTIAL: this section read the accuracy runs that had finished (n per cell above); it started none."
+        )
     if size.dataset == "mnist" and size.epochs < 30:
         notes.insert(0, f"QUICK MODE: {size.epochs} epoch(s) instead of the seed recipe's 30.")
-    return Result(NAME, "15. Faithful and fast: the Keras 3 engine against tfmot", size.label, tables, figures, notes,
-                  elapsed_s=time.monotonic() - started)  # fmt: skip
+    return Result(
+        NAME,
+        "13. Faithful and fast: the Keras 3 engine against tfmot",
+        size.label,
+        tables,
+        figures,
+        notes,
+        elapsed_s=time.monotonic() - started,
+    )
 
 
 def identity_notes(found: list[dict[str, Any]]) -> list[str]:
     notes = []
     for facts in found:
-        if facts["bit_identical"]:
+        if not facts["finished"]:
+            notes.append(
+                f"Identity ({facts['schedule']}, {facts['steps']} steps): its runs had not finished when this section "
+                "was written (see the report's closing lines)."
+            )
+        elif facts["bit_identical"] and "first_step" not in facts:
             notes.append(
                 f"Identity ({facts['schedule']}): after {facts['steps']} steps all {facts['tensors']} tensors "
                 f"({facts['parameters']:,} values) are bit-identical to tfmot's, and so was every tensor after every "

@@ -117,8 +117,19 @@ def train_tfmot(config: dict[str, Any], spec: RunSpec, folder: Path) -> dict[str
     from prunelab.worker.training.train import compile_model
     from prunelab.worker.training.zoo import build_model
 
-    return _train(config, spec, folder, keras, build_model, prune_model, compile_model, export.strip,
-                  tfmot.sparsity.keras.UpdatePruningStep, final_summary, pruned_refs)  # fmt: skip
+    return _train(
+        config,
+        spec,
+        folder,
+        keras,
+        build_model,
+        prune_model,
+        compile_model,
+        export.strip,
+        tfmot.sparsity.keras.UpdatePruningStep,
+        final_summary,
+        pruned_refs,
+    )
 
 
 def train_keras(config: dict[str, Any], spec: RunSpec, folder: Path) -> dict[str, Any]:
@@ -191,8 +202,9 @@ def _outcome(
     return result
 
 
-def _train(config, spec, folder, keras, build_model, prune_model, compile_model, strip, update_step, final_summary,
-           pruned_refs) -> dict[str, Any]:  # type: ignore[no-untyped-def]  # fmt: skip
+def _train(
+    config, spec, folder, keras, build_model, prune_model, compile_model, strip, update_step, final_summary, pruned_refs
+) -> dict[str, Any]:  # type: ignore[no-untyped-def]
     plan = resolve_plan(spec)
     keras.utils.set_random_seed(spec.seed)
     dataset = load_dataset(spec.dataset, config.get("data_dir"))
@@ -222,8 +234,11 @@ def _train(config, spec, folder, keras, build_model, prune_model, compile_model,
         for index, weight in enumerate(layer.weights)
         if weight.ref() in refs
     ]
-    return {"epoch_seconds": timer.epoch_seconds, "steps_per_epoch": plan.steps_per_epoch,
-            **_outcome(config, spec, folder, stripped, pruned_kernels, compile_model, dataset, summary)}  # fmt: skip
+    return {
+        "epoch_seconds": timer.epoch_seconds,
+        "steps_per_epoch": plan.steps_per_epoch,
+        **_outcome(config, spec, folder, stripped, pruned_kernels, compile_model, dataset, summary),
+    }
 
 
 def _train_keras3(config, spec, folder, keras, build_model, compile_model, pruner_class, final_summary):  # type: ignore[no-untyped-def]
@@ -255,8 +270,12 @@ def _train_keras3(config, spec, folder, keras, build_model, compile_model, prune
         for index, weight in enumerate(layer.weights)
         if id(weight) in pruned
     ]
-    result = {"epoch_seconds": timer.epoch_seconds, "steps_per_epoch": plan.steps_per_epoch, "backend": keras.backend.backend(),
-              **_outcome(config, spec, folder, stripped, pruned_kernels, compile_model, dataset, summary)}  # fmt: skip
+    result = {
+        "epoch_seconds": timer.epoch_seconds,
+        "steps_per_epoch": plan.steps_per_epoch,
+        "backend": keras.backend.backend(),
+        **_outcome(config, spec, folder, stripped, pruned_kernels, compile_model, dataset, summary),
+    }
     if pruner is not None:
         result["steps"] = pruner.step
     return result

@@ -51,9 +51,9 @@ def finish_side(process: subprocess.Popen, timeout: float = 600) -> str:
     except subprocess.TimeoutExpired:
         process.kill()
         output, _ = process.communicate()
-        raise RuntimeError(f"{process.args} ran past {timeout} s:\n{output[-6000:]}") from None
+        raise RuntimeError(f"{process.args!r} ran past {timeout} s:\n{output[-6000:]}") from None
     if process.returncode != 0:
-        raise RuntimeError(f"{process.args} exited {process.returncode}:\n{output[-6000:]}")
+        raise RuntimeError(f"{process.args!r} exited {process.returncode}:\n{output[-6000:]}")
     return output
 
 
