@@ -12,7 +12,8 @@ Three parts, each training run a process of its own (`bench.keras3_side`, starte
 Every run's outputs go to a work folder (`PRUNELAB_BENCH_KERAS3_WORK`, else a temporary one); a run whose
 result is already there is not run again, so the long full-size runs can be started early in the background
 (`python -m bench.keras3_engine accuracy|identity --size full`) and the section read them later.
-With `PRUNELAB_BENCH_KERAS3_STORED_ONLY=1` the section starts no new accuracy runs and reports the n it found.
+With `PRUNELAB_BENCH_KERAS3_STORED_ONLY=1` the section starts no identity or accuracy runs (it reports those that
+finished, n per cell) and reuses speed arms already in the work folder.
 """
 
 from __future__ import annotations
@@ -122,8 +123,8 @@ SIZES = {
         ("tensorflow", "jax"),
         0,
         ("polynomial", "constant"),
-        5,
-        2,
+        3,
+        1,
         6 * 3600,
     ),
 }
@@ -488,8 +489,11 @@ def identity_table(found: list[dict[str, Any]], size: Size) -> Table:
 # ---- 2. speed ----
 
 
-def speed(size: Size, work: Path) -> list[dict[str, Any]]:
-    """Each arm a fresh process per trial, arms interleaved per round; seconds per step per epoch after the first."""
+def speed(size: Size, work: Path, reuse: bool = False) -> list[dict[str, Any]]:
+    """Each arm a fresh process per trial, arms interleaved per round; seconds per step per epoch after the first.
+
+    `reuse`: take the arms the work folder already holds (a section re-read for more finished accuracy runs).
+    """
     _, base = workloads.tutorial_training(
         size.dataset, size.model, size.speed_epochs, size.batch_size, size.validation_split
     )
@@ -500,7 +504,7 @@ def speed(size: Size, work: Path) -> list[dict[str, Any]]:
     for trial in range(size.speed_trials):
         for label, engine, backend, prune in SPEED_ARMS:
             folder = work / "speed" / f"{trial}-{label.replace('/', '_').replace(' ', '_')}"
-            result = run_many([(folder, engine, backend, spec, {**options, "prune": prune})], size, reuse=False)[0]
+            result = run_many([(folder, engine, backend, spec, {**options, "prune": prune})], size, reuse=reuse)[0]
             timings[label] += [seconds / result["steps_per_epoch"] for seconds in result["epoch_seconds"][1:]]
     return [{"arm": label, "step_s": timings[label]} for label, *_ in SPEED_ARMS]
 
@@ -563,7 +567,7 @@ def run(size: Size) -> Result:
         loads["identity"] = load_average()
         found = [identity(size, work, schedule, stored_only) for schedule in size.identity_schedules]
         loads["speed"] = load_average()
-        arms = speed(size, work)
+        arms = speed(size, work, reuse=stored_only)
         loads["speed end"] = load_average()
         rows = accuracy_runs(size, work, stored_only)
         loads["accuracy read"] = load_average()
