@@ -12,8 +12,8 @@ Three parts, each training run a process of its own (`bench.keras3_side`, starte
 Every run's outputs go to a work folder (`PRUNELAB_BENCH_KERAS3_WORK`, else a temporary one); a run whose
 result is already there is not run again, so the long full-size runs can be started early in the background
 (`python -m bench.keras3_engine accuracy|identity --size full`) and the section read them later.
-With `PRUNELAB_BENCH_KERAS3_STORED_ONLY=1` the section starts no identity or accuracy runs (it reports those that
-finished, n per cell) and reuses speed arms already in the work folder.
+With `PRUNELAB_BENCH_KERAS3_STORED_ONLY=1` the section starts no run at all: it reports the identity, speed and
+accuracy runs the work folder holds (n per cell) and says which are missing.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from bench import sections, workloads
+from bench import published_results, sections, workloads
 from bench.report import Result, Table, median, ratio
 from harness.sides import LEGACY_KERAS, finish_side, keras3, load_arrays, start_side
 from harness.stack import shared_data_dir
@@ -44,8 +44,8 @@ SPARSITY = 0.875
 GOAL_STEP_RATIO = 1.05
 ACCURACY_TOLERANCE = 0.0015  # 0.15 pt
 ZIP_TOLERANCE = 0.01
-PUBLISHED = {"constant": 0.9886, "polynomial": 0.9927}  # the seed tutorial's single runs (bench/published_results)
-PUBLISHED_ZIP = {"constant": 388_071, "polynomial": 384_305}
+# The seed tutorial's single runs, as bench/published_results states them.
+PUBLISHED = {schedule: published_results.PUBLISHED[f"{schedule}-87.5"] for schedule in ("constant", "polynomial")}
 SIDE = "bench.keras3_side"
 WORK_ENV, STORED_ONLY_ENV = "PRUNELAB_BENCH_KERAS3_WORK", "PRUNELAB_BENCH_KERAS3_STORED_ONLY"
 # (label, engine, environment): the speed arms, in the order each round runs them.
@@ -57,6 +57,7 @@ SPEED_ARMS = (
     ("tf-keras plain fit", "tfmot", None, False),
     ("tfmot on tf-keras pruning", "tfmot", None, True),
 )
+TFMOT_ARM = "tfmot on tf-keras pruning"
 
 
 @dataclass(frozen=True)
@@ -297,7 +298,7 @@ def accuracy_tables(rows: list[dict[str, Any]], size: Size, figures: dict[str, f
                     statistics.stdev([r["test_accuracy"] for r in cell]) if len(cell) > 1 else None,
                     gap * 100 if gap is not None else None,
                     None if gap is None else ("yes" if abs(gap) <= ACCURACY_TOLERANCE else "no"),
-                    PUBLISHED[schedule],
+                    PUBLISHED[schedule].test_accuracy,
                     statistics.fmean(row["measured_sparsity"] for row in cell),
                     "-"
                     if exact is None
@@ -305,7 +306,7 @@ def accuracy_tables(rows: list[dict[str, Any]], size: Size, figures: dict[str, f
                     zipped,
                     None if zip_gap is None else zip_gap * 100,
                     None if zip_gap is None else ("yes" if abs(zip_gap) <= ZIP_TOLERANCE else "no"),
-                    PUBLISHED_ZIP[schedule],
+                    PUBLISHED[schedule].zip_bytes,
                 ]
             )
             key = f"{engine.replace('/', '_')}_{schedule}"
@@ -489,10 +490,10 @@ def identity_table(found: list[dict[str, Any]], size: Size) -> Table:
 # ---- 2. speed ----
 
 
-def speed(size: Size, work: Path, reuse: bool = False) -> list[dict[str, Any]]:
+def speed(size: Size, work: Path, stored_only: bool = False) -> list[dict[str, Any]]:
     """Each arm a fresh process per trial, arms interleaved per round; seconds per step per epoch after the first.
 
-    `reuse`: take the arms the work folder already holds (a section re-read for more finished accuracy runs).
+    `stored_only`: the arms the work folder holds, none run (an arm not there is reported as not measured).
     """
     _, base = workloads.tutorial_training(
         size.dataset, size.model, size.speed_epochs, size.batch_size, size.validation_split
@@ -504,25 +505,30 @@ def speed(size: Size, work: Path, reuse: bool = False) -> list[dict[str, Any]]:
     for trial in range(size.speed_trials):
         for label, engine, backend, prune in SPEED_ARMS:
             folder = work / "speed" / f"{trial}-{label.replace('/', '_').replace(' ', '_')}"
-            result = run_many([(folder, engine, backend, spec, {**options, "prune": prune})], size, reuse=reuse)[0]
-            timings[label] += [seconds / result["steps_per_epoch"] for seconds in result["epoch_seconds"][1:]]
+            job = (folder, engine, backend, spec, {**options, "prune": prune})
+            result = stored(folder) if stored_only else run_many([job], size, reuse=False)[0]
+            if result is not None:
+                timings[label] += [seconds / result["steps_per_epoch"] for seconds in result["epoch_seconds"][1:]]
     return [{"arm": label, "step_s": timings[label]} for label, *_ in SPEED_ARMS]
 
 
 def speed_table(arms: list[dict[str, Any]], size: Size, figures: dict[str, float | str]) -> Table:
-    medians = {arm["arm"]: median(arm["step_s"]) for arm in arms}
+    medians = {arm["arm"]: median(arm["step_s"]) for arm in arms if arm["step_s"]}
     plain = {
         "keras3/tensorflow": "keras3/tensorflow plain fit",
         "keras3/jax": "keras3/jax plain fit",
         "tf-keras": "tf-keras plain fit",
         "tfmot": "tf-keras plain fit",
     }
-    rows = []
+    rows: list[list[Any]] = []
     for arm in arms:
         label = arm["arm"]
+        if label not in medians:
+            rows.append([label, 0, "not measured", None, None, None, None])
+            continue
         own = next(plain[key] for key in plain if label.startswith(key))
-        step_ratio = ratio(medians[label], medians[own]) if label != own else None
-        to_tfmot = ratio(medians[label], medians["tfmot on tf-keras pruning"]) if label.endswith("pruning") else None
+        step_ratio = ratio(medians[label], medians.get(own)) if label != own else None
+        to_tfmot = ratio(medians[label], medians.get(TFMOT_ARM)) if label.endswith("pruning") else None
         rows.append(
             [
                 label,
@@ -535,9 +541,10 @@ def speed_table(arms: list[dict[str, Any]], size: Size, figures: dict[str, float
             ]
         )
         key = label.split(" ")[0].replace("/", "_")
-        if label.endswith("pruning") and step_ratio is not None:
+        if step_ratio is not None and label.endswith("pruning"):
             figures[f"step_ratio_{key}"] = step_ratio
-            figures[f"to_tfmot_{key}"] = to_tfmot or 0.0
+        if to_tfmot is not None and label != TFMOT_ARM:
+            figures[f"to_tfmot_{key}"] = to_tfmot
     return Table(
         f"Speed, {size.label.split(',')[0]}, {size.model}, batch {size.batch_size}: ms per training step (median over "
         f"epochs 2-{size.speed_epochs} of {size.speed_trials} trial(s) per arm, each a fresh process, interleaved)",
@@ -567,7 +574,7 @@ def run(size: Size) -> Result:
         loads["identity"] = load_average()
         found = [identity(size, work, schedule, stored_only) for schedule in size.identity_schedules]
         loads["speed"] = load_average()
-        arms = speed(size, work, reuse=stored_only)
+        arms = speed(size, work, stored_only)
         loads["speed end"] = load_average()
         rows = accuracy_runs(size, work, stored_only)
         loads["accuracy read"] = load_average()
@@ -608,7 +615,8 @@ def run(size: Size) -> Result:
     ]
     if stored_only:
         notes.append(
-            "PARTIAL: this section read the accuracy runs that had finished (n per cell above); it started none."
+            "PARTIAL: this section read the identity, speed and accuracy runs that had finished when it was written "
+            "(n per cell above; 'not finished' / 'not measured' where none had); it started none."
         )
     if size.dataset == "mnist" and size.epochs < 30:
         notes.insert(0, f"QUICK MODE: {size.epochs} epoch(s) instead of the seed recipe's 30.")
