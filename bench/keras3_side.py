@@ -110,6 +110,7 @@ def _named(layers: list[Any], keras_weights: Any) -> list[tuple[str, Any]]:
 
 
 def train_tfmot(config: dict[str, Any], spec: RunSpec, folder: Path) -> dict[str, Any]:
+    """tfmot on tf-keras as the worker runs it: prune_model, UpdatePruningStep, fit, strip_pruning."""
     from prunelab.telemetry_callback import final_summary, pruned_refs
     from prunelab.worker.training import export
     from prunelab.worker.training.pruning import prune_model
@@ -117,22 +118,34 @@ def train_tfmot(config: dict[str, Any], spec: RunSpec, folder: Path) -> dict[str
     from prunelab.worker.training.train import compile_model
     from prunelab.worker.training.zoo import build_model
 
-    return _train(
-        config,
-        spec,
-        folder,
-        keras,
-        build_model,
-        prune_model,
-        compile_model,
-        export.strip,
-        tfmot.sparsity.keras.UpdatePruningStep,
-        final_summary,
-        pruned_refs,
-    )
+    plan, dataset, model = _start(config, spec, keras, build_model)
+    callbacks: list[Any] = []
+    decisions: list[Any] = []
+    if config.get("prune", True):
+        model, decisions = prune_model(model, spec, plan)
+        callbacks.append(tfmot.sparsity.keras.UpdatePruningStep())
+    compile_model(model, spec.learning_rate)
+    layers = [getattr(layer, "layer", layer) for layer in model.layers]  # a wrapped layer's own variables
+    tensors = _named(layers, lambda layer: [(w.name.split("/")[-1].split(":")[0], w) for w in layer.weights])
+    timer = _fit(config, spec, folder, keras, model, dataset, callbacks, tensors)
+    refs = pruned_refs(model) if config.get("prune", True) else set()
+    stripped = export.strip(model)
+    summary = final_summary(stripped, refs, decisions) if config.get("prune", True) else {}
+    pruned_kernels = [
+        f"{layer.name}/{index}"
+        for layer in stripped.layers
+        for index, weight in enumerate(layer.weights)
+        if weight.ref() in refs
+    ]
+    return {
+        "epoch_seconds": timer.epoch_seconds,
+        "steps_per_epoch": plan.steps_per_epoch,
+        **_outcome(config, spec, folder, stripped, pruned_kernels, compile_model, dataset, summary),
+    }
 
 
 def train_keras(config: dict[str, Any], spec: RunSpec, folder: Path) -> dict[str, Any]:
+    """PruneLab's engine on Keras 3 (this process's KERAS_BACKEND): Pruner with the plan's schedule, fit, strip."""
     import keras
 
     from prunelab.prune import Pruner
@@ -149,7 +162,52 @@ def train_keras(config: dict[str, Any], spec: RunSpec, folder: Path) -> dict[str
             metrics=["accuracy"],
         )
 
-    return _train_keras3(config, spec, folder, keras, build, compile_model, Pruner, final_summary)
+    plan, dataset, model = _start(config, spec, keras, build)
+    compile_model(model, spec.learning_rate)
+    pruner = Pruner(model, plan.schedule, plan.structure, spec.scope) if config.get("prune", True) else None
+    callbacks = [pruner.callback()] if pruner is not None else []
+    tensors = _named(list(model.layers), lambda layer: [(w.name, w) for w in layer.weights])
+    timer = _fit(config, spec, folder, keras, model, dataset, callbacks, tensors)
+    stripped = pruner.strip() if pruner is not None else model
+    summary = final_summary(stripped, pruner) if pruner is not None else {}
+    pruned = {id(weight.variable) for weight in pruner.weights} if pruner is not None else set()
+    pruned_kernels = [
+        f"{layer.name}/{index}"
+        for layer in model.layers
+        for index, weight in enumerate(layer.weights)
+        if id(weight) in pruned
+    ]
+    result = {
+        "epoch_seconds": timer.epoch_seconds,
+        "steps_per_epoch": plan.steps_per_epoch,
+        "backend": keras.backend.backend(),
+        **_outcome(config, spec, folder, stripped, pruned_kernels, compile_model, dataset, summary),
+    }
+    if pruner is not None:
+        result["steps"] = pruner.step
+    return result
+
+
+def _start(config: dict[str, Any], spec: RunSpec, keras: Any, build_model: Any) -> tuple[Any, Any, Any]:
+    """The plan, the dataset and the zoo's model, seeded as the worker seeds them, from the given initial weights."""
+    plan = resolve_plan(spec)
+    keras.utils.set_random_seed(spec.seed)
+    dataset = load_dataset(spec.dataset, config.get("data_dir"))
+    keras.utils.set_random_seed(spec.seed)
+    model = build_model(spec.model, dataset.info.input_shape, dataset.info.num_classes)
+    if config.get("initial_weights"):
+        with np.load(config["initial_weights"]) as saved:
+            model.set_weights([saved[str(index)] for index in range(len(saved.files))])
+    return plan, dataset, model
+
+
+def _fit(config: dict[str, Any], spec: RunSpec, folder: Path, keras: Any, model: Any, dataset: Any,
+         callbacks: list[Any], tensors: list[tuple[str, Any]]) -> Any:  # fmt: skip
+    """`model.fit` over the worker's batch order with the recorder last; the recorder, its records saved."""
+    timer = recorder(keras, tensors, folder, bool(config.get("digests")))
+    model.fit(**_fit_arguments(config, spec, dataset), callbacks=[*callbacks, timer])
+    timer.save()
+    return timer
 
 
 def _fit_arguments(config: dict[str, Any], spec: RunSpec, dataset: Any) -> dict[str, Any]:
@@ -199,85 +257,6 @@ def _outcome(
         compile_model(stripped, spec.learning_rate)
         _, accuracy = stripped.evaluate(dataset.x_test, dataset.y_test, batch_size=spec.batch_size, verbose=0)
         result["test_accuracy"] = float(accuracy)
-    return result
-
-
-def _train(
-    config, spec, folder, keras, build_model, prune_model, compile_model, strip, update_step, final_summary, pruned_refs
-) -> dict[str, Any]:  # type: ignore[no-untyped-def]
-    plan = resolve_plan(spec)
-    keras.utils.set_random_seed(spec.seed)
-    dataset = load_dataset(spec.dataset, config.get("data_dir"))
-    info = dataset.info
-    keras.utils.set_random_seed(spec.seed)
-    model = build_model(spec.model, info.input_shape, info.num_classes)
-    if config.get("initial_weights"):
-        with np.load(config["initial_weights"]) as saved:
-            model.set_weights([saved[str(index)] for index in range(len(saved.files))])
-    callbacks: list[Any] = []
-    decisions: list[Any] = []
-    if config.get("prune", True):
-        model, decisions = prune_model(model, spec, plan)
-        callbacks.append(update_step())
-    compile_model(model, spec.learning_rate)
-    layers = [getattr(layer, "layer", layer) for layer in model.layers]  # the wrapped layer's own variables
-    tensors = _named(layers, lambda layer: [(w.name.split("/")[-1].split(":")[0], w) for w in layer.weights])
-    timer = recorder(keras, tensors, folder, bool(config.get("digests")))
-    model.fit(**_fit_arguments(config, spec, dataset), callbacks=[*callbacks, timer])
-    timer.save()
-    refs = pruned_refs(model) if config.get("prune", True) else set()
-    stripped = strip(model)
-    summary = final_summary(stripped, refs, decisions) if config.get("prune", True) else {}
-    pruned_kernels = [
-        f"{layer.name}/{index}"
-        for layer in stripped.layers
-        for index, weight in enumerate(layer.weights)
-        if weight.ref() in refs
-    ]
-    return {
-        "epoch_seconds": timer.epoch_seconds,
-        "steps_per_epoch": plan.steps_per_epoch,
-        **_outcome(config, spec, folder, stripped, pruned_kernels, compile_model, dataset, summary),
-    }
-
-
-def _train_keras3(config, spec, folder, keras, build_model, compile_model, pruner_class, final_summary):  # type: ignore[no-untyped-def]
-    plan = resolve_plan(spec)
-    keras.utils.set_random_seed(spec.seed)
-    dataset = load_dataset(spec.dataset, config.get("data_dir"))
-    info = dataset.info
-    keras.utils.set_random_seed(spec.seed)
-    model = build_model(spec.model, info.input_shape, info.num_classes)
-    if config.get("initial_weights"):
-        with np.load(config["initial_weights"]) as saved:
-            model.set_weights([saved[str(index)] for index in range(len(saved.files))])
-    compile_model(model, spec.learning_rate)
-    callbacks: list[Any] = []
-    pruner = None
-    if config.get("prune", True):
-        pruner = pruner_class(model, plan.schedule, plan.structure, spec.scope)
-        callbacks.append(pruner.callback())
-    tensors = _named(list(model.layers), lambda layer: [(w.name, w) for w in layer.weights])
-    timer = recorder(keras, tensors, folder, bool(config.get("digests")))
-    model.fit(**_fit_arguments(config, spec, dataset), callbacks=[*callbacks, timer])
-    timer.save()
-    stripped = pruner.strip() if pruner is not None else model
-    summary = final_summary(stripped, pruner) if pruner is not None else {}
-    pruned = {id(weight.variable) for weight in pruner.weights} if pruner is not None else set()
-    pruned_kernels = [
-        f"{layer.name}/{index}"
-        for layer in model.layers
-        for index, weight in enumerate(layer.weights)
-        if id(weight) in pruned
-    ]
-    result = {
-        "epoch_seconds": timer.epoch_seconds,
-        "steps_per_epoch": plan.steps_per_epoch,
-        "backend": keras.backend.backend(),
-        **_outcome(config, spec, folder, stripped, pruned_kernels, compile_model, dataset, summary),
-    }
-    if pruner is not None:
-        result["steps"] = pruner.step
     return result
 
 
