@@ -636,8 +636,8 @@ def identity_notes(found: list[dict[str, Any]]) -> list[str]:
     for facts in found:
         if not facts["finished"]:
             notes.append(
-                f"Identity ({facts['schedule']}, {facts['steps']} steps): its runs had not finished when this section "
-                "was written (see the report's closing lines)."
+                f"Identity ({facts['schedule']}, {facts['steps']} steps): its two runs were still going when this "
+                "section was written (in the background: `python -m bench.keras3_engine identity`); no claim yet."
             )
         elif facts["bit_identical"] and "first_step" not in facts:
             notes.append(
