@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -39,6 +41,16 @@ def test_a_keras_engine_run_is_stored_with_its_backend_and_that_engine_s_exports
     default = client.post("/api/runs", json=SPEC).json()["spec"]
     assert (default["engine"], default["backend"]) == ("tfmot", None)
     assert "h5" in default["exports"]
+
+
+def test_readme_s_keras_run_is_accepted_as_written(client: TestClient) -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    sentence = 'same spec with `{"engine": "keras", "backend": "jax"}`'
+    line = next(line for line in readme.splitlines() if sentence in line)
+    added = json.loads(line[line.index("`{") + 1 : line.index("}`") + 1])
+    response = client.post("/api/runs", json={**SPEC, **added})
+    assert response.status_code == 201, response.text
+    assert response.json()["spec"]["backend"] == "jax"
 
 
 @pytest.mark.parametrize(
