@@ -152,7 +152,8 @@ def _converse(
                     cancelled=message["cancelled"],
                     steps_completed=message["steps_completed"],
                 )
-            elif kind == "failed":
+            elif kind == "failed":  # the traceback is in the child's stderr, which goes with the scratch folder
+                log.error("keras engine run failed:\n%s", stderr_path.read_text(errors="replace")[-4000:])
                 raise EngineFailed(message["type"], message["message"])
     finally:
         done.set()
