@@ -4,30 +4,19 @@ next to the field it names, and a keras run on JAX submitted as the JSON the API
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 
 import httpx
 import pytest
 from playwright.sync_api import Page, expect
 
 from harness.browser import screenshot as shot
-from harness.stack import StackConfig, migrate, sqlite_stack, start_api
+from harness.stack import StackConfig
+from tests.client.conftest import api_only  # noqa: F401 - the API with no worker: nothing here trains
 
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture(scope="module")
-def api_only(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackConfig]:
-    config = sqlite_stack(tmp_path_factory.mktemp("engine-form"))
-    migrate(config)
-    api = start_api(config, config.home / "logs")
-    try:
-        yield config
-    finally:
-        api.stop()
-
-
-def test_the_form_offers_the_engines_and_says_what_each_cannot_do(api_only: StackConfig, page: Page) -> None:
+def test_the_form_offers_the_engines_and_says_what_each_cannot_do(api_only: StackConfig, page: Page) -> None:  # noqa: F811
     base = api_only.base_url
     page.goto(f"{base}/new.html")
     group = page.locator('fieldset[data-group="engine"]')
