@@ -18,6 +18,20 @@ FIRST_KEPT_DENSE = "first layer kept dense"
 LAST_KEPT_DENSE = "last layer kept dense"
 DENSE_RUN = "dense run: nothing is pruned"
 
+# The layer classes the keras engine prunes (`prunelab.prune.layers.PRUNABLE_WEIGHTS`; tests/prune checks they agree).
+KERAS_ENGINE_PRUNABLE = frozenset(
+    {
+        "Conv1D", "Conv2D", "Conv3D", "Conv1DTranspose", "Conv2DTranspose", "Conv3DTranspose", "Dense",
+        "DepthwiseConv1D", "DepthwiseConv2D", "Embedding", "SeparableConv1D", "SeparableConv2D",
+    }
+)  # fmt: skip
+# Layers whose weights are no kernel (tfmot's registry lists them with nothing to prune): left dense, with a note.
+KERAS_ENGINE_NO_KERNEL = frozenset({"BatchNormalization", "LayerNormalization", "Normalization", "PReLU"})
+# Built-in layers with weights that neither list names (recurrent, attention, wrappers): the engine cannot prune them.
+KERAS_ENGINE_UNPRUNABLE = frozenset(
+    {"Bidirectional", "GRU", "LSTM", "MultiHeadAttention", "SimpleRNN", "TimeDistributed"}
+)
+
 
 @dataclass(frozen=True)
 class LayerFacts:
@@ -79,6 +93,27 @@ def decide_layers(layers: list[LayerFacts], spec: RunSpec) -> list[LayerDecision
             reason = None
         decisions.append(LayerDecision(layer.name, layer.class_name, reason is None, reason))
     return decisions
+
+
+def keras_engine_class_problems(class_names: list[str], spec: RunSpec) -> list[Problem]:
+    """An uploaded Keras 3 model's layers (class names, from its config) that the scope selects and the engine cannot
+    prune; by class, since an upload records no layer names (a scope by layer_names is checked by the worker)."""
+    if spec.scope.layer_names is not None:
+        return []
+    selected = spec.scope.layer_types
+    refused = sorted(
+        {name for name in class_names if name in KERAS_ENGINE_UNPRUNABLE and (selected is None or name in selected)}
+    )
+    if not refused:
+        return []
+    prunable = sorted(KERAS_ENGINE_PRUNABLE & set(class_names))
+    return [
+        Problem(
+            ("scope",),
+            f"the keras engine cannot prune {', '.join(refused)} layers, and the scope selects them; set "
+            f"scope.layer_types to the layers to prune (this model's prunable types: {', '.join(prunable) or 'none'})",
+        )
+    ]
 
 
 def _selected_by_filters(layer: LayerFacts, spec: RunSpec) -> bool:

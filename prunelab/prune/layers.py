@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import keras
 
-from prunelab.core.scope import LayerFacts
+from prunelab.core.scope import KERAS_ENGINE_NO_KERNEL, LayerFacts
 
 # Exact classes, as tfmot's registry matches them (a subclass may change what its weights mean).
 PRUNABLE_WEIGHTS: dict[type, tuple[str, ...]] = {
@@ -47,7 +47,8 @@ def layer_facts(model: keras.Model) -> list[LayerFacts]:
     """The scope rule's view of a built Keras 3 model's top-level layers."""
     facts = []
     for layer in model.layers:
-        supported = type(layer) in PRUNABLE_WEIGHTS
+        # A normalization layer is left dense with a note, as tfmot's registry leaves it (no kernel to prune).
+        supported = type(layer) in PRUNABLE_WEIGHTS or type(layer).__name__ in KERAS_ENGINE_NO_KERNEL
         shapes = tuple(tuple(int(size) for size in variable.shape) for variable in prunable_variables(layer))
         facts.append(LayerFacts(layer.name, type(layer).__name__, int(layer.count_params()), supported, shapes))
     return facts

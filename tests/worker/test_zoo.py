@@ -26,7 +26,9 @@ for name in model_names():
         "layers": [[layer.name, type(layer).__name__, [list(w.shape) for w in layer.weights]]
                    for layer in model.layers],
         "params": model.count_params(),
-        "prunable": [fact.name for fact in layer_facts(model) if fact.supported],
+        "prunable": [fact.name for fact in layer_facts(model) if fact.supported and fact.prunable_shapes],
+        # Weights but no kernel (batch norm): left dense with a note in the coverage, not refused by the scope.
+        "no_kernel": [f.name for f in layer_facts(model) if f.supported and f.params and not f.prunable_shapes],
     }
 print(json.dumps(out))
 """
@@ -107,6 +109,8 @@ def test_one_definition_builds_each_model_for_both_engines() -> None:
         assert built["params"] == model.count_params(), name
         # The Keras engine prunes what tfmot's registry does here (Conv2D, Dense), and the depthwise kernels.
         assert built["prunable"] == [layer.name for layer in model.layers if type(layer).__name__ in KERAS_ENGINE]
+        normalization = [layer.name for layer in model.layers if type(layer).__name__ == "BatchNormalization"]
+        assert built["no_kernel"] == normalization, name
 
 
 KERAS_ENGINE = {"Conv2D", "Dense", "DepthwiseConv2D"}

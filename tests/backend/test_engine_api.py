@@ -1,0 +1,113 @@
+"""The run spec's engine and backend through the API: stored as sent, and every refusal a 422 naming the field."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from tests.backend import hostile_files as hostile
+
+SPEC: dict[str, Any] = {
+    "dataset": "digits",
+    "model": "mlp",
+    "epochs": 1,
+    "batch_size": 64,
+    "schedule": {"kind": "constant", "target_sparsity": 0.5, "frequency": 7},
+}
+
+
+def fields_of(response: Any) -> dict[str, str]:
+    assert response.status_code == 422, response.text
+    return {item["field"]: item["msg"] for item in response.json()["detail"]}
+
+
+def upload(client: TestClient, version: str, extra_layers: list[dict[str, Any]] | None = None) -> int:
+    data = hostile.keras_archive(hostile.dense_config(extra_layers), keras_version=version)
+    response = client.post("/api/models", files={"file": ("m.keras", data, "application/octet-stream")})
+    assert response.status_code == 201, response.text
+    return int(response.json()["id"])
+
+
+def test_a_keras_engine_run_is_stored_with_its_backend_and_that_engine_s_exports(client: TestClient) -> None:
+    response = client.post("/api/runs", json={**SPEC, "engine": "keras", "backend": "jax"})
+    assert response.status_code == 201, response.text
+    spec = response.json()["spec"]
+    assert (spec["engine"], spec["backend"]) == ("keras", "jax")
+    assert spec["exports"] == ["keras", "tflite", "tflite_int8"]  # no tf-keras .h5 by default
+    default = client.post("/api/runs", json=SPEC).json()["spec"]
+    assert (default["engine"], default["backend"]) == ("tfmot", None)
+    assert "h5" in default["exports"]
+
+
+def test_readme_s_keras_run_is_accepted_as_written(client: TestClient) -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    sentence = 'same spec with `{"engine": "keras", "backend": "jax"}`'
+    line = next(line for line in readme.splitlines() if sentence in line)
+    added = json.loads(line[line.index("`{") + 1 : line.index("}`") + 1])
+    response = client.post("/api/runs", json={**SPEC, **added})
+    assert response.status_code == 201, response.text
+    assert response.json()["spec"]["backend"] == "jax"
+
+
+@pytest.mark.parametrize(
+    ("fields", "field", "message"),
+    [
+        ({"backend": "jax"}, "backend", "backend 'jax': the tfmot engine runs on tf-keras (TensorFlow) only"),
+        ({"engine": "keras", "exports": ["keras", "h5"]}, "exports", "h5: the keras engine exports keras, tflite"),
+        (
+            {"engine": "keras", "exports": ["saved_model"]},
+            "exports",
+            "saved_model: the keras engine exports keras, tflite, tflite_int8 only",
+        ),
+        (
+            {"engine": "keras", "compress": [{"kind": "cluster"}, {"kind": "qat", "scheme": "pcqat"}]},
+            "compress",
+            "cluster, qat: compress stages need the tfmot engine",
+        ),
+        (
+            {"engine": "keras", "recipe": {"kind": "lottery_ticket"}},
+            "recipe",
+            "recipe lottery_ticket: the keras engine runs the from_scratch, dense, uploaded_model recipes",
+        ),
+        (
+            {"engine": "keras", "int8_quantization": "full_integer"},
+            "int8_quantization",
+            "full_integer: the keras engine's tflite_int8 is Keras 3's dynamic-range LiteRT export",
+        ),
+        ({"engine": "pytorch"}, "engine", "Input should be 'tfmot' or 'keras'"),
+        ({"engine": "keras", "backend": "mxnet"}, "backend", "Input should be 'tensorflow', 'jax' or 'torch'"),
+    ],
+)
+def test_what_an_engine_cannot_do_is_a_422_naming_the_field(
+    client: TestClient, fields: dict[str, Any], field: str, message: str
+) -> None:
+    assert message in fields_of(client.post("/api/runs", json={**SPEC, **fields}))[field]
+
+
+def test_uploads_go_to_the_engine_of_the_keras_that_saved_them(client: TestClient) -> None:
+    keras3 = upload(client, "3.15.1")
+    recipe = {"kind": "uploaded_model", "upload_id": keras3}
+    refused = fields_of(client.post("/api/runs", json={**SPEC, "recipe": recipe}))["recipe.upload_id"]
+    assert f"upload {keras3} was saved by Keras 3.15.1: the tfmot engine trains tf-keras" in refused
+    assert 'Choose the keras engine for a Keras 3 model ("engine": "keras"' in refused
+    accepted = client.post("/api/runs", json={**SPEC, "recipe": recipe, "engine": "keras", "backend": "jax"})
+    assert accepted.status_code == 201, accepted.text
+    tf_keras = upload(client, "2.21.0")
+    wrong = {**SPEC, "recipe": {"kind": "uploaded_model", "upload_id": tf_keras}, "engine": "keras"}
+    refused_by_keras = fields_of(client.post("/api/runs", json=wrong))["recipe.upload_id"]
+    assert f"upload {tf_keras} was saved by tf-keras 2.21.0: the keras engine trains Keras 3 models" in refused_by_keras
+
+
+def test_a_layer_the_keras_engine_cannot_prune_is_named_at_submit(client: TestClient) -> None:
+    lstm = {"module": "keras.layers", "class_name": "LSTM", "config": {"name": "lstm", "units": 4}}
+    model = upload(client, "3.15.1", [lstm])
+    spec = {**SPEC, "engine": "keras", "recipe": {"kind": "uploaded_model", "upload_id": model}}
+    refused = fields_of(client.post("/api/runs", json=spec))["scope"]
+    assert f"upload {model}: the keras engine cannot prune LSTM layers, and the scope selects them" in refused
+    assert "this model's prunable types: Dense" in refused
+    dense_only = client.post("/api/runs", json={**spec, "scope": {"layer_types": ["Dense"]}})
+    assert dense_only.status_code == 201, dense_only.text
