@@ -62,9 +62,9 @@ def check_backend(backend: str) -> None:
 
 def child_environment(backend: str) -> dict[str, str]:
     env = {key: value for key, value in os.environ.items() if key != "TF_USE_LEGACY_KERAS"}
+    # JAX picks its platform itself (a CUDA build takes the GPU, the CPU build the CPU): forcing cpu here would
+    # train a GPU worker's runs on its CPU.
     env.update({"KERAS_BACKEND": backend, KERAS3_CHILD: "1", "PYTHONUNBUFFERED": "1"})
-    if backend == "jax":
-        env.setdefault("JAX_PLATFORMS", "cpu")  # JAX's CPU build here; a GPU worker sets its own
     return env
 
 
