@@ -60,15 +60,14 @@ class _Columns:
     """Collects the column buffers of a payload's series while orjson writes the header."""
 
     def __init__(self) -> None:
-        self.parts: list[bytes | np.ndarray] = []
+        self.parts: list[bytes | memoryview] = []
         self.size = 0
 
     def _add(self, array: np.ndarray) -> list[Any]:
         offset = self.size
-        # The array itself goes into the body (bytes.join takes buffers): no copy until the join.
         raw = np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<"))
         padding = _padding(raw.nbytes)
-        self.parts += [raw, padding]
+        self.parts += [raw.data, padding]  # a view of the array: no copy until the join
         self.size += raw.nbytes + len(padding)
         return [_TYPE_NAMES.get(array.dtype.type) or array.dtype.name, offset]
 
