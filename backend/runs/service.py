@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Collection, Sequence
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session, selectinload
 
 from prunelab.core.errors import RunNotFound, RunStateConflict
@@ -14,7 +14,7 @@ from prunelab.core.recipes import DenseRecipe, PretrainedRecipe, base_run_id, up
 from prunelab.core.specs import RunSpec
 from prunelab.server.artifacts.storage import ArtifactStore, StoreUnavailable, run_prefix
 from prunelab.server.db import after_commit
-from prunelab.server.models import Run, RunStatus, utcnow
+from prunelab.server.models import Metric, Run, RunStatus, utcnow
 from prunelab.server.queue.client import enqueue_run
 from prunelab.server.runs import links, sources
 
@@ -130,6 +130,9 @@ def delete_run(session: Session, store: ArtifactStore, run_id: int) -> None:
     links.fail_waiting_runs(session, run_id, "was deleted")
     session.delete(run)
     session.flush()
+    # `metrics` has no foreign key (backend/models.py): its rows go here, after the run's row is deleted, so a
+    # writer that locked the run first has committed and its rows are seen; a later one finds no run.
+    session.execute(delete(Metric).where(Metric.run_id == run_id))
     after_commit(session, lambda: _delete_files(store, run_id))
 
 

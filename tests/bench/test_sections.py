@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 import pytest
@@ -59,3 +60,11 @@ def test_render_writes_every_stored_full_size_section_and_runs_none(tmp_path: Pa
     assert "it ran none" in text
     missing = [name for name in BENCHMARKS if name not in stored]
     assert (f"Not run at this size yet (no section below): {', '.join(missing)}." in text) == bool(missing)
+
+
+def test_only_takes_several_sections_by_commas_or_repeated() -> None:
+    from bench.__main__ import section_names
+
+    assert section_names("ingestion,series, runs_at_scale") == ["ingestion", "series", "runs_at_scale"]
+    with pytest.raises(argparse.ArgumentTypeError, match="unknown section nope: choose from"):
+        section_names("ingestion,nope")
