@@ -136,6 +136,7 @@ def test_a_backend_this_worker_lacks_is_named_with_the_extra_to_install() -> Non
         process.check_backend("torch")
     process.check_backend("jax")
     process.check_backend("tensorflow")
+    assert process.installed_backends() == ["tensorflow", "jax"]  # what this worker's presence row records
 
 
 def test_a_failure_in_the_child_fails_the_run_with_the_child_s_own_error(tmp_path: Path) -> None:
