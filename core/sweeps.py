@@ -200,6 +200,7 @@ def expand(sweep: SweepSpec, max_runs: int) -> list[SweepPoint]:
         values = {axis.path: axis.values[choice] for axis, choice in zip(sweep.axes, combination[1:], strict=True)}
         for seed in sweep.seeds:
             index = len(points) + len(problems)
+            as_json: dict[str, Any] = {}  # stays empty when the point's spec cannot even be built
             try:
                 as_json = point_spec(sweep.base, variant, values, seed)
                 spec = RunSpec.model_validate(as_json)

@@ -165,3 +165,14 @@ def test_only_keras_3_less_workers_name_none_and_an_unrecorded_worker_is_not_ref
     add_worker(settings, "older@h", None)  # a worker from before backends were recorded: it may have jax
     accepted = client.post("/api/runs", json={**SPEC, "engine": "keras", "backend": "jax"})
     assert accepted.status_code == 201, accepted.text
+
+
+def test_a_keras_run_may_prune_depthwise_layers_and_a_tfmot_run_may_not(client: TestClient) -> None:
+    spec = {**SPEC, "dataset": "cifar10", "model": "mobilenet_tiny", "batch_size": 512, "engine": "keras"}
+    scoped = client.post("/api/runs", json={**spec, "scope": {"layer_types": ["DepthwiseConv2D"]}})
+    assert scoped.status_code == 201, scoped.text
+    targets = client.post("/api/runs", json={**spec, "layer_targets": {"dw1": 0.8}})
+    assert targets.status_code == 201, targets.text
+    assert targets.json()["plan"]["layer_schedules"]["dw1"]["prunable_params"] == 3 * 3 * 16
+    tfmot = {**spec, "engine": "tfmot", "exports": ["keras"], "scope": {"layer_types": ["DepthwiseConv2D"]}}
+    assert "the scope selects no layer to prune" in fields_of(client.post("/api/runs", json=tfmot))["scope"]

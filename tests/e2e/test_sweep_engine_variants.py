@@ -12,12 +12,9 @@ from playwright.sync_api import Page, expect
 
 from harness.stack import StackConfig
 from tests.client.conftest import api_only  # noqa: F401 - the API with no worker: nothing here trains
+from tests.e2e.test_sweeps import fill
 
 pytestmark = pytest.mark.integration
-
-
-def fill(page: Page, field: str, value: str) -> None:
-    page.locator(f'[data-field="{field}"] input').fill(value)
 
 
 def test_engine_variants_cross_with_schedule_variants_and_engine_axes_are_refused_by_point(
