@@ -373,3 +373,6 @@ class Worker(Base):
     started_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     heartbeat_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
     stopped_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)  # a clean shutdown
+    # The Keras backends its keras engine can run (Keras 3 and the backend's package importable); None: not
+    # recorded (a worker from before this column), so the API does not refuse on its account.
+    keras_backends: Mapped[list[str] | None] = mapped_column(JSON, default=None)

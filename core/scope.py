@@ -9,25 +9,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from prunelab.core.registry import NOT_PRUNABLE, prunable_classes
 from prunelab.core.specs import BlockSparsity, RunSpec
 
 NO_WEIGHTS = "no weights"
-NOT_IN_REGISTRY = "not prunable in tfmot's registry"
+NOT_IN_REGISTRY = NOT_PRUNABLE["tfmot"]
 EXCLUDED_BY_SCOPE = "excluded by scope"
 FIRST_KEPT_DENSE = "first layer kept dense"
 LAST_KEPT_DENSE = "last layer kept dense"
 DENSE_RUN = "dense run: nothing is pruned"
 
-# The layer classes the keras engine prunes (`prunelab.prune.layers.PRUNABLE_WEIGHTS`; tests/prune checks they agree).
-KERAS_ENGINE_PRUNABLE = frozenset(
-    {
-        "Conv1D", "Conv2D", "Conv3D", "Conv1DTranspose", "Conv2DTranspose", "Conv3DTranspose", "Dense",
-        "DepthwiseConv1D", "DepthwiseConv2D", "Embedding", "SeparableConv1D", "SeparableConv2D",
-    }
-)  # fmt: skip
-# Layers whose weights are no kernel (tfmot's registry lists them with nothing to prune): left dense, with a note.
-KERAS_ENGINE_NO_KERNEL = frozenset({"BatchNormalization", "LayerNormalization", "Normalization", "PReLU"})
-# Built-in layers with weights that neither list names (recurrent, attention, wrappers): the engine cannot prune them.
+# Built-in layers with weights that the keras engine's registry does not list (recurrent, attention, wrappers).
 KERAS_ENGINE_UNPRUNABLE = frozenset(
     {"Bidirectional", "GRU", "LSTM", "MultiHeadAttention", "SimpleRNN", "TimeDistributed"}
 )
@@ -40,8 +32,8 @@ class LayerFacts:
     name: str
     class_name: str
     params: int  # every weight of the layer, biases and non-trainable ones included
-    supported: bool  # tfmot can wrap it (its registry, or a PrunableLayer)
-    prunable_shapes: tuple[tuple[int, ...], ...]  # the weights tfmot prunes when wrapped (kernels, never biases)
+    supported: bool  # the engine can wrap it (its registry in core.registry, or tfmot's PrunableLayer)
+    prunable_shapes: tuple[tuple[int, ...], ...]  # the weights the engine prunes (kernels, never biases)
 
     @property
     def prunable_params(self) -> int:
@@ -80,7 +72,7 @@ def decide_layers(layers: list[LayerFacts], spec: RunSpec) -> list[LayerDecision
         if layer.params == 0:
             reason: str | None = NO_WEIGHTS
         elif not layer.supported or not layer.prunable_shapes:
-            reason = NOT_IN_REGISTRY
+            reason = NOT_PRUNABLE[spec.engine]
         elif scope.keep_first_dense and layer.name == first:
             reason = FIRST_KEPT_DENSE
         elif scope.keep_last_dense and layer.name == last:
@@ -106,7 +98,7 @@ def keras_engine_class_problems(class_names: list[str], spec: RunSpec) -> list[P
     )
     if not refused:
         return []
-    prunable = sorted(KERAS_ENGINE_PRUNABLE & set(class_names))
+    prunable = sorted(prunable_classes("keras") & set(class_names))
     return [
         Problem(
             ("scope",),
@@ -140,7 +132,8 @@ def scope_problems(layers: list[LayerFacts], spec: RunSpec) -> list[Problem]:
             problems.append(
                 Problem(
                     ("scope", "layer_names"),
-                    f"layer {name!r} ({layer.class_name}) is {NOT_IN_REGISTRY}; remove it from scope.layer_names",
+                    f"layer {name!r} ({layer.class_name}) is {NOT_PRUNABLE[spec.engine]}; remove it from "
+                    "scope.layer_names",
                 )
             )
     for layer in layers:
@@ -148,8 +141,9 @@ def scope_problems(layers: list[LayerFacts], spec: RunSpec) -> list[Problem]:
             problems.append(
                 Problem(
                     ("scope",),
-                    f"layer {layer.name!r} ({layer.class_name}) is {NOT_IN_REGISTRY} and tfmot cannot wrap it; "
-                    "set scope.layer_types or scope.layer_names to the layers to prune",
+                    f"layer {layer.name!r} ({layer.class_name}) is {NOT_PRUNABLE[spec.engine]} and the "
+                    f"{spec.engine} engine cannot wrap it; set scope.layer_types or scope.layer_names to the layers "
+                    "to prune",
                 )
             )
     decisions = decide_layers(layers, spec)

@@ -330,6 +330,14 @@ DEFAULT_EXPORTS: tuple[ExportKind, ...] = ("keras", "h5", "tflite", "tflite_int8
 # The training engines: tfmot on tf-keras (Keras 2, TensorFlow only), or PruneLab's own on Keras 3 (any backend).
 ENGINES = ("tfmot", "keras")
 KERAS_BACKENDS = ("tensorflow", "jax", "torch")
+# The package a worker needs for each Keras backend (beside `keras` itself), and what to install there for it:
+# workers record the backends they can run (worker/presence.py), and the API refuses one no live worker offers.
+KERAS_BACKEND_PACKAGES = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}
+KERAS_BACKEND_INSTALL = {
+    "tensorflow": "pip install 'prunelab[worker,keras3]'",
+    "jax": "pip install 'prunelab[worker,keras3]'",
+    "torch": "pip install 'prunelab[worker,keras3]' torch (PyTorch's CPU or CUDA build)",
+}
 # What a Keras 3 run can make: its own .keras and LiteRT exports (prunelab.keras3_export), no tf-keras file.
 KERAS_ENGINE_EXPORTS: tuple[ExportKind, ...] = ("keras", "tflite", "tflite_int8")
 KERAS_ENGINE_RECIPES = ("from_scratch", "dense", "uploaded_model")

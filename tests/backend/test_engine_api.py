@@ -111,3 +111,68 @@ def test_a_layer_the_keras_engine_cannot_prune_is_named_at_submit(client: TestCl
     assert "this model's prunable types: Dense" in refused
     dense_only = client.post("/api/runs", json={**spec, "scope": {"layer_types": ["Dense"]}})
     assert dense_only.status_code == 201, dense_only.text
+
+
+def add_worker(settings: Any, name: str, backends: list[str] | None, *, age_s: float = 0, queue: str = "") -> None:
+    """A worker's presence row as worker/presence.py writes it, heard from `age_s` seconds ago."""
+    from datetime import timedelta
+
+    from prunelab.server.db import engine_for, session_scope
+    from prunelab.server.models import Worker, utcnow
+
+    beat = utcnow() - timedelta(seconds=age_s)
+    with session_scope(engine_for(settings.database_url)) as session:
+        session.add(
+            Worker(name=name, host="h", pid=1, queues=[queue or settings.queue], concurrency=1,
+                   started_at=beat, heartbeat_at=beat, keras_backends=backends)
+        )  # fmt: skip
+
+
+def test_with_no_live_worker_a_keras_run_on_any_backend_waits_for_one(client: TestClient, settings: Any) -> None:
+    add_worker(settings, "gone@h", ["tensorflow"], age_s=3 * settings.worker_heartbeat_s)  # missed two beats
+    add_worker(settings, "elsewhere@h", ["tensorflow"], queue="another-queue")
+    response = client.post("/api/runs", json={**SPEC, "engine": "keras", "backend": "torch"})
+    assert response.status_code == 201, response.text
+
+
+def test_a_backend_no_live_worker_offers_is_a_422_naming_it_and_what_to_install(
+    client: TestClient, settings: Any
+) -> None:
+    add_worker(settings, "a@h", ["tensorflow", "jax"])
+    add_worker(settings, "b@h", [])  # no Keras 3 installed
+    add_worker(settings, "gone@h", ["torch"], age_s=3 * settings.worker_heartbeat_s)
+    refused = fields_of(client.post("/api/runs", json={**SPEC, "engine": "keras", "backend": "torch"}))
+    assert refused["backend"] == (
+        "backend 'torch': no live worker can run the keras engine on torch (the live workers' Keras backends: "
+        "jax, tensorflow); choose one of those, or install it on a worker with "
+        "pip install 'prunelab[worker,keras3]' torch (PyTorch's CPU or CUDA build) and restart the worker"
+    )
+    for backend in ("jax", "tensorflow", None):
+        accepted = client.post("/api/runs", json={**SPEC, "engine": "keras", "backend": backend})
+        assert accepted.status_code == 201, accepted.text
+    assert client.post("/api/runs", json=SPEC).status_code == 201  # tfmot: not a Keras 3 backend
+    shown = {worker["name"]: worker["keras_backends"] for worker in client.get("/api/workers").json()["workers"]}
+    assert shown == {"a@h": ["tensorflow", "jax"], "b@h": [], "gone@h": ["torch"]}
+
+
+def test_only_keras_3_less_workers_name_none_and_an_unrecorded_worker_is_not_refused_on(
+    client: TestClient, settings: Any
+) -> None:
+    add_worker(settings, "bare@h", [])
+    refused = fields_of(client.post("/api/runs", json={**SPEC, "engine": "keras", "backend": "jax"}))
+    assert "(the live workers' Keras backends: none)" in refused["backend"]
+    assert "pip install 'prunelab[worker,keras3]' and restart the worker" in refused["backend"]
+    add_worker(settings, "older@h", None)  # a worker from before backends were recorded: it may have jax
+    accepted = client.post("/api/runs", json={**SPEC, "engine": "keras", "backend": "jax"})
+    assert accepted.status_code == 201, accepted.text
+
+
+def test_a_keras_run_may_prune_depthwise_layers_and_a_tfmot_run_may_not(client: TestClient) -> None:
+    spec = {**SPEC, "dataset": "cifar10", "model": "mobilenet_tiny", "batch_size": 512, "engine": "keras"}
+    scoped = client.post("/api/runs", json={**spec, "scope": {"layer_types": ["DepthwiseConv2D"]}})
+    assert scoped.status_code == 201, scoped.text
+    targets = client.post("/api/runs", json={**spec, "layer_targets": {"dw1": 0.8}})
+    assert targets.status_code == 201, targets.text
+    assert targets.json()["plan"]["layer_schedules"]["dw1"]["prunable_params"] == 3 * 3 * 16
+    tfmot = {**spec, "engine": "tfmot", "exports": ["keras"], "scope": {"layer_types": ["DepthwiseConv2D"]}}
+    assert "the scope selects no layer to prune" in fields_of(client.post("/api/runs", json=tfmot))["scope"]

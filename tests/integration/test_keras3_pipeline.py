@@ -129,12 +129,21 @@ def test_a_keras_run_is_cancelled_in_its_child_and_keeps_its_steps(running: Stac
     assert run["artifacts"] == []
 
 
-def test_a_backend_the_worker_lacks_fails_the_run_with_what_to_install(running: StackConfig) -> None:
+def test_a_backend_no_live_worker_offers_is_refused_at_submit_with_what_to_install(running: StackConfig) -> None:
     base = running.base_url
-    run_id = httpx.post(f"{base}/api/runs", json={**SPEC, "backend": "torch"}, timeout=10).json()["id"]
-    run = wait_for_run(base, run_id, {"succeeded", "failed", "cancelled"}, timeout=300)
-    assert run["status"] == "failed"
-    assert run["error"].startswith(
-        "BackendNotInstalled: the keras engine's torch backend is not installed on this worker (torch missing): "
-        "pip install 'prunelab[worker,keras3]' torch"
-    ), run["error"]
+
+    def presence_recorded() -> bool:
+        seen = httpx.get(f"{base}/api/workers", timeout=10).json()["workers"]
+        return any(worker["state"] == "online" and worker["keras_backends"] is not None for worker in seen)
+
+    wait_until(presence_recorded, timeout=120, what="the worker's presence row with its Keras backends")
+    answer = httpx.post(f"{base}/api/runs", json={**SPEC, "backend": "torch"}, timeout=10)
+    assert answer.status_code == 422, answer.text
+    [problem] = answer.json()["detail"]
+    assert problem["field"] == "backend"
+    # The worker here has Keras 3 with TensorFlow and JAX, not PyTorch (its run-time refusal: tests/worker).
+    assert problem["msg"] == (
+        "backend 'torch': no live worker can run the keras engine on torch (the live workers' Keras backends: "
+        "jax, tensorflow); choose one of those, or install it on a worker with "
+        "pip install 'prunelab[worker,keras3]' torch (PyTorch's CPU or CUDA build) and restart the worker"
+    )

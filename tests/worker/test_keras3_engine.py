@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 
 from prunelab.core.plans import resolve_plan
-from prunelab.core.scope import KERAS_ENGINE_PRUNABLE
+from prunelab.core.registry import KERAS_ENGINE_WEIGHTS
 from prunelab.core.specs import RunSpec
 from prunelab.worker.keras3 import process
 from prunelab.worker.keras3.process import BackendNotInstalled, EngineFailed
@@ -136,6 +136,7 @@ def test_a_backend_this_worker_lacks_is_named_with_the_extra_to_install() -> Non
         process.check_backend("torch")
     process.check_backend("jax")
     process.check_backend("tensorflow")
+    assert process.installed_backends() == ["tensorflow", "jax"]  # what this worker's presence row records
 
 
 def test_a_failure_in_the_child_fails_the_run_with_the_child_s_own_error(tmp_path: Path) -> None:
@@ -149,10 +150,44 @@ def test_a_failure_in_the_child_fails_the_run_with_the_child_s_own_error(tmp_pat
     assert failed.value.run_error.startswith("ModelNotUsable: the uploaded model cannot be loaded safely")
 
 
-def test_the_core_list_of_prunable_classes_is_the_engine_s() -> None:
+# Each registered class built in Keras 3, with the names of the variables the engine would prune in it.
+PRUNED_VARIABLES = """
+import json, re, keras
+from prunelab.prune import PRUNABLE_WEIGHTS
+from prunelab.prune.layers import REGISTERED, prunable_variables
+inputs = {1: keras.Input((8, 4)), 2: keras.Input((8, 8, 4)), 3: keras.Input((4, 4, 4, 4))}
+def build(cls):
+    name = cls.__name__
+    if name == "Embedding":
+        layer = cls(10, 3)
+        layer.build((None, 5))
+        return layer
+    if name in ("Dense", "BatchNormalization", "LayerNormalization", "Normalization", "PReLU"):
+        layer = cls(3) if name == "Dense" else cls()
+        layer.build((None, 4))
+        return layer
+    rank = int(re.search(r"(\\d)D", name).group(1))
+    layer = cls(kernel_size=3) if name.startswith("Depthwise") else cls(2, 3)
+    layer(inputs[rank])
+    return layer
+print(json.dumps({
+    "registered": {cls.__name__: list(names) for cls, names in REGISTERED.items()},
+    "pruned": {cls.__name__: [v.name for v in prunable_variables(build(cls))] for cls in REGISTERED},
+    "exact": all(cls is getattr(keras.layers, cls.__name__) for cls in PRUNABLE_WEIGHTS),
+}))
+"""
+
+
+def test_prunelab_prune_s_registry_is_core_s_for_the_keras_engine() -> None:
     env = {key: value for key, value in os.environ.items() if key != "TF_USE_LEGACY_KERAS"}
     env.update({"KERAS_BACKEND": "jax", "PYTHONPATH": str(REPO), "JAX_PLATFORMS": "cpu"})
-    code = "import json; from prunelab.prune import PRUNABLE_WEIGHTS as W; print(json.dumps([c.__name__ for c in W]))"
-    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-c", PRUNED_VARIABLES], env=env, capture_output=True, text=True, timeout=300
+    )
     assert done.returncode == 0, done.stderr[-2000:]
-    assert set(json.loads(done.stdout.strip().splitlines()[-1])) == KERAS_ENGINE_PRUNABLE
+    engine = json.loads(done.stdout.strip().splitlines()[-1])
+    core = {name: list(weights) for name, weights in KERAS_ENGINE_WEIGHTS.items()}
+    assert engine["registered"] == core
+    # The variables it reads in a built layer are the ones the names say (a kernel, never a bias).
+    assert engine["pruned"] == core
+    assert engine["exact"]

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from prunelab.core.plans import RunPlan
-from prunelab.core.specs import RunSpec
+from prunelab.core.specs import KERAS_BACKEND_INSTALL, KERAS_BACKEND_PACKAGES, RunSpec
 from prunelab.core.telemetry import Reporter
 from prunelab.worker import KERAS3_CHILD
 from prunelab.worker.training.checkpoint_file import Checkpointer
@@ -29,12 +29,6 @@ from prunelab.worker.training.result import TrainingResult
 
 log = logging.getLogger(__name__)
 STOP_POLL_S = 0.2
-# The package each backend needs, and what to install for it.
-BACKEND_PACKAGES = {
-    "tensorflow": ("tensorflow", "pip install 'prunelab[worker,keras3]'"),
-    "jax": ("jax", "pip install 'prunelab[worker,keras3]'"),
-    "torch": ("torch", "pip install 'prunelab[worker,keras3]' torch (PyTorch's CPU or CUDA build)"),
-}
 
 
 class EngineFailed(RuntimeError):
@@ -49,14 +43,23 @@ class BackendNotInstalled(RuntimeError):
     """This worker cannot run the run's Keras backend."""
 
 
+def missing_packages(backend: str) -> list[str]:
+    """What this machine lacks to run Keras 3 on `backend`, found without importing anything."""
+    return [name for name in ("keras", KERAS_BACKEND_PACKAGES[backend]) if importlib.util.find_spec(name) is None]
+
+
+def installed_backends() -> list[str]:
+    """The Keras backends this worker can run a keras-engine run on (its presence row records them)."""
+    return [backend for backend in KERAS_BACKEND_PACKAGES if not missing_packages(backend)]
+
+
 def check_backend(backend: str) -> None:
     """Raise BackendNotInstalled, naming the backend and what to install, unless Keras 3 and it are here."""
-    package, install = BACKEND_PACKAGES[backend]
-    missing = [name for name in ("keras", package) if importlib.util.find_spec(name) is None]
+    missing = missing_packages(backend)
     if missing:
         raise BackendNotInstalled(
             f"the keras engine's {backend} backend is not installed on this worker ({', '.join(missing)} missing): "
-            f"{install}"
+            f"{KERAS_BACKEND_INSTALL[backend]}"
         )
 
 
