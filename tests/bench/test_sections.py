@@ -44,7 +44,8 @@ def test_a_stored_section_renders_with_its_provenance(tmp_path: Path, monkeypatc
     assert "_Produced by `python -m bench --only series` at commit abc1234, 2026-11-30 11:00 UTC" in text
     assert "| compare | 123.4 |" in text
     footer = next(line for line in text.splitlines() if line.startswith("_Produced by"))
-    assert "cores: 2" in footer and "fff0000" not in footer and "9.99" not in footer  # the render's own, not the section's
+    # The machine, but not the render's own commit and load: the section's are in its footer already.
+    assert "cores: 2" in footer and "fff0000" not in footer and "9.99" not in footer
 
 
 def test_render_writes_every_stored_full_size_section_and_runs_none(tmp_path: Path) -> None:
