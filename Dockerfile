@@ -1,5 +1,6 @@
 # Two images from one wheel: `api` (the API, the dashboard and the migrations, no TensorFlow: pip's [server] extra)
-# and `worker` (adds TensorFlow, tf-keras and tfmot: the [worker] extra). Each runs what `pip install` gives a user,
+# and `worker` (adds TensorFlow, tf-keras and tfmot, and Keras 3 with JAX for keras-engine runs: the
+# [worker,keras3] extras). Each runs what `pip install` gives a user,
 # as an unprivileged user, with a HEALTHCHECK:
 #   docker build --target api -t prunelab-api .      docker build --target worker -t prunelab-worker .
 FROM python:3.11.14-slim AS build
@@ -22,7 +23,7 @@ CMD ["prunelab", "api"]
 
 FROM base AS worker
 COPY --from=build /dist/*.whl /tmp/
-RUN pip install --no-cache-dir "$(ls /tmp/prunelab-*.whl)[worker]" && rm /tmp/*.whl
+RUN pip install --no-cache-dir "$(ls /tmp/prunelab-*.whl)[worker,keras3]" && rm /tmp/*.whl
 USER prunelab
 WORKDIR /home/prunelab
 # The worker's own Celery node answers a ping through the broker (its name is worker@ + the host name).

@@ -204,11 +204,15 @@ class SweepPoint(Base):
 
 
 class Metric(Base):
-    """Append-only history: one value per (run, key, step). NULL value = non-finite (NaN/inf)."""
+    """Append-only history: one value per (run, key, step). NULL value = non-finite (NaN/inf).
+
+    No foreign key to `runs`: its check was a trigger per inserted row, half of a batch's INSERT on PostgreSQL.
+    The one writer (`metrics.ingest.record_batch`) locks the batch's runs once and refuses a missing one, and
+    `runs.service.delete_run` deletes a run's rows itself."""
 
     __tablename__ = "metrics"
 
-    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
+    run_id: Mapped[int] = mapped_column(Integer, primary_key=True)
     key: Mapped[str] = mapped_column(String(200), primary_key=True)
     step: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     value: Mapped[float | None] = mapped_column(Float, nullable=True)
@@ -369,3 +373,6 @@ class Worker(Base):
     started_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     heartbeat_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
     stopped_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)  # a clean shutdown
+    # The Keras backends its keras engine can run (Keras 3 and the backend's package importable); None: not
+    # recorded (a worker from before this column), so the API does not refuse on its account.
+    keras_backends: Mapped[list[str] | None] = mapped_column(JSON, default=None)

@@ -1,4 +1,4 @@
-"""`python -m bench [--quick] [--only NAME ...] [--out docs/benchmarks.md]`: run the suite, write the report.
+"""`python -m bench [--quick] [--only NAME[,NAME...] ...] [--out docs/benchmarks.md]`: run the suite, write the report.
 
 The report holds every benchmark: those run now, and the others from their latest stored result at the same size
 (`bench/results/`), each labelled with the command, commit, date and load it ran under.
@@ -256,7 +256,13 @@ def closing_note(results: dict[str, Result]) -> list[str]:
     return lines
 
 
-def run_all(names: Sequence[str], size_name: str, log: Callable[[str], None] = print) -> dict[str, Result]:
+def run_all(
+    names: Sequence[str],
+    size_name: str,
+    log: Callable[[str], None] = print,
+    finished: Callable[[Result], None] = lambda result: None,
+) -> dict[str, Result]:
+    """Run each section in turn; `finished` gets each result as soon as it is measured (a later failure keeps it)."""
     results = {}
     for name in names:
         module = BENCHMARKS[name]
@@ -265,15 +271,32 @@ def run_all(names: Sequence[str], size_name: str, log: Callable[[str], None] = p
         result = module.run(module.SIZES[size_name])
         result.elapsed_s = time.monotonic() - started
         results[name] = result
+        finished(result)
         log(f"[bench] {name}: {time.monotonic() - started:.0f} s {result.figures}")
     return results
+
+
+def section_names(text: str) -> list[str]:
+    """`--only`'s value: one section or several, comma-separated (`--only ingestion,series`)."""
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    unknown = [name for name in names if name not in BENCHMARKS]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(
+            f"unknown section {', '.join(unknown) or repr(text)}: choose from {', '.join(sorted(BENCHMARKS))}"
+        )
+    return names
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="fewer epochs and smaller data (labelled in the output)")
     parser.add_argument("--size", choices=("tiny", "quick", "full"), help="override the size (tiny: the smoke test's)")
-    parser.add_argument("--only", action="append", choices=sorted(BENCHMARKS), help="run only these benchmarks")
+    parser.add_argument(
+        "--only",
+        action="extend",
+        type=section_names,
+        help=f"run only these benchmarks (repeat it or separate names by commas): {', '.join(sorted(BENCHMARKS))}",
+    )
     parser.add_argument("--out", type=Path, default=REPO / "docs" / "benchmarks.md", help="markdown report to write")
     parser.add_argument(
         "--render", action="store_true", help="run nothing: write the report from the stored results (bench/results/)"
@@ -281,25 +304,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     os.environ.setdefault("PRUNELAB_DATA_DIR", str(shared_data_dir()))
     size_name = args.size or ("quick" if args.quick else "full")
-    names = [] if args.render else args.only or list(BENCHMARKS)
+    names = [] if args.render else list(dict.fromkeys(args.only or BENCHMARKS))
     command = "python -m bench " + shlex.join(argv if argv is not None else sys.argv[1:])
     machine = describe()
     started = time.monotonic()
-    fresh = run_all(names, size_name)
-    machine_after = describe()
-    provenance = {
-        "command": command.strip(),
-        "commit": machine["commit"],
-        "finished": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "load average at start": machine["load average at start"],
-        "load average at end": machine_after["load average at start"],
-    }
-    sources = {name: provenance for name in fresh}
+    sources: dict[str, dict[str, str]] = {}
+
+    def keep(result: Result) -> None:
+        """Each section is stored when it ends, with the load then: a section failing later loses no other."""
+        sources[result.name] = {
+            "command": command.strip(),
+            "commit": machine["commit"],
+            "finished": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+            "load average at start": machine["load average at start"],
+            "load average at end": describe()["load average at start"],
+        }
+        if size_name != "tiny":  # the smoke test's size is never kept
+            sections.save(size_name, result, sources[result.name])
+
+    fresh = run_all(names, size_name, finished=keep)
     results = dict(fresh)
     for name in BENCHMARKS:
-        if size_name != "tiny" and name in fresh:  # the smoke test's size is never kept
-            sections.save(size_name, fresh[name], provenance)
-        elif size_name != "tiny" and name not in fresh and (stored := sections.load(size_name, name)) is not None:
+        if size_name != "tiny" and name not in fresh and (stored := sections.load(size_name, name)) is not None:
             results[name], sources[name] = stored
     ordered = [results[name] for name in BENCHMARKS if name in results]
     out: Path = args.out

@@ -115,7 +115,9 @@ def render(
     doc_path: Path,
     sources: dict[str, dict[str, str]] | None = None,
 ) -> str:
-    machine_line = ", ".join(f"{key}: {value}" for key, value in machine.items())
+    # A section's own commit and loads are in its footer (its provenance); the render's would contradict them.
+    per_run = ("commit", "load average at start")
+    machine_line = ", ".join(f"{key}: {value}" for key, value in machine.items() if key not in per_run)
     parts = [
         "# PruneLab benchmarks",
         "",

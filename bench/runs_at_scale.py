@@ -6,18 +6,21 @@ Per database, runs with summaries, tags, owners and latest metrics are bulk-inse
 issue's filter, a sort by a final metric and the page after it, each p50 over repetitions.
 "Before" is the runs table's read until now, served by the same process: `GET /legacy/runs?limit=1000`,
 the 1,000 newest runs that the browser then filtered and sorted (runs past the 1,000th could not be found).
+Issue 24's before: the sort by a metric served by a second API process running the code of
+`series_store.BEFORE_COMMIT` (a git worktree) on the same database, quiet and under the same writers.
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
 
 from bench.report import Result, Table, sample
-from bench.series_store import api_stack, ms, writers
+from bench.series_store import BEFORE_COMMIT, api_stack, before_checkout, ms, serve_api, writers
 from harness.seed_runs import insert_runs
 
 NAME = "runs_at_scale"
@@ -44,15 +47,20 @@ SIZES = {
 }
 
 
-def measure_database(backend: str, size: Size) -> dict[str, Any]:
+def measure_database(backend: str, size: Size, before_code: Path) -> dict[str, Any]:
     figures: dict[str, Any] = {}
-    with api_stack(backend) as (_config, base), httpx.Client(base_url=base, timeout=120) as client:
+    with (
+        api_stack(backend) as (config, base),
+        httpx.Client(base_url=base, timeout=120) as client,
+        serve_api(config, code=before_code, name="api-before") as (_api, before_base),
+        httpx.Client(base_url=before_base, timeout=120) as before_client,
+    ):
         started = time.perf_counter()
         insert_runs(size.runs, seed=8)
         figures["insert_runs_per_s"] = size.runs / (time.perf_counter() - started)
 
-        def page(**params: str) -> dict[str, Any]:
-            response = client.get("/api/runs", params={"limit": str(PAGE), **params})
+        def page(served_by: httpx.Client = client, **params: str) -> dict[str, Any]:
+            response = served_by.get("/api/runs", params={"limit": str(PAGE), **params})
             response.raise_for_status()
             return response.json()  # type: ignore[no-any-return]
 
@@ -71,8 +79,14 @@ def measure_database(backend: str, size: Size) -> dict[str, Any]:
         figures["sort"] = sample(lambda: page(sort=METRIC_SORT, order="desc"), size)
         cursor = sorted_page["next_cursor"]
         figures["next_page"] = sample(lambda: page(sort=METRIC_SORT, order="desc", cursor=cursor), size)
+        before_sorted = page(before_client, sort=METRIC_SORT, order="desc")
+        figures["before24_same_page"] = [run["id"] for run in before_sorted["runs"]] == [
+            run["id"] for run in sorted_page["runs"]
+        ]
+        figures["sort_before24"] = sample(lambda: page(before_client, sort=METRIC_SORT, order="desc"), size)
         with writers(size.writers):
             figures["sort_loaded"] = sample(lambda: page(sort=METRIC_SORT, order="desc"), size)
+            figures["sort_before24_loaded"] = sample(lambda: page(before_client, sort=METRIC_SORT, order="desc"), size)
         figures["before_seen"] = before()
         figures["before"] = sample(before, size)
         figures["page_bytes"] = len(client.get("/api/runs", params={"limit": PAGE}).content)
@@ -82,7 +96,8 @@ def measure_database(backend: str, size: Size) -> dict[str, Any]:
 
 def run(size: Size) -> Result:
     started = time.monotonic()
-    measured = {backend: measure_database(backend, size) for backend in DATABASES}
+    with before_checkout() as before_code:
+        measured = {backend: measure_database(backend, size, before_code) for backend in DATABASES}
     pg, lite = measured["postgresql"], measured["sqlite"]
     seen = f"sees {pg['before_seen']:,} of {size.runs:,} runs"
 
@@ -97,6 +112,8 @@ def run(size: Size) -> Result:
             row(f"filter `{ISSUE_FILTER}` ({pg['filter_total']:,} match)", "filter"),
             row(f"sort by {METRIC_SORT}, descending", "sort"),
             row(f"  the same while {size.writers} writers log through DatabaseReporter", "sort_loaded"),
+            row(f"  issue 24's before (commit {BEFORE_COMMIT}), quiet", "sort_before24"),
+            row(f"  issue 24's before, while {size.writers} writers log", "sort_before24_loaded"),
             row("  its next page (cursor)", "next_page"),
             [f"before: GET /api/runs?limit=1000, filtered in the browser ({seen})",
              ms(pg["before"]), ms(pg["before"], 0.95), ms(lite["before"]), ms(lite["before"], 0.95), ""],
@@ -108,7 +125,8 @@ def run(size: Size) -> Result:
     )  # fmt: skip
     figures: dict[str, float | str] = {}
     for backend, values in measured.items():
-        for name in ("first_page", "filter", "sort", "sort_loaded", "next_page", "before"):
+        sorts = ("sort", "sort_loaded", "sort_before24", "sort_before24_loaded")
+        for name in ("first_page", "filter", *sorts, "next_page", "before"):
             figures[f"{name}_ms_{backend}"] = ms(values[name]) or 0.0
         figures[f"insert_runs_per_s_{backend}"] = float(values["insert_runs_per_s"])
     notes = [
@@ -118,5 +136,8 @@ def run(size: Size) -> Result:
         "Before = the runs table's read until issue 14 part 5 (bench/legacy_reads.py, same process): the newest 1,000 "
         "runs, filtered and sorted in the browser; the browser's own filtering is not in the figure, and runs past the "
         "1,000th could not be found. After = the server filters, sorts and pages (backend/runs/listing.py).",
+        f"Issue 24's before: commit {BEFORE_COMMIT}'s API (a git worktree) on the same database; its first sorted page "
+        + ("is" if pg["before24_same_page"] and lite["before24_same_page"] else "is NOT")
+        + " the same runs as this code's.",
     ]
     return Result(NAME, "7. Runs at scale", size.label, [reads], figures, notes, elapsed_s=time.monotonic() - started)

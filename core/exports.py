@@ -44,6 +44,17 @@ ARTIFACT_FILE_NAMES: dict[str, str] = {
 }
 
 
+def export_sizes(exports: dict[str, Path], prefix: str = "") -> dict[str, int]:
+    """`<prefix><format>_size_bytes` and `<prefix><format>_zip_bytes` for every exported model file."""
+    sizes = {}
+    for file_format, path in exports.items():
+        if file_format not in EXPORT_FORMATS:
+            continue
+        sizes[f"{prefix}{file_format}_size_bytes"] = Path(path).stat().st_size
+        sizes[f"{prefix}{file_format}_zip_bytes"] = zipped_size(path)
+    return sizes
+
+
 def file_digest(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as handle:

@@ -161,7 +161,7 @@ def resolve_plan(spec: RunSpec, layers: list[LayerFacts] | None = None) -> RunPl
                 f"{spec.model} needs images of at least {side}x{side}; {spec.dataset} has "
                 f"{dataset.input_shape[0]}x{dataset.input_shape[1]}: choose a larger dataset or another model",
             )
-        layers = model_layers(spec.model, dataset.input_shape, dataset.num_classes)
+        layers = model_layers(spec.model, dataset.input_shape, dataset.num_classes, spec.engine)
     recipe = resolve_recipe(spec, layers, steps_per_epoch)
     if not recipe.prunes:
         return _unpruned_plan(spec, recipe, train, validation, steps_per_epoch)

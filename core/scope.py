@@ -9,14 +9,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from prunelab.core.registry import NOT_PRUNABLE, prunable_classes
 from prunelab.core.specs import BlockSparsity, RunSpec
 
 NO_WEIGHTS = "no weights"
-NOT_IN_REGISTRY = "not prunable in tfmot's registry"
+NOT_IN_REGISTRY = NOT_PRUNABLE["tfmot"]
 EXCLUDED_BY_SCOPE = "excluded by scope"
 FIRST_KEPT_DENSE = "first layer kept dense"
 LAST_KEPT_DENSE = "last layer kept dense"
 DENSE_RUN = "dense run: nothing is pruned"
+
+# Built-in layers with weights that the keras engine's registry does not list (recurrent, attention, wrappers).
+KERAS_ENGINE_UNPRUNABLE = frozenset(
+    {"Bidirectional", "GRU", "LSTM", "MultiHeadAttention", "SimpleRNN", "TimeDistributed"}
+)
 
 
 @dataclass(frozen=True)
@@ -26,8 +32,8 @@ class LayerFacts:
     name: str
     class_name: str
     params: int  # every weight of the layer, biases and non-trainable ones included
-    supported: bool  # tfmot can wrap it (its registry, or a PrunableLayer)
-    prunable_shapes: tuple[tuple[int, ...], ...]  # the weights tfmot prunes when wrapped (kernels, never biases)
+    supported: bool  # the engine can wrap it (its registry in core.registry, or tfmot's PrunableLayer)
+    prunable_shapes: tuple[tuple[int, ...], ...]  # the weights the engine prunes (kernels, never biases)
 
     @property
     def prunable_params(self) -> int:
@@ -66,7 +72,7 @@ def decide_layers(layers: list[LayerFacts], spec: RunSpec) -> list[LayerDecision
         if layer.params == 0:
             reason: str | None = NO_WEIGHTS
         elif not layer.supported or not layer.prunable_shapes:
-            reason = NOT_IN_REGISTRY
+            reason = NOT_PRUNABLE[spec.engine]
         elif scope.keep_first_dense and layer.name == first:
             reason = FIRST_KEPT_DENSE
         elif scope.keep_last_dense and layer.name == last:
@@ -79,6 +85,27 @@ def decide_layers(layers: list[LayerFacts], spec: RunSpec) -> list[LayerDecision
             reason = None
         decisions.append(LayerDecision(layer.name, layer.class_name, reason is None, reason))
     return decisions
+
+
+def keras_engine_class_problems(class_names: list[str], spec: RunSpec) -> list[Problem]:
+    """An uploaded Keras 3 model's layers (class names, from its config) that the scope selects and the engine cannot
+    prune; by class, since an upload records no layer names (a scope by layer_names is checked by the worker)."""
+    if spec.scope.layer_names is not None:
+        return []
+    selected = spec.scope.layer_types
+    refused = sorted(
+        {name for name in class_names if name in KERAS_ENGINE_UNPRUNABLE and (selected is None or name in selected)}
+    )
+    if not refused:
+        return []
+    prunable = sorted(prunable_classes("keras") & set(class_names))
+    return [
+        Problem(
+            ("scope",),
+            f"the keras engine cannot prune {', '.join(refused)} layers, and the scope selects them; set "
+            f"scope.layer_types to the layers to prune (this model's prunable types: {', '.join(prunable) or 'none'})",
+        )
+    ]
 
 
 def _selected_by_filters(layer: LayerFacts, spec: RunSpec) -> bool:
@@ -105,7 +132,8 @@ def scope_problems(layers: list[LayerFacts], spec: RunSpec) -> list[Problem]:
             problems.append(
                 Problem(
                     ("scope", "layer_names"),
-                    f"layer {name!r} ({layer.class_name}) is {NOT_IN_REGISTRY}; remove it from scope.layer_names",
+                    f"layer {name!r} ({layer.class_name}) is {NOT_PRUNABLE[spec.engine]}; remove it from "
+                    "scope.layer_names",
                 )
             )
     for layer in layers:
@@ -113,8 +141,9 @@ def scope_problems(layers: list[LayerFacts], spec: RunSpec) -> list[Problem]:
             problems.append(
                 Problem(
                     ("scope",),
-                    f"layer {layer.name!r} ({layer.class_name}) is {NOT_IN_REGISTRY} and tfmot cannot wrap it; "
-                    "set scope.layer_types or scope.layer_names to the layers to prune",
+                    f"layer {layer.name!r} ({layer.class_name}) is {NOT_PRUNABLE[spec.engine]} and the "
+                    f"{spec.engine} engine cannot wrap it; set scope.layer_types or scope.layer_names to the layers "
+                    "to prune",
                 )
             )
     decisions = decide_layers(layers, spec)

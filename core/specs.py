@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from prunelab.core.catalog import DATASETS, MODELS, choices
 from prunelab.core.recipes import RECIPE_KINDS, FromScratchRecipe, Recipe
@@ -327,6 +327,21 @@ EXPORT_KINDS = ("keras", "h5", "saved_model", "tflite", "tflite_int8")
 ExportKind = Literal["keras", "h5", "saved_model", "tflite", "tflite_int8"]
 DEFAULT_EXPORTS: tuple[ExportKind, ...] = ("keras", "h5", "tflite", "tflite_int8")
 
+# The training engines: tfmot on tf-keras (Keras 2, TensorFlow only), or PruneLab's own on Keras 3 (any backend).
+ENGINES = ("tfmot", "keras")
+KERAS_BACKENDS = ("tensorflow", "jax", "torch")
+# The package a worker needs for each Keras backend (beside `keras` itself), and what to install there for it:
+# workers record the backends they can run (worker/presence.py), and the API refuses one no live worker offers.
+KERAS_BACKEND_PACKAGES = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}
+KERAS_BACKEND_INSTALL = {
+    "tensorflow": "pip install 'prunelab[worker,keras3]'",
+    "jax": "pip install 'prunelab[worker,keras3]'",
+    "torch": "pip install 'prunelab[worker,keras3]' torch (PyTorch's CPU or CUDA build)",
+}
+# What a Keras 3 run can make: its own .keras and LiteRT exports (prunelab.keras3_export), no tf-keras file.
+KERAS_ENGINE_EXPORTS: tuple[ExportKind, ...] = ("keras", "tflite", "tflite_int8")
+KERAS_ENGINE_RECIPES = ("from_scratch", "dense", "uploaded_model")
+
 
 class RunSpec(BaseModel):
     """A pruning run as submitted: data, model, training settings and schedule."""
@@ -343,6 +358,18 @@ class RunSpec(BaseModel):
         "digits", description="A dataset from GET /api/datasets.", json_schema_extra={"group": "data/model"}
     )
     model: str = Field("mlp", description="A model from GET /api/models.", json_schema_extra={"group": "data/model"})
+    engine: Literal["tfmot", "keras"] = Field(
+        "tfmot",
+        description="tfmot: tfmot on tf-keras (Keras 2, TensorFlow). keras: PruneLab's own engine on Keras 3 "
+        "(prunelab.prune, tfmot's rules), on the backend below; exports keras, tflite and tflite_int8.",
+        json_schema_extra={"group": "engine"},
+    )
+    backend: Literal["tensorflow", "jax", "torch"] | None = Field(
+        None,
+        description="The Keras 3 backend a keras-engine run trains on; null means tensorflow. The tfmot engine "
+        "runs on tf-keras (TensorFlow) only.",
+        json_schema_extra={"group": "engine"},
+    )
     epochs: int = Field(5, ge=1, le=1000, json_schema_extra={"group": "training"})
     batch_size: int = Field(32, ge=1, le=65536, json_schema_extra={"group": "training"})
     learning_rate: float = Field(1e-3, gt=0, le=10, json_schema_extra={"group": "training"})
@@ -390,6 +417,39 @@ class RunSpec(BaseModel):
         json_schema_extra={"group": "export"},
     )
 
+    @model_validator(mode="before")
+    @classmethod
+    def _engine_defaults(cls, data: object) -> object:
+        # A keras-engine run that names no exports gets what that engine makes (no tf-keras .h5).
+        if isinstance(data, dict) and data.get("engine") == "keras" and "exports" not in data:
+            return {**data, "exports": list(KERAS_ENGINE_EXPORTS)}
+        return data
+
+    @field_validator("backend")
+    @classmethod
+    def _backend(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if info.data.get("engine") == "tfmot" and value not in (None, "tensorflow"):
+            raise ValueError(
+                f"backend {value!r}: the tfmot engine runs on tf-keras (TensorFlow) only; "
+                'set "engine": "keras" to train on another Keras backend, or leave backend null'
+            )
+        return value
+
+    @field_validator("recipe")
+    @classmethod
+    def _keras_engine_recipe(cls, value: Recipe, info: ValidationInfo) -> Recipe:
+        if info.data.get("engine") == "keras" and value.kind not in KERAS_ENGINE_RECIPES:
+            raise ValueError(
+                f"recipe {value.kind}: the keras engine runs the {', '.join(KERAS_ENGINE_RECIPES)} recipes; "
+                'use "engine": "tfmot" for this one'
+            )
+        return value
+
+    @property
+    def keras_backend(self) -> str:
+        """The Keras backend the run trains on (tensorflow for tfmot runs and for a keras run with no backend)."""
+        return self.backend or "tensorflow"
+
     @field_validator("dataset")
     @classmethod
     def _dataset(cls, value: str) -> str:
@@ -413,15 +473,40 @@ class RunSpec(BaseModel):
 
     @field_validator("exports")
     @classmethod
-    def _exports(cls, value: list[str]) -> list[str]:
+    def _exports(cls, value: list[str], info: ValidationInfo) -> list[str]:
         if not value:
             raise ValueError(f"exports needs at least one format; choose from: {', '.join(EXPORT_KINDS)}")
+        refused = [name for name in value if name not in KERAS_ENGINE_EXPORTS]
+        if info.data.get("engine") == "keras" and refused:
+            raise ValueError(
+                f"{', '.join(refused)}: the keras engine exports {', '.join(KERAS_ENGINE_EXPORTS)} only "
+                '(h5 and saved_model are tf-keras files); remove them, or use "engine": "tfmot"'
+            )
         return sorted(set(value), key=EXPORT_KINDS.index)
 
     @field_validator("compress")
     @classmethod
-    def _compress(cls, value: list[ClusterStage | QatStage | TfliteInt8Stage]) -> list:  # type: ignore[type-arg]
+    def _compress(cls, value: list[ClusterStage | QatStage | TfliteInt8Stage], info: ValidationInfo) -> list:  # type: ignore[type-arg]
+        if info.data.get("engine") == "keras" and value:
+            raise ValueError(
+                f"{', '.join(stage.kind for stage in value)}: compress stages need the tfmot engine (clustering and "
+                'quantization-aware training are tfmot\'s, on tf-keras); remove them, or use "engine": "tfmot"'
+            )
         check_compress_order(value)
+        return value
+
+    @field_validator("int8_quantization")
+    @classmethod
+    def _int8(cls, value: str, info: ValidationInfo) -> str:
+        if (
+            info.data.get("engine") == "keras"
+            and value != "dynamic_range"
+            and "tflite_int8" in info.data.get("exports", ())
+        ):
+            raise ValueError(
+                "full_integer: the keras engine's tflite_int8 is Keras 3's dynamic-range LiteRT export; "
+                'use dynamic_range, or "engine": "tfmot"'
+            )
         return value
 
     def display_name(self) -> str:

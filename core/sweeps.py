@@ -200,15 +200,36 @@ def expand(sweep: SweepSpec, max_runs: int) -> list[SweepPoint]:
         values = {axis.path: axis.values[choice] for axis, choice in zip(sweep.axes, combination[1:], strict=True)}
         for seed in sweep.seeds:
             index = len(points) + len(problems)
+            as_json: dict[str, Any] = {}  # stays empty when the point's spec cannot even be built
             try:
-                spec = RunSpec.model_validate(point_spec(sweep.base, variant, values, seed))
+                as_json = point_spec(sweep.base, variant, values, seed)
+                spec = RunSpec.model_validate(as_json)
             except (ValidationError, InvalidSpec, ValueError) as error:
-                problems.append(point_problem(index, point_label(variant_name, values, seed), error))
+                path, message = point_problem(index, point_label(variant_name, values, seed), error)
+                problems.append((path, message + _engine_pairs_hint(as_json, values)))
                 continue
             points.append(SweepPoint(index=index, variant=variant_name, values=values, seed=seed, spec=spec))
     if problems:
         raise InvalidSweep(problems[:MAX_REPORTED_POINTS])
     return points
+
+
+ENGINE_VARIANTS = (
+    '"variants": {"tfmot": {"engine": "tfmot"}, "keras-tf": {"engine": "keras", "backend": "tensorflow"}, '
+    '"keras-jax": {"engine": "keras", "backend": "jax"}}'
+)
+
+
+def _engine_pairs_hint(spec: dict[str, Any], values: dict[str, Any]) -> str:
+    """For a tfmot point given a backend by an axis: engine and backend are pairs, which variants spell, not axes."""
+    if "engine" not in values and "backend" not in values:
+        return ""
+    if spec.get("engine", "tfmot") != "tfmot" or spec.get("backend") in (None, "tensorflow"):
+        return ""
+    return (
+        ". The tfmot engine runs on tensorflow only, so engine and backend do not cross as axes: give each "
+        f"engine and backend pair as a variant instead (and drop the engine and backend axes), e.g. {ENGINE_VARIANTS}"
+    )
 
 
 def _combinations(sweep: SweepSpec, sizes: list[int]) -> list[tuple[int, ...]]:

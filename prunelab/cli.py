@@ -379,12 +379,14 @@ def workers_(ctx: click.Context, as_json: bool) -> int:
     if as_json:
         echo_json(seen)
         return 0
-    click.echo("NAME\tSTATE\tHOST\tQUEUES\tCONCURRENCY\tRUNNING\tHEARTBEAT")
+    click.echo("NAME\tSTATE\tHOST\tQUEUES\tCONCURRENCY\tKERAS_BACKENDS\tRUNNING\tHEARTBEAT")
     for worker in seen["workers"]:
         running = ",".join(map(str, worker["running"])) or "-"
+        backends = worker.get("keras_backends")
+        keras = "?" if backends is None else ",".join(backends) or "-"
         click.echo(
             f"{worker['name']}\t{worker['state']}\t{worker['host']}\t{','.join(worker['queues'])}\t"
-            f"{worker['concurrency']}\t{running}\t{worker['heartbeat_at']}"
+            f"{worker['concurrency']}\t{keras}\t{running}\t{worker['heartbeat_at']}"
         )
     queue = seen["queue"]
     click.echo(f"queue {queue['name']}: {queue['length']} run(s) waiting")

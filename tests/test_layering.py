@@ -82,6 +82,19 @@ def test_a_keras3_scripts_callback_loads_keras3_only() -> None:
     assert not loaded & {*WEB_AND_QUEUE, *SERVER_AND_WORKER}, sorted(loaded & {*WEB_AND_QUEUE, *SERVER_AND_WORKER})
 
 
+def test_the_keras_engine_child_loads_keras3_and_no_tf_keras_or_tfmot() -> None:
+    # What a keras-engine run's child process imports to train on JAX: Keras 3 and JAX, no tf-keras, no tfmot, no web.
+    modules = loaded_modules_after(
+        "import os; os.environ.pop('TF_USE_LEGACY_KERAS', None); os.environ['KERAS_BACKEND'] = 'jax'; "
+        "os.environ['PRUNELAB_KERAS3_CHILD'] = '1'; import prunelab.worker.keras3.child, prunelab.worker.keras3.train; "
+        "assert 'TF_USE_LEGACY_KERAS' not in os.environ"
+    )
+    loaded = {m.split(".")[0] for m in modules} | {".".join(m.split(".")[:3]) for m in modules}
+    assert {"keras", "jax", "prunelab.worker.keras3", "prunelab.prune"} <= loaded
+    assert not loaded & {"tf_keras", "tensorflow_model_optimization", "prunelab.worker.training.tf"}
+    assert not loaded & set(WEB_AND_QUEUE), sorted(loaded & set(WEB_AND_QUEUE))
+
+
 def test_training_library_loads_no_web_database_or_queue_code() -> None:
     imports = (
         "import pkgutil, importlib, prunelab.worker.training as training; "

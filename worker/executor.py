@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,7 @@ from prunelab.server.settings import Settings, get_settings
 from prunelab.worker.checkpoints import RunCheckpoints
 from prunelab.worker.db_reporter import DatabaseReporter
 from prunelab.worker.lifecycle import listen_for_shutdown, shutdown_requested
+from prunelab.worker.training.result import TrainingResult
 
 log = logging.getLogger(__name__)
 
@@ -149,8 +151,7 @@ def execute_run(run_id: int, worker_name: str, settings: Settings | None = None)
     reporter = DatabaseReporter(run_id, claim.attempt, shutdown=shutdown_requested).start()
     started = time.monotonic()
     try:
-        from prunelab.worker.training.train import train  # TensorFlow loads here, in the pool process
-
+        train = training_engine(claim.spec)
         assert settings.data_dir is not None
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         store = get_store(settings)
@@ -196,11 +197,28 @@ def execute_run(run_id: int, worker_name: str, settings: Settings | None = None)
     except Exception as error:
         log.exception("run %s failed", run_id)
         reporter.close()
-        failed = finish_run(claim, RunStatus.FAILED, error=f"{type(error).__name__}: {error}")
+        failed = finish_run(claim, RunStatus.FAILED, error=failure_message(error))
         return _ended(claim, get_store(settings), failed, "failed", partial_files=True)
     finally:
         reporter.close()
         compact_quietly(run_id)
+
+
+def training_engine(spec: RunSpec) -> Callable[..., TrainingResult]:
+    """The engine's `train` (one signature for both): tfmot in this process, keras in a child process per run."""
+    if spec.engine == "keras":
+        from prunelab.worker.keras3 import process
+
+        return process.train
+    from prunelab.worker.training.train import train  # TensorFlow loads here, in the pool process
+
+    return train
+
+
+def failure_message(error: BaseException) -> str:
+    """A failed run's error: `Type: message`, the keras engine's child's own type for what it raised."""
+    run_error = getattr(error, "run_error", None)
+    return run_error if isinstance(run_error, str) else f"{type(error).__name__}: {error}"
 
 
 def compact_quietly(run_id: int) -> None:

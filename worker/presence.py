@@ -5,6 +5,9 @@ whose heartbeat is older than two intervals is shown gone, whether it was killed
 away. A clean shutdown records `stopped_at`. The run a worker trains is read from `runs.worker`, which
 the claim sets to the same node name.
 
+Each row records the Keras backends this worker's keras engine can run, so that the API refuses a keras run
+for a backend no live worker offers (backend/runs/service.py).
+
 The main process forks pool processes later, so each beat uses an engine that pools no connection.
 """
 
@@ -22,6 +25,7 @@ from sqlalchemy import CursorResult, update
 from prunelab.server.db import one_off_engine, session_scope
 from prunelab.server.models import Worker, utcnow
 from prunelab.server.settings import get_settings
+from prunelab.worker.keras3.process import installed_backends
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +35,7 @@ class Presence:
         self.name = name
         self.queues = queues
         self.concurrency = concurrency
+        self.keras_backends = installed_backends()  # probed once: installing a package needs a worker restart
         self.settings = get_settings()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="prunelab-presence", daemon=True)
@@ -47,6 +52,7 @@ class Presence:
             "host": socket.gethostname(),
             "queues": self.queues,
             "concurrency": self.concurrency,
+            "keras_backends": self.keras_backends,
             "heartbeat_at": now,
             "stopped_at": None,
         }

@@ -7,6 +7,12 @@ into a temporary table (built by numpy, no Python object per point), then one IN
 ON CONFLICT DO NOTHING. SQLite: one `executemany` in the caller's transaction (WAL; the rows handed
 over by C-level iterators). Non-finite values are stored as NULL (a gap). The latest value of each
 (run, key) is upserted from the same batch, one row per series.
+
+`metrics` has no foreign key to `runs` (its check ran once per inserted row): once the rows are written, the
+writer locks the batch's runs in one statement instead and refuses (rolls back) a batch naming a run that does not
+exist. PostgreSQL: FOR KEY SHARE, which a concurrent delete of the run waits for, and after which a deleted run is
+not found; SQLite: after its INSERT the transaction holds the database's write lock, so no delete can come between
+the check and the commit.
 """
 
 from __future__ import annotations
@@ -18,10 +24,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from prunelab.server.models import LatestMetric
+from prunelab.core.errors import RunNotFound
+from prunelab.server.models import LatestMetric, Run
 
 
 @dataclass(frozen=True)
@@ -218,6 +226,18 @@ def _write_sqlite(session: Session, batch: PointBatch) -> None:
     )
 
 
+def _lock_runs(session: Session, run_ids: np.ndarray, dialect: str) -> None:
+    """What the foreign key did, once a batch and after its rows: every run exists, and stays until the commit."""
+    wanted = np.unique(run_ids).tolist()
+    query = select(Run.id).where(Run.id.in_(wanted))
+    if dialect == "postgresql":
+        query = query.with_for_update(key_share=True)
+    found = set(session.scalars(query))
+    missing = [run_id for run_id in wanted if run_id not in found]
+    if missing:
+        raise RunNotFound(missing[0])
+
+
 def record_batch(session: Session, batch: PointBatch) -> None:
     """Store a batch idempotently in the caller's transaction: the first write of a (run, key, step) wins."""
     if not len(batch):
@@ -232,6 +252,7 @@ def record_batch(session: Session, batch: PointBatch) -> None:
         statement = sqlite.insert(LatestMetric)
     else:
         raise NotImplementedError(f"metric writes are written for PostgreSQL and SQLite, not {dialect}")
+    _lock_runs(session, unique.run_ids, dialect)
     statement = statement.on_conflict_do_update(
         index_elements=["run_id", "key"],
         set_={"step": statement.excluded.step, "value": statement.excluded.value},

@@ -37,13 +37,7 @@ OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
 COLUMNS_MEDIA_TYPE = "application/vnd.prunelab.columns"
 _ALIGN = 8
 _INT32 = np.iinfo(np.int32)
-
-
-def shortest_values(values: np.ndarray) -> np.ndarray:
-    """float32 when every value is one (orjson then prints float32's shortest decimal form), else as is."""
-    with np.errstate(over="ignore"):
-        narrow = values.astype(np.float32)
-    return narrow if np.array_equal(narrow.astype(np.float64), values, equal_nan=True) else values
+_TYPE_NAMES = {np.int32: "int32", np.float32: "float32", np.float64: "float64"}  # what decodeColumns reads
 
 
 def series_json(series: dict[str, Points]) -> dict[str, dict[str, Any]]:
@@ -51,7 +45,7 @@ def series_json(series: dict[str, Points]) -> dict[str, dict[str, Any]]:
 
 
 def _json_series(points: Points) -> dict[str, np.ndarray]:
-    return {"steps": points.steps, "values": shortest_values(points.values), "wall_times": points.wall_times}
+    return {"steps": points.steps, "values": points.shortest_values, "wall_times": points.wall_times}
 
 
 def json_response(payload: Any) -> Response:
@@ -66,15 +60,16 @@ class _Columns:
     """Collects the column buffers of a payload's series while orjson writes the header."""
 
     def __init__(self) -> None:
-        self.parts: list[bytes] = []
+        self.parts: list[bytes | memoryview] = []
         self.size = 0
 
     def _add(self, array: np.ndarray) -> list[Any]:
         offset = self.size
-        raw = np.ascontiguousarray(array).astype(array.dtype.newbyteorder("<"), copy=False).tobytes()
-        self.parts += [raw, _padding(len(raw))]
-        self.size += len(raw) + len(self.parts[-1])
-        return [array.dtype.name, offset]
+        raw = np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<"))
+        padding = _padding(raw.nbytes)
+        self.parts += [raw.data, padding]  # a view of the array: no copy until the join
+        self.size += raw.nbytes + len(padding)
+        return [_TYPE_NAMES.get(array.dtype.type) or array.dtype.name, offset]
 
     def describe(self, value: object) -> dict[str, Any]:
         if not isinstance(value, Points):
@@ -85,7 +80,7 @@ class _Columns:
         return {
             "columns": len(value),
             "steps": self._add(steps.astype(np.int32 if fits else np.float64)),
-            "values": self._add(shortest_values(value.values)),
+            "values": self._add(value.shortest_values),
             "wall_times": [*self._add((value.wall_times - origin).astype(np.float32)), origin],
         }
 

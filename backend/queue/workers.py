@@ -30,6 +30,9 @@ class WorkerOut(BaseModel):
     pid: int
     queues: list[str]
     concurrency: int
+    keras_backends: list[str] | None = Field(
+        description="The Keras backends its keras engine can run; null: not recorded (a worker of an earlier version)."
+    )
     state: Literal["online", "gone", "stopped"] = Field(
         description="online: heartbeat within two intervals; gone: heartbeat missed (killed?); stopped: shut down."
     )
@@ -83,6 +86,7 @@ def list_workers(session: Session, settings: Settings, now: datetime) -> list[Wo
             pid=row.pid,
             queues=row.queues,
             concurrency=row.concurrency,
+            keras_backends=row.keras_backends,
             state=_state(row, cutoff),
             started_at=row.started_at,
             heartbeat_at=row.heartbeat_at,
@@ -99,6 +103,18 @@ def online_count(session: Session, settings: Settings, now: datetime, queue: str
         select(Worker.queues).where(Worker.stopped_at.is_(None), Worker.heartbeat_at >= online_since(settings, now))
     ).all()
     return sum(1 for queues in rows if queue is None or queue in queues)
+
+
+def online_keras_backends(session: Session, settings: Settings, now: datetime) -> list[str] | None:
+    """The Keras backends the online workers on the runs' queue offer together; None when that is unknown: no
+    worker is online (queued runs wait for one) or one did not record its backends."""
+    rows = session.scalars(
+        select(Worker).where(Worker.stopped_at.is_(None), Worker.heartbeat_at >= online_since(settings, now))
+    ).all()
+    listening = [row for row in rows if settings.queue in row.queues]
+    if not listening or any(row.keras_backends is None for row in listening):
+        return None
+    return sorted({backend for row in listening for backend in row.keras_backends or []})
 
 
 def no_worker_message(session: Session, settings: Settings, now: datetime) -> str | None:

@@ -26,7 +26,7 @@ from typing import Any, Literal
 
 from lark import Lark, Token, Tree
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
-from sqlalchemy import Boolean, Float, Select, Text, and_, cast, exists, false, func, not_, or_, true
+from sqlalchemy import Boolean, Float, Select, String, Text, and_, cast, exists, false, func, literal, not_, or_, true
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import QueryableAttribute, aliased
 from sqlalchemy.sql.compiler import SQLCompiler
@@ -326,23 +326,29 @@ def _day(op: Op, start: datetime, end: datetime) -> Filter:
 
 
 class json_number(FunctionElement[float]):
-    """`column[key]` as a float when it is a JSON number there, else NULL (strings, objects, booleans, missing)."""
+    """`column[key]` as a float when it is a JSON number there, else NULL (strings, objects, booleans, missing).
+
+    The key is bound twice, as itself (PostgreSQL) and as a JSON path (SQLite): a path built in SQL would be
+    concatenated again for every row, twice (a tenth of a 10,000-run sort on SQLite)."""
 
     type = Float()
     inherit_cache = True
     name = "json_number"
 
+    def __init__(self, column: Any, key: str) -> None:
+        super().__init__(column, literal(key, String()), literal(f'$."{key}"', String()))
+
 
 @compiles(json_number, "postgresql")
 def _json_number_postgresql(element: json_number, compiler: SQLCompiler, **kw: Any) -> str:
-    column, key = (compiler.process(clause, **kw) for clause in element.clauses)
+    column, key = (compiler.process(clause, **kw) for clause in list(element.clauses)[:2])
     return f"CASE WHEN json_typeof({column} -> {key}) = 'number' THEN CAST(({column} ->> {key}) AS FLOAT) END"
 
 
 @compiles(json_number, "sqlite")
 def _json_number_sqlite(element: json_number, compiler: SQLCompiler, **kw: Any) -> str:
-    column, key = (compiler.process(clause, **kw) for clause in element.clauses)
-    path = f"'$.\"' || {key} || '\"'"
+    column_clause, _, path_clause = element.clauses
+    column, path = compiler.process(column_clause, **kw), compiler.process(path_clause, **kw)
     return f"CASE WHEN json_type({column}, {path}) IN ('integer', 'real') THEN json_extract({column}, {path}) END"
 
 

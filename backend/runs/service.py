@@ -5,18 +5,20 @@ from __future__ import annotations
 import logging
 from collections.abc import Collection, Sequence
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session, selectinload
 
-from prunelab.core.errors import RunNotFound, RunStateConflict
+from prunelab.core.errors import InvalidSpec, RunNotFound, RunStateConflict
 from prunelab.core.plans import RunPlan, resolve_plan
 from prunelab.core.recipes import DenseRecipe, PretrainedRecipe, base_run_id, upload_id
-from prunelab.core.specs import RunSpec
+from prunelab.core.specs import KERAS_BACKEND_INSTALL, RunSpec
 from prunelab.server.artifacts.storage import ArtifactStore, StoreUnavailable, run_prefix
 from prunelab.server.db import after_commit
-from prunelab.server.models import Run, RunStatus, utcnow
+from prunelab.server.models import Metric, Run, RunStatus, utcnow
+from prunelab.server.queue import workers
 from prunelab.server.queue.client import enqueue_run
 from prunelab.server.runs import links, sources
+from prunelab.server.settings import get_settings
 
 log = logging.getLogger(__name__)
 
@@ -44,9 +46,26 @@ def checked_plan(session: Session, spec: RunSpec) -> tuple[RunPlan, int | None]:
     if (upload := upload_id(spec.recipe)) is not None:
         sources.check_upload_fits(spec, sources.model_upload(session, upload))
     plan = resolve_plan(spec)
+    check_backend_offered(session, spec)
     if (parent_run_id := base_run_id(spec.recipe)) is not None:
         sources.check_base_run(session, spec, parent_run_id)
     return plan, parent_run_id
+
+
+def check_backend_offered(session: Session, spec: RunSpec) -> None:
+    """A keras run's backend must be one a live worker can run, when the workers say which they can."""
+    if spec.engine != "keras":
+        return
+    offered = workers.online_keras_backends(session, get_settings(), utcnow())
+    backend = spec.keras_backend
+    if offered is None or backend in offered:
+        return
+    raise InvalidSpec(
+        ("backend",),
+        f"backend {backend!r}: no live worker can run the keras engine on {backend} (the live workers' Keras "
+        f"backends: {', '.join(offered) or 'none'}); choose one of those, or install it on a worker with "
+        f"{KERAS_BACKEND_INSTALL[backend]} and restart the worker",
+    )
 
 
 def _dense_baseline_spec(spec: RunSpec, dense_epochs: int) -> RunSpec:
@@ -130,6 +149,9 @@ def delete_run(session: Session, store: ArtifactStore, run_id: int) -> None:
     links.fail_waiting_runs(session, run_id, "was deleted")
     session.delete(run)
     session.flush()
+    # `metrics` has no foreign key (backend/models.py): its rows go here, after the run's row is deleted, so a
+    # writer that locked the run first has committed and its rows are seen; a later one finds no run.
+    session.execute(delete(Metric).where(Metric.run_id == run_id))
     after_commit(session, lambda: _delete_files(store, run_id))
 
 

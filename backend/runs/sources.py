@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from prunelab.core.catalog import DATASETS
 from prunelab.core.errors import InvalidSpec
+from prunelab.core.scope import keras_engine_class_problems
 from prunelab.core.specs import RunSpec
 from prunelab.server.models import Artifact, Run, RunStatus, Upload, UploadKind
 from prunelab.server.uploads.inspect_keras import keras_major
@@ -78,17 +79,27 @@ def model_upload(session: Session, upload_id: int) -> ModelUpload:
 
 
 def check_upload_fits(spec: RunSpec, upload: ModelUpload) -> None:
-    """An uploaded model must be a tf-keras one (what tfmot prunes) and take the dataset's images."""
+    """An uploaded model must be saved by the Keras its engine trains, be prunable by it, and take the images."""
     version = upload.meta.get("keras_version")
-    if (keras_major(version) or 2) >= 3:
+    keras3 = (keras_major(version) or 2) >= 3
+    if keras3 and spec.engine == "tfmot":
         # tf-keras cannot load a Keras 3 file (it fails in the worker, mid-run): refuse it here, saying why.
         raise InvalidSpec(
             UPLOAD_FIELD,
-            f"upload {upload.upload_id} was saved by Keras {version}: runs prune with tfmot, which trains tf-keras "
-            "(Keras 2) models only. Choose the Keras engine for a Keras 3 model: prune it with prunelab.prune and "
-            "log it with PruneLabCallback(..., pruner=pruner) (README: Log a Keras 3 script into PruneLab), or "
-            "upload the model saved by tf-keras",
+            f"upload {upload.upload_id} was saved by Keras {version}: the tfmot engine trains tf-keras (Keras 2) "
+            'models only. Choose the keras engine for a Keras 3 model ("engine": "keras", and a "backend"), '
+            "or upload the model saved by tf-keras",
         )
+    if not keras3 and spec.engine == "keras":
+        saved_by = f"tf-keras {version}" if version else "a Keras that did not record its version (tf-keras)"
+        raise InvalidSpec(
+            UPLOAD_FIELD,
+            f"upload {upload.upload_id} was saved by {saved_by}: the keras engine trains Keras 3 models; "
+            'use "engine": "tfmot" for it, or upload the model saved by Keras 3',
+        )
+    if spec.engine == "keras":
+        for problem in keras_engine_class_problems(list(upload.meta.get("layers") or []), spec):
+            raise InvalidSpec(problem.field, f"upload {upload.upload_id}: {problem.message}")
     recorded = upload.meta.get("input_shape")
     if not recorded:
         return

@@ -7,7 +7,7 @@ import { el } from "./common.js";
 const NOT_JSON = Symbol("not JSON");
 
 export const GROUPS = [
-  ["data/model", "Data and model"], ["training", "Training"], ["schedule", "Schedule"],
+  ["data/model", "Data and model"], ["engine", "Engine"], ["training", "Training"], ["schedule", "Schedule"],
   ["structure", "Structure"], ["recipe", "Recipe"], ["compress", "Compress after pruning"], ["export", "Export"],
 ];
 
@@ -64,7 +64,9 @@ export class SchemaForm {
     const choices = inner.enum || (path in this.catalog ? this.catalog[path] : null);
     let input;
     if (choices) {
-      input = el("select", { id, name: path }, ...choices.map((choice) =>
+      // A nullable choice (backend) offers its null as an empty option, read back as null.
+      const blank = nullable ? [el("option", { value: "", text: "(default)", selected: current === null || current === undefined })] : [];
+      input = el("select", { id, name: path }, ...blank, ...choices.map((choice) =>
         el("option", { value: choice, text: choice, selected: choice === current })));
     } else if (inner.type === "boolean") {
       input = el("input", { id, name: path, type: "checkbox", checked: Boolean(current) });

@@ -8,6 +8,14 @@ renderHeader("new-sweep.html");
 const SCHEDULE_KINDS = ["constant", "polynomial", "piecewise"];
 // Schedule fields every kind has: kept when a variant changes the kind.
 const SHARED_SCHEDULE_FIELDS = ["begin_step", "end_step", "begin_fraction", "end_fraction", "frequency"];
+// Engine and backend pairs (the tfmot engine has tensorflow only, so the two do not cross as axes).
+const ENGINE_VARIANTS = {
+  "tfmot": { engine: "tfmot", backend: null },
+  "keras-tf": { engine: "keras", backend: "tensorflow" },
+  "keras-jax": { engine: "keras", backend: "jax" },
+  "keras-torch": { engine: "keras", backend: "torch" },
+};
+const KERAS_ENGINE_EXPORTS = ["keras", "tflite", "tflite_int8"];
 
 const form = document.getElementById("sweep-form");
 const formError = document.getElementById("form-error");
@@ -49,17 +57,39 @@ function variantKinds() {
   return [...document.querySelectorAll("#variant-boxes input:checked")].map((box) => box.value);
 }
 
+function engineVariants() {
+  return [...document.querySelectorAll("#engine-boxes input:checked")].map((box) => box.value);
+}
+
+// An engine variant as a partial spec: a keras one keeps the form's exports that engine makes.
+function engineVariant(name, base) {
+  const variant = { ...ENGINE_VARIANTS[name] };
+  if (variant.engine === "keras" && Array.isArray(base.exports)) {
+    variant.exports = base.exports.filter((kind) => KERAS_ENGINE_EXPORTS.includes(kind));
+  }
+  return variant;
+}
+
 // The sweep as POST /api/sweeps takes it.
 export function readSweep() {
   const base = schemaForm.read();
   delete base.seed;
   const kinds = variantKinds();
-  const variants = {};
+  const schedules = {};
   if (kinds.length) {
     const schedule = base.schedule || {};
     base.schedule = Object.fromEntries(SHARED_SCHEDULE_FIELDS.filter((k) => k in schedule).map((k) => [k, schedule[k]]));
     // The form's own kind keeps all its fields; another kind starts from its defaults.
-    for (const kind of kinds) variants[kind] = { schedule: kind === schedule.kind ? { ...schedule } : { kind } };
+    for (const kind of kinds) schedules[kind] = { schedule: kind === schedule.kind ? { ...schedule } : { kind } };
+  }
+  const engines = Object.fromEntries(engineVariants().map((name) => [name, engineVariant(name, base)]));
+  // Schedule variants x engine variants, named `<kind>+<engine>` when both are ticked.
+  let variants = Object.keys(engines).length ? engines : schedules;
+  if (kinds.length && Object.keys(engines).length) {
+    variants = {};
+    for (const [kind, schedule] of Object.entries(schedules)) {
+      for (const [name, engine] of Object.entries(engines)) variants[`${kind}+${name}`] = { ...schedule, ...engine };
+    }
   }
   const axes = [...axesBox.querySelectorAll(".axis")].map((row) => ({
     path: row.querySelector(".axis-path").value,
@@ -94,6 +124,9 @@ async function start() {
   schemaForm.onchange = updateCount;
   document.getElementById("variant-boxes").replaceChildren(...SCHEDULE_KINDS.map((kind) =>
     el("label", {}, el("input", { type: "checkbox", value: kind, id: `variant-${kind}`, onchange: updateCount }), ` ${kind}`)));
+  document.getElementById("engine-boxes").replaceChildren(...Object.entries(ENGINE_VARIANTS).map(([name, pair]) =>
+    el("label", {}, el("input", { type: "checkbox", value: name, id: `engine-${name}`, onchange: updateCount }),
+      ` ${name} (${pair.engine}${pair.backend ? ` on ${pair.backend}` : ""})`)));
   for (const id of ["seeds", "samples", "sweep-name"]) document.getElementById(id).addEventListener("input", updateCount);
   document.getElementById("mode").addEventListener("change", (event) => {
     document.getElementById("samples-field").hidden = event.target.value !== "random";

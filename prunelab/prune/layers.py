@@ -1,42 +1,39 @@
-"""Which Keras 3 layers the engine prunes, and which of their weights: tfmot's registry, for Keras 3.
+"""Which Keras 3 layers the engine prunes, and which of their weights: `core.registry`'s keras-engine registry.
 
-tfmot prunes a kernel (never a bias) per layer class; the same choice here, by class, with the
-variable read from the attribute Keras 3 keeps it in. DepthwiseConv2D is the one addition: tfmot's
-registry leaves its depthwise kernel dense, the engine prunes it (the same mask arithmetic).
+The names (classes, weights) are core's, so the API plans a keras run with exactly what this engine prunes:
+tfmot's choice of a kernel (never a bias) per class, plus DepthwiseConv1D/2D's depthwise kernel, which tfmot's
+registry leaves dense. This module only finds the classes and the variables in Keras 3.
 """
 
 from __future__ import annotations
 
 import keras
 
+from prunelab.core.registry import KERAS_ENGINE_WEIGHTS
 from prunelab.core.scope import LayerFacts
 
 # Exact classes, as tfmot's registry matches them (a subclass may change what its weights mean).
-PRUNABLE_WEIGHTS: dict[type, tuple[str, ...]] = {
-    keras.layers.Dense: ("_kernel",),
-    keras.layers.Conv1D: ("_kernel",),
-    keras.layers.Conv2D: ("_kernel",),
-    keras.layers.Conv3D: ("_kernel",),
-    keras.layers.Conv1DTranspose: ("kernel",),
-    keras.layers.Conv2DTranspose: ("kernel",),
-    keras.layers.Conv3DTranspose: ("kernel",),
-    keras.layers.DepthwiseConv1D: ("kernel",),
-    keras.layers.DepthwiseConv2D: ("kernel",),
-    keras.layers.SeparableConv1D: ("pointwise_kernel",),
-    keras.layers.SeparableConv2D: ("pointwise_kernel",),
-    keras.layers.Embedding: ("_embeddings",),
+REGISTERED: dict[type, tuple[str, ...]] = {
+    getattr(keras.layers, name): KERAS_ENGINE_WEIGHTS[name] for name in KERAS_ENGINE_WEIGHTS
 }
+PRUNABLE_WEIGHTS: dict[type, tuple[str, ...]] = {cls: weights for cls, weights in REGISTERED.items() if weights}
+
+
+def _variable(layer: keras.layers.Layer, name: str) -> object:
+    # Keras 3 keeps a Dense/Conv kernel and an Embedding's table behind a property (`_kernel`, `_embeddings`)
+    # that LoRA or quantization may replace; the variable itself is the underscored attribute where there is one.
+    held = getattr(layer, f"_{name}", None)
+    return held if isinstance(held, keras.Variable) else getattr(layer, name, None)
 
 
 def prunable_variables(layer: keras.layers.Layer) -> list[keras.Variable]:
     """The variables the engine prunes in `layer` (empty for a class it does not prune)."""
-    names = PRUNABLE_WEIGHTS.get(type(layer), ())
     variables = []
-    for name in names:
-        variable = getattr(layer, name, None)
+    for name in PRUNABLE_WEIGHTS.get(type(layer), ()):
+        variable = _variable(layer, name)
         if not isinstance(variable, keras.Variable):
             raise ValueError(
-                f"layer {layer.name!r} ({type(layer).__name__}) keeps no plain {name.lstrip('_')} variable "
+                f"layer {layer.name!r} ({type(layer).__name__}) keeps no plain {name} variable "
                 "(LoRA-enabled or quantized); prune it before enabling LoRA or quantizing, or leave it out of scope"
             )
         variables.append(variable)
@@ -47,7 +44,8 @@ def layer_facts(model: keras.Model) -> list[LayerFacts]:
     """The scope rule's view of a built Keras 3 model's top-level layers."""
     facts = []
     for layer in model.layers:
-        supported = type(layer) in PRUNABLE_WEIGHTS
+        # A normalization layer is registered with no weight to prune: left dense with a note, not refused.
+        supported = type(layer) in REGISTERED
         shapes = tuple(tuple(int(size) for size in variable.shape) for variable in prunable_variables(layer))
         facts.append(LayerFacts(layer.name, type(layer).__name__, int(layer.count_params()), supported, shapes))
     return facts

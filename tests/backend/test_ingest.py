@@ -5,8 +5,10 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from sqlalchemy import select
+import pytest
+from sqlalchemy import func, select
 
+from prunelab.core.errors import RunNotFound
 from prunelab.server.db import session_scope
 from prunelab.server.metrics.ingest import MetricPoint, PointBatch, record_batch
 from prunelab.server.models import LatestMetric, Metric
@@ -68,3 +70,16 @@ def test_several_batches_with_other_keys_in_one_transaction(settings: object) ->
         record_batch(session, PointBatch.of_runs({run_id: [MetricPoint("x", 2, 3.0, 0.0)]}))
         record_batch(session, PointBatch.of_runs({run_id: [MetricPoint("y", 1, 5.0, 0.0)]}))  # already stored
     assert rows(run_id) == {("z", 1): (1.0, 0.0), ("y", 1): (2.0, 0.0), ("x", 2): (3.0, 0.0)}
+
+
+def test_a_batch_naming_a_missing_run_is_refused_whole(settings: object) -> None:
+    """`metrics` has no foreign key: the writer checks the batch's runs itself, and nothing of the batch stays."""
+    run_id = queued_run()
+    batch = PointBatch.of_runs(
+        {run_id: [MetricPoint("a", 1, 1.0, 0.0)], run_id + 1000: [MetricPoint("a", 1, 2.0, 0.0)]}
+    )
+    with pytest.raises(RunNotFound, match=f"run {run_id + 1000} does not exist"), session_scope() as session:
+        record_batch(session, batch)
+    with session_scope() as session:
+        assert session.scalar(select(func.count()).select_from(Metric)) == 0
+        assert session.scalar(select(func.count()).select_from(LatestMetric)) == 0

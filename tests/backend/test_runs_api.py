@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from fastapi.testclient import TestClient
+from sqlalchemy import func, select
 
 from prunelab.server.db import session_scope
 from prunelab.server.metrics.service import MetricPoint, record_points
-from prunelab.server.models import Run, RunStatus
+from prunelab.server.models import Metric, Run, RunStatus
 
 POLYNOMIAL = {
     "name": "poly",
@@ -114,6 +115,8 @@ def test_delete_removes_run_and_metrics_but_not_running_runs(client: TestClient)
     assert client.delete(f"/api/runs/{run['id']}").status_code == 204
     assert client.get(f"/api/runs/{run['id']}").status_code == 404
     assert client.get("/api/runs").json()["runs"] == []
+    with session_scope() as session:  # hot rows have no foreign key to cascade: delete_run removes them itself
+        assert session.scalar(select(func.count()).select_from(Metric).where(Metric.run_id == run["id"])) == 0
 
 
 def test_model_download_before_success_is_a_clear_404(client: TestClient) -> None:

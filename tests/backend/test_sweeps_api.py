@@ -84,6 +84,20 @@ def test_a_point_that_is_not_a_valid_spec_refuses_the_whole_sweep(client: TestCl
     assert client.get("/api/sweeps").json()["sweeps"] == []
 
 
+def test_engine_and_backend_axes_refuse_the_tfmot_jax_point_by_name_and_suggest_variants(client: TestClient) -> None:
+    axes = [{"path": "engine", "values": ["tfmot", "keras"]}, {"path": "backend", "values": ["tensorflow", "jax"]}]
+    base = {**TUTORIAL["base"], "schedule": {"kind": "constant", "frequency": 41}}
+    answer = client.post("/api/sweeps", json={**TUTORIAL, "base": base, "variants": {}, "axes": axes, "seeds": [0]})
+    assert answer.status_code == 422
+    [problem] = answer.json()["detail"]
+    assert problem["field"] == "points.1" and problem["msg"].startswith("point 1 (engine tfmot, backend jax, seed 0)")
+    assert '"variants": {"tfmot": {"engine": "tfmot"}, "keras-tf"' in problem["msg"]
+    assert run_count() == 0
+    variants = {"tfmot": {"engine": "tfmot"}, "keras-jax": {"engine": "keras", "backend": "jax"}}
+    submit(client, {**TUTORIAL, "base": base, "variants": variants, "axes": [], "seeds": [0]})
+    assert run_count() == 2
+
+
 def test_a_point_whose_plan_cannot_run_refuses_the_whole_sweep(client: TestClient) -> None:
     payload = {**TUTORIAL, "axes": [{"path": "schedule.frequency", "values": [41, 5000]}], "seeds": [0]}
     answer = client.post("/api/sweeps", json=payload)

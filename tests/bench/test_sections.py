@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 import pytest
@@ -33,7 +34,7 @@ def test_a_stored_section_renders_with_its_provenance(tmp_path: Path, monkeypatc
     text = render(
         [loaded],
         command="python -m bench --only downloads",
-        machine={"cores": "2"},
+        machine={"cores": "2", "commit": "fff0000", "load average at start": "9.99 9.99 9.99"},
         mode="full size",
         closing=[],
         chart_paths=[],
@@ -42,6 +43,9 @@ def test_a_stored_section_renders_with_its_provenance(tmp_path: Path, monkeypatc
     )
     assert "_Produced by `python -m bench --only series` at commit abc1234, 2026-11-30 11:00 UTC" in text
     assert "| compare | 123.4 |" in text
+    footer = next(line for line in text.splitlines() if line.startswith("_Produced by"))
+    # The machine, but not the render's own commit and load: the section's are in its footer already.
+    assert "cores: 2" in footer and "fff0000" not in footer and "9.99" not in footer
 
 
 def test_render_writes_every_stored_full_size_section_and_runs_none(tmp_path: Path) -> None:
@@ -59,3 +63,11 @@ def test_render_writes_every_stored_full_size_section_and_runs_none(tmp_path: Pa
     assert "it ran none" in text
     missing = [name for name in BENCHMARKS if name not in stored]
     assert (f"Not run at this size yet (no section below): {', '.join(missing)}." in text) == bool(missing)
+
+
+def test_only_takes_several_sections_by_commas_or_repeated() -> None:
+    from bench.__main__ import section_names
+
+    assert section_names("ingestion,series, runs_at_scale") == ["ingestion", "series", "runs_at_scale"]
+    with pytest.raises(argparse.ArgumentTypeError, match="unknown section nope: choose from"):
+        section_names("ingestion,nope")

@@ -67,6 +67,27 @@ def test_a_bad_spec_prints_the_servers_message_and_no_traceback(stack: StackConf
         no_traceback(result)
 
 
+def test_submit_passes_engine_and_backend_through_and_prints_their_422(
+    stack: StackConfig, client: Client, tmp_path: Path
+) -> None:
+    spec = tmp_path / "keras.json"
+    spec.write_text(json.dumps({**LONG, "name": "keras engine", "engine": "keras", "backend": "jax"}))
+    submitted = prunelab(stack.base_url, "submit", str(spec), "--json")
+    assert submitted.returncode == 0, submitted.stderr
+    run = json.loads(submitted.stdout)
+    client.cancel(run["id"])  # only the fields are under test here; tests/integration trains keras runs
+    assert (run["spec"]["engine"], run["spec"]["backend"]) == ("keras", "jax")
+    assert run["spec"]["exports"] == ["keras", "tflite", "tflite_int8"]
+    spec.write_text(json.dumps({**TINY, "backend": "jax"}))
+    refused = prunelab(stack.base_url, "submit", str(spec))
+    assert refused.returncode == 1
+    assert refused.stderr.strip() == (
+        "prunelab: backend: backend 'jax': the tfmot engine runs on tf-keras (TensorFlow) only; "
+        'set "engine": "keras" to train on another Keras backend, or leave backend null (HTTP 422)'
+    ), refused.stderr
+    no_traceback(refused)
+
+
 def test_a_missing_run_prints_the_servers_404(stack: StackConfig) -> None:
     missing = prunelab(stack.base_url, "runs", "show", "987654")
     assert missing.returncode == 1 and "987654" in missing.stderr and "(HTTP 404)" in missing.stderr

@@ -129,3 +129,42 @@ def test_the_sweep_itself_is_validated() -> None:
         sweep(mode="random")
     with pytest.raises(ValueError, match="String should match pattern"):
         sweep(variants={"has space": {}})
+
+
+CONSTANT_BASE = {**TUTORIAL["base"], "schedule": {"kind": "constant", "frequency": 41}}  # type: ignore[dict-item]
+ENGINES_AS_VARIANTS = {
+    "tfmot": {"engine": "tfmot"},
+    "keras-tf": {"engine": "keras", "backend": "tensorflow"},
+    "keras-jax": {"engine": "keras", "backend": "jax"},
+}
+
+
+def test_engine_and_backend_axes_name_each_tfmot_point_given_a_backend_and_suggest_variants() -> None:
+    axes = [{"path": "engine", "values": ["tfmot", "keras"]}, {"path": "backend", "values": ["tensorflow", "jax"]}]
+    with pytest.raises(InvalidSweep) as raised:
+        expand(sweep(base=CONSTANT_BASE, variants={}, axes=axes, seeds=[0]), max_runs=100)
+    [(field, message)] = raised.value.problems  # only tfmot x jax; no point is dropped silently
+    assert field == ("points", "1")
+    assert message.startswith(
+        "point 1 (engine tfmot, backend jax, seed 0): backend: backend 'jax': the tfmot engine runs on tf-keras"
+    )
+    assert "give each engine and backend pair as a variant instead" in message
+    assert '"keras-jax": {"engine": "keras", "backend": "jax"}' in message
+
+
+def test_engines_and_backends_as_variants_cross_with_the_other_axes() -> None:
+    points = expand(sweep(variants=ENGINES_AS_VARIANTS, seeds=[0]), max_runs=100)
+    pairs = [(point.variant, point.spec.engine, point.spec.keras_backend) for point in points]
+    assert pairs == [
+        (name, engine, backend)
+        for name, engine, backend in [("tfmot", "tfmot", "tensorflow"), ("keras-tf", "keras", "tensorflow"),
+                                      ("keras-jax", "keras", "jax")]
+        for _sparsity in range(4)
+    ]  # fmt: skip
+    assert "variant:keras-jax" in points[-1].tags(1)
+
+
+def test_other_invalid_points_get_no_engine_hint() -> None:
+    with pytest.raises(InvalidSweep) as raised:
+        expand(sweep(axes=[{"path": "sparsity", "values": [1.0]}], seeds=[0]), max_runs=100)
+    assert all("variant instead" not in message for _, message in raised.value.problems)

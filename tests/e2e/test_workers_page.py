@@ -44,3 +44,22 @@ def test_a_queued_run_without_a_worker_says_so_and_the_workers_page_shows_the_qu
     expect(page.locator(f'#queue tr[data-run="{run_id}"]')).to_contain_text("nobody takes me")
     expect(page.locator("#waiting")).to_have_text(f"Waiting: {message}")
     expect(page.locator("#workers tbody")).to_contain_text("No worker has been seen")
+
+
+def test_the_workers_page_shows_each_worker_s_keras_backends(page: Page, stack: tuple[StackConfig, int]) -> None:
+    from prunelab.server.db import engine_for, session_scope
+    from prunelab.server.models import Worker, utcnow
+
+    config, _ = stack
+    now = utcnow()
+    with session_scope(engine_for(config.database_url)) as session:
+        for name, backends in (("keras@h", ["tensorflow", "jax"]), ("bare@h", []), ("older@h", None)):
+            session.add(
+                Worker(name=name, host="h", pid=1, queues=[config.queue], concurrency=1, started_at=now,
+                       heartbeat_at=now, keras_backends=backends)
+            )  # fmt: skip
+    page.goto(f"{config.base_url}/workers.html")
+    expect(page.locator("#workers thead")).to_contain_text("Keras backends", timeout=30_000)
+    expect(page.locator('#workers tr[data-worker="keras@h"]')).to_contain_text("tensorflow, jax")
+    expect(page.locator('#workers tr[data-worker="bare@h"]')).to_contain_text("none (no Keras 3)")
+    expect(page.locator('#workers tr[data-worker="older@h"]')).to_contain_text("not recorded")

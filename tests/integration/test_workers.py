@@ -92,6 +92,7 @@ def test_a_queued_run_without_a_worker_says_so_then_a_worker_takes_it_and_dies(s
 
         shown = wait_until(online_with_the_run, 180, f"a worker online training run {run_id}", process=worker)
         assert shown["queues"] == [stack.queue] and shown["concurrency"] == 1 and shown["name"].startswith("worker-")
+        assert shown["keras_backends"] == ["tensorflow", "jax"]  # this machine's worker install (no torch)
         running = httpx.get(f"{base}/api/runs/{run_id}", timeout=30).json()
         assert (running["status"], running["queue_position"], running["waiting"]) == ("running", None, None)
         samples = metric_samples(base)
@@ -103,6 +104,7 @@ def test_a_queued_run_without_a_worker_says_so_then_a_worker_takes_it_and_dies(s
 
         listed = CliRunner().invoke(cli, ["--url", base, "workers"])
         assert f"{shown['name']}\tonline\t" in listed.output and f"\t{run_id}\t" in listed.output
+        assert f"\t1\ttensorflow,jax\t{run_id}\t" in listed.output  # concurrency, Keras backends, running
 
         worker.kill(signal.SIGKILL)  # the whole process group, as a crash or a lost machine would
 

@@ -7,10 +7,11 @@ import pytest
 from prunelab.core.architectures import fits, model_layers, param_counts
 from prunelab.core.catalog import DATASETS, MODELS
 from prunelab.core.plans import resolve_plan
+from prunelab.core.registry import TFMOT_WEIGHTS
 from prunelab.core.scope import EXCLUDED_BY_SCOPE, FIRST_KEPT_DENSE, LAST_KEPT_DENSE, NOT_IN_REGISTRY, decide_layers
 from prunelab.core.specs import RunSpec
 from prunelab.worker.training.pruning import layer_facts, preflight_model, prune_model
-from prunelab.worker.training.tf import PruneLowMagnitude, keras
+from prunelab.worker.training.tf import PruneLowMagnitude, PruneRegistry, keras
 from prunelab.worker.training.zoo import build_model
 
 # Only the pairs that build: a model too deep for a data set's images is refused before training, which
@@ -21,6 +22,12 @@ BUILDABLE = [
     for model in sorted(MODELS)
     if fits(model, DATASETS[dataset].input_shape)
 ]
+
+
+def test_core_s_tfmot_registry_is_tfmot_s() -> None:
+    # tfmot adds a Rescaling entry keyed by its metaclass (`Rescaling.__class__`): no layer is of that class.
+    tfmot = {cls.__name__: tuple(names) for cls, names in PruneRegistry._LAYERS_WEIGHTS_MAP.items() if cls is not type}
+    assert tfmot == dict(TFMOT_WEIGHTS)
 
 
 @pytest.mark.parametrize(("model", "dataset"), BUILDABLE)

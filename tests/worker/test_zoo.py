@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -10,13 +11,14 @@ import sys
 import pytest
 
 from harness.stack import REPO
+from prunelab.core.architectures import model_layers
 from prunelab.core.catalog import MODELS
 from prunelab.worker.training.tf import keras
 from prunelab.worker.training.zoo import build_model, model_names
 
 # Every zoo model as Keras 3 builds it (run in a process of its own: there `import keras` is Keras 3).
 KERAS3_BUILD = """
-import json, sys, keras
+import dataclasses, json, sys, keras
 from prunelab.worker.training.zoo import build_model, model_names
 from prunelab.prune import layer_facts
 out = {}
@@ -26,7 +28,10 @@ for name in model_names():
         "layers": [[layer.name, type(layer).__name__, [list(w.shape) for w in layer.weights]]
                    for layer in model.layers],
         "params": model.count_params(),
-        "prunable": [fact.name for fact in layer_facts(model) if fact.supported],
+        "prunable": [fact.name for fact in layer_facts(model) if fact.supported and fact.prunable_shapes],
+        "facts": [dataclasses.astuple(fact) for fact in layer_facts(model)],
+        # Weights but no kernel (batch norm): left dense with a note in the coverage, not refused by the scope.
+        "no_kernel": [f.name for f in layer_facts(model) if f.supported and f.params and not f.prunable_shapes],
     }
 print(json.dumps(out))
 """
@@ -107,6 +112,11 @@ def test_one_definition_builds_each_model_for_both_engines() -> None:
         assert built["params"] == model.count_params(), name
         # The Keras engine prunes what tfmot's registry does here (Conv2D, Dense), and the depthwise kernels.
         assert built["prunable"] == [layer.name for layer in model.layers if type(layer).__name__ in KERAS_ENGINE]
+        normalization = [layer.name for layer in model.layers if type(layer).__name__ == "BatchNormalization"]
+        assert built["no_kernel"] == normalization, name
+        # What the API plans a keras run with is what the engine finds in the built model.
+        facts = [dataclasses.astuple(fact) for fact in model_layers(name, (28, 28, 1), 10, "keras")]
+        assert built["facts"] == json.loads(json.dumps(facts)), name
 
 
 KERAS_ENGINE = {"Conv2D", "Dense", "DepthwiseConv2D"}

@@ -11,6 +11,8 @@ from pathlib import Path
 import numpy as np
 
 from prunelab.core.catalog import DATASETS, DatasetInfo
+from prunelab.core.plans import RunPlan, split_sizes
+from prunelab.core.specs import RunSpec
 
 # digits has no official split: a fixed permutation makes it the same everywhere.
 _DIGITS_SPLIT_SEED = 0
@@ -149,3 +151,18 @@ def load_dataset(name: str, data_dir: Path | None) -> Dataset:
 def dataset_names() -> list[str]:
     """Datasets this module can load (a test checks they are exactly the catalog's)."""
     return sorted(_LOADERS)
+
+
+def split_validation(
+    spec: RunSpec, plan: RunPlan, dataset: Dataset
+) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray] | None]:
+    """Train on the first plan.train_examples examples and validate on the rest, as Keras would."""
+    train_count, validation_count = split_sizes(dataset.info, spec.validation_split)
+    if (train_count, validation_count) != (plan.train_examples, plan.validation_examples):
+        raise ValueError(
+            f"the plan splits {plan.train_examples}/{plan.validation_examples} examples, "
+            f"the spec {train_count}/{validation_count}: resolve the plan from this spec"
+        )
+    train = (dataset.x_train[:train_count], dataset.y_train[:train_count])
+    validation = (dataset.x_train[train_count:], dataset.y_train[train_count:]) if validation_count else None
+    return train, validation

@@ -9,10 +9,13 @@ reads the same batches as a run that never stopped: the data position is the epo
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from prunelab.worker.training.tf import tf
+if TYPE_CHECKING:
+    from prunelab.worker.training.tf import tf
 
 
 def epoch_order(seed: int, epoch: int, examples: int) -> np.ndarray:
@@ -26,6 +29,8 @@ def steps_per_epoch(examples: int, batch_size: int) -> int:
 
 def epoch_batches(x: np.ndarray, y: np.ndarray, batch_size: int, seed: int, epochs: tuple[int, int]) -> tf.data.Dataset:
     """Batches of epochs [first, last), each epoch in its own order, its last batch short as Keras makes it."""
+    from prunelab.worker.training.tf import tf  # the tfmot engine's input pipeline; the keras engine's is below
+
     orders = np.stack([epoch_order(seed, epoch, len(x)) for epoch in range(*epochs)]).astype(np.int64)
     features, labels = tf.constant(x), tf.constant(y)
     batches = tf.data.Dataset.from_tensor_slices(orders).flat_map(
@@ -36,3 +41,14 @@ def epoch_batches(x: np.ndarray, y: np.ndarray, batch_size: int, seed: int, epoc
         num_parallel_calls=tf.data.AUTOTUNE,
         deterministic=True,
     ).prefetch(tf.data.AUTOTUNE)
+
+
+def epoch_arrays(
+    x: np.ndarray, y: np.ndarray, batch_size: int, seed: int, epochs: tuple[int, int]
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """The batches `epoch_batches` gives, as numpy arrays: the keras engine's input on any Keras backend."""
+    for epoch in range(*epochs):
+        order = epoch_order(seed, epoch, len(x))
+        for start in range(0, len(x), batch_size):
+            indices = order[start : start + batch_size]
+            yield x[indices], y[indices]

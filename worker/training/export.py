@@ -10,7 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
-from prunelab.core.exports import ARTIFACT_FILE_NAMES, EXPORT_FORMATS, file_digest, zipped_size
+from prunelab.core.exports import ARTIFACT_FILE_NAMES, file_digest
+from prunelab.core.exports import export_sizes as export_sizes  # in core: the keras engine measures with it too
 from prunelab.telemetry_callback import StrippedWeight, read_variables, stripped_arrays, stripped_weights
 from prunelab.worker.training.tf import PruneLowMagnitude, keras, tfmot
 
@@ -77,14 +78,3 @@ def strip_and_save(model: keras.Model, output_dir: Path) -> tuple[keras.Model, d
     """Strip the wrappers, save both formats, and return the stripped model with the paths."""
     stripped = strip(model)
     return stripped, save_exports(stripped, output_dir)
-
-
-def export_sizes(exports: dict[str, Path], prefix: str = "") -> dict[str, int]:
-    """`<prefix><format>_size_bytes` and `<prefix><format>_zip_bytes` for every exported model file."""
-    sizes = {}
-    for file_format, path in exports.items():
-        if file_format not in EXPORT_FORMATS:
-            continue
-        sizes[f"{prefix}{file_format}_size_bytes"] = Path(path).stat().st_size
-        sizes[f"{prefix}{file_format}_zip_bytes"] = zipped_size(path)
-    return sizes

@@ -3,28 +3,28 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from prunelab.core.exports import ARTIFACT_FILE_NAMES, zipped_size
-from prunelab.core.plans import RunPlan, split_sizes
+from prunelab.core.plans import RunPlan
 from prunelab.core.recipes import LotteryTicketRecipe, SensitivityRecipe
 from prunelab.core.scope import DENSE_RUN, LayerDecision
 from prunelab.core.specs import RunSpec
 from prunelab.telemetry_callback import final_summary, pruned_refs
-from prunelab.worker.training import compress, export
+from prunelab.worker.training import compress, export, zoo
 from prunelab.worker.training.callbacks import PruningReporter, TrainingStopped
 from prunelab.worker.training.checkpoints import Checkpointer, EpochCheckpoint, resume_from
-from prunelab.worker.training.datasets import Dataset, load_dataset
+from prunelab.worker.training.datasets import Dataset, load_dataset, split_validation
 from prunelab.worker.training.deliver import deliver
 from prunelab.worker.training.epochs import epoch_batches, steps_per_epoch
 from prunelab.worker.training.pruning import dense_decisions, prune_model
 from prunelab.worker.training.recipes import lottery, sensitivity
 from prunelab.worker.training.recipes.start import starting_model
 from prunelab.worker.training.reporting import Reporter
+from prunelab.worker.training.result import TrainingResult, cancelled_result
 from prunelab.worker.training.tf import keras, tfmot
 from prunelab.worker.training.tfmot_schedules import tfmot_schedule
 from prunelab.worker.training.verify import verify_export
@@ -32,41 +32,13 @@ from prunelab.worker.training.verify import verify_export
 __all__ = ["TrainingResult", "build_pruned_model", "compile_model", "split_validation", "tfmot_schedule", "train"]
 
 
-@dataclass
-class TrainingResult:
-    summary: dict[str, Any]
-    exports: dict[str, Path]  # artifact format -> file (model formats, "masks", "manifest"); empty if cancelled
-    cancelled: bool
-    steps_completed: int
-    rewind: lottery.RewindRecord | None = None  # lottery_ticket: what the weights were rewound to
-
-
 def compile_model(model: keras.Model, learning_rate: float) -> None:
-    model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate),
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        metrics=["accuracy"],
-    )
+    zoo.compile_model(model, learning_rate, keras)
 
 
 def build_pruned_model(spec: RunSpec, plan: RunPlan, dataset: Dataset) -> keras.Model:
     """The spec's model with its scope's layers wrapped for pruning under the plan's schedule, compiled."""
     return prepare_model(spec, plan, dataset, None)[0]
-
-
-def split_validation(
-    spec: RunSpec, plan: RunPlan, dataset: Dataset
-) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray] | None]:
-    """Train on the first plan.train_examples examples and validate on the rest, as Keras would."""
-    train_count, validation_count = split_sizes(dataset.info, spec.validation_split)
-    if (train_count, validation_count) != (plan.train_examples, plan.validation_examples):
-        raise ValueError(
-            f"the plan splits {plan.train_examples}/{plan.validation_examples} examples, "
-            f"the spec {train_count}/{validation_count}: resolve the plan from this spec"
-        )
-    train = (dataset.x_train[:train_count], dataset.y_train[:train_count])
-    validation = (dataset.x_train[train_count:], dataset.y_train[train_count:]) if validation_count else None
-    return train, validation
 
 
 def prepare_model(
@@ -142,7 +114,7 @@ def train(
     model, decisions = prepare_model(spec, plan, dataset, start_model)
     progress = PruningReporter(reporter, plan, spec.batch_size)
     if reporter.stop_requested():
-        return _cancelled(progress, started)
+        return cancelled_result(progress, started)
     rewind_point = None
     if isinstance(spec.recipe, LotteryTicketRecipe):
         initial = lottery.weight_snapshot(model) if spec.recipe.rewind_epoch == 0 else None
@@ -156,7 +128,7 @@ def train(
         and first_epoch < spec.epochs
         and fit_epochs(model, progress, spec, data, (first_epoch, spec.epochs), _listed(rewind_point), saver)
     ):
-        return _cancelled(progress, started)
+        return cancelled_result(progress, started)
     if progress.step != plan.training_steps:
         raise RuntimeError(f"training ran {progress.step} steps, the plan {plan.training_steps}")
     extra: dict[str, Any] = {}
@@ -167,11 +139,11 @@ def train(
         compile_model(model, spec.learning_rate)  # a fresh optimizer: retraining starts over from rewound weights
         progress.epoch_metrics = {"phase": 2}
         if fit_epochs(model, progress, spec, data, (spec.epochs, spec.epochs + spec.recipe.retrain_epochs)):
-            return _cancelled(progress, started)
+            return cancelled_result(progress, started)
     if isinstance(spec.recipe, SensitivityRecipe):
         table = _sweep(model, spec, plan, dataset, data, progress, reporter, decisions)
         if table is None:
-            return _cancelled(progress, started)
+            return cancelled_result(progress, started)
         extra["sensitivity"] = table
     # An uploaded model's sweep learns its layers (and so its step count) only here.
     if progress.step != plan.total_steps and plan.sensitivity_layers is not None:
@@ -256,7 +228,7 @@ def _deliver(
     if spec.compress:
         compressed = _compress(stripped, dense, progress, spec, plan, dataset, data, output_dir, reporter, summary)
         if compressed.cancelled:
-            return _cancelled(progress, started)
+            return cancelled_result(progress, started)
         summary.update(compressed.summary)
         files = {**files, **compressed.files}
         summary.update(export.export_sizes(compressed.files))
@@ -300,12 +272,3 @@ def _compress(
         )
     finally:
         export.remove_folder(scratch)
-
-
-def _cancelled(progress: PruningReporter, started: float) -> TrainingResult:
-    summary: dict[str, Any] = {
-        "steps": progress.step,
-        "measured_sparsity": progress.measured_sparsity,
-        "wall_time_s": time.monotonic() - started,
-    }
-    return TrainingResult(summary=summary, exports={}, cancelled=True, steps_completed=progress.step)

@@ -1,17 +1,24 @@
-"""Checks every export passes before it is offered, and the manifest that goes with the files."""
+"""Checks every export passes before it is offered, and the manifest that goes with the files.
+
+The sparsity and structure checks and the manifest serve both engines; TensorFlow and tfmot are imported
+only by the tfmot engine's checks (and by an m-by-n check, which uses tfmot's own test of the pattern).
+"""
 
 from __future__ import annotations
 
 import importlib.metadata
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from prunelab.core.exports import file_digest
 from prunelab.core.plans import RunPlan
 from prunelab.core.specs import BlockSparsity, MByNSparsity, RunSpec
-from prunelab.worker.training.tf import PruneLowMagnitude, keras, pruning_utils, tf
+
+if TYPE_CHECKING:
+    from prunelab.worker.training.tf import keras
 
 
 class ExportVerificationError(RuntimeError):
@@ -20,6 +27,8 @@ class ExportVerificationError(RuntimeError):
 
 def m_by_n_holds(kernel: np.ndarray, m: int, n: int) -> bool:
     """At least m zeros in every group of n consecutive weights along the input dimension (tfmot's layout)."""
+    from prunelab.worker.training.tf import pruning_utils, tf
+
     return bool(pruning_utils.is_pruned_m_by_n(tf.constant(kernel), (m, n)))
 
 
@@ -42,15 +51,29 @@ def verify_export(
 
     `pruned_kernels` maps a layer to the names of its pruned weights; returns the measured sparsity per layer.
     """
+    from prunelab.worker.training.tf import PruneLowMagnitude
+
     if any(isinstance(layer, PruneLowMagnitude) for layer in stripped.layers):
         raise ExportVerificationError("pruning wrappers remain in the exported model")
     leftovers = [w.name for w in stripped.weights if any(k in w.name for k in ("mask", "threshold", "pruning_step"))]
     if leftovers:
         raise ExportVerificationError(f"pruning variables remain in the exported model: {leftovers}")
+    kernels = {
+        layer_name: [weight.numpy() for weight in stripped.get_layer(layer_name).weights if weight.name in names]
+        for layer_name, names in pruned_kernels.items()
+    }
+    return check_pruned_kernels(kernels, logged_sparsity, spec)
+
+
+def check_pruned_kernels(
+    pruned_kernels: dict[str, list[np.ndarray]], logged_sparsity: dict[str, float], spec: RunSpec
+) -> dict[str, float]:
+    """Raise unless each layer's pruned kernels have the sparsity training logged and the spec's structure holds.
+
+    Returns the measured sparsity per layer (either engine's stripped kernels, as numpy arrays).
+    """
     measured = {}
-    for layer_name, weight_names in pruned_kernels.items():
-        layer = stripped.get_layer(layer_name)
-        kernels = [weight.numpy() for weight in layer.weights if weight.name in weight_names]
+    for layer_name, kernels in pruned_kernels.items():
         zeros = sum(kernel.size - np.count_nonzero(kernel) for kernel in kernels)
         measured[layer_name] = zeros / sum(kernel.size for kernel in kernels)
         logged = logged_sparsity.get(layer_name)
@@ -70,6 +93,9 @@ def verify_export(
 
 
 def library_versions() -> dict[str, str]:
+    """The tfmot engine's libraries (the keras engine writes its own: Keras, its backend)."""
+    from prunelab.worker.training.tf import tf
+
     return {
         "tensorflow": tf.__version__,
         "tf_keras": importlib.metadata.version("tf-keras"),
@@ -84,10 +110,11 @@ def write_manifest(
     measured_sparsity: dict[str, float],
     files: dict[str, Path],
     saved_model_files: dict[str, str] | None = None,
+    versions: dict[str, str] | None = None,
 ) -> Path:
     """manifest.json: versions, spec, plan, measured sparsity per layer and sha256 of each exported file."""
-    manifest = {
-        "versions": library_versions(),
+    manifest: dict[str, Any] = {
+        "versions": versions or library_versions(),
         "spec": spec.model_dump(mode="json"),
         "plan": plan.model_dump(mode="json"),
         "measured_sparsity": measured_sparsity,

@@ -101,6 +101,16 @@ def build_model(name: str, input_shape: tuple[int, ...], num_classes: int, keras
     return keras.Sequential(stack, name=name)
 
 
+def compile_model(model: Any, learning_rate: float, keras: ModuleType | None = None) -> None:
+    """How every run trains its model, with either Keras: Adam, cross-entropy on the logits, accuracy."""
+    keras = keras or _tf_keras()
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+    )
+
+
 def _tf_keras() -> ModuleType:
     from prunelab.worker.training.tf import keras  # TensorFlow loads only when a tf-keras model is built
 

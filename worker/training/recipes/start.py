@@ -8,13 +8,10 @@ from prunelab.core.plans import RunPlan
 from prunelab.core.recipes import upload_id
 from prunelab.core.specs import RunSpec
 from prunelab.worker.training.pruning import preflight_model
+from prunelab.worker.training.result import ModelNotUsable
 from prunelab.worker.training.tf import keras
 from prunelab.worker.training.uploaded_models import load_uploaded_model
 from prunelab.worker.training.zoo import build_model
-
-
-class ModelNotUsable(ValueError):
-    """A starting model that cannot be loaded safely or cannot be pruned; the run fails with this message."""
 
 
 def load_uploaded(path: Path) -> keras.Model:
