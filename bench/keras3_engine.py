@@ -212,10 +212,11 @@ def run_many(
 
 
 def accuracy_jobs(size: Size, work: Path) -> list[tuple[Path, str, str | None, RunSpec, dict[str, Any]]]:
-    """Keras engine per backend (TensorFlow first), seed by seed, both schedules; then tfmot's own, if any."""
+    """Keras engine seed by seed, each backend and schedule at a seed (a run cut short leaves every cell's n
+    within one of the others'); then tfmot's own, if any."""
     jobs: list[tuple[Path, str, str | None, RunSpec, dict[str, Any]]] = []
-    for backend in size.backends:
-        for seed in range(size.seeds):
+    for seed in range(size.seeds):
+        for backend in size.backends:
             for schedule in size.schedules:
                 folder = work / "accuracy" / f"keras-{backend}-{schedule}-{seed}"
                 jobs.append((folder, "keras", backend, recipe(size, schedule, seed), {}))
@@ -659,7 +660,7 @@ def identity_notes(found: list[dict[str, Any]]) -> list[str]:
 def main(argv: Sequence[str] | None = None) -> int:
     """Start one part's runs alone (to run the long ones early): `python -m bench.keras3_engine PART --size S`."""
     parser = argparse.ArgumentParser(prog="python -m bench.keras3_engine", description=main.__doc__)
-    parser.add_argument("part", choices=("accuracy", "identity"))
+    parser.add_argument("part", choices=("accuracy", "identity", "speed"))
     parser.add_argument("--size", choices=sorted(SIZES), default="full")
     args = parser.parse_args(argv)
     size = SIZES[args.size]
@@ -670,6 +671,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                     print(f"[keras3_engine] {job[0].name} started {time.strftime('%H:%M:%S')}", flush=True)
                     result = run_many([job], size)[0]
                     print(f"[keras3_engine] {job[0].name}: {json.dumps(result)}", flush=True)
+        elif args.part == "speed":  # its arms stay in the work folder for a stored-only read of the section
+            print(f"[keras3_engine] speed (load {load_average()}): {json.dumps(speed(size, work))}", flush=True)
+            print(f"[keras3_engine] speed ended (load {load_average()})", flush=True)
         else:
             for schedule in size.identity_schedules:
                 print(f"[keras3_engine] identity {schedule}: {json.dumps(identity(size, work, schedule))}", flush=True)
