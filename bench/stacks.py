@@ -114,6 +114,7 @@ def database(backend: str) -> Iterator[str]:
 
 def queued_run(spec: RunSpec, name: str) -> int:
     """A run row as POST /api/runs stores it (queued, with its resolved plan), without enqueueing it."""
+    from harness.seed_runs import stored_spec
     from prunelab.core.plans import resolve_plan
     from prunelab.server.db import session_scope
     from prunelab.server.models import Run, RunStatus
@@ -122,7 +123,7 @@ def queued_run(spec: RunSpec, name: str) -> int:
         run = Run(
             name=name,
             status=RunStatus.QUEUED,
-            spec=spec.model_dump(mode="json"),
+            spec=stored_spec(spec),
             plan=resolve_plan(spec).model_dump(mode="json"),
         )
         session.add(run)
