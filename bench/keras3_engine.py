@@ -637,8 +637,8 @@ def identity_notes(found: list[dict[str, Any]]) -> list[str]:
     for facts in found:
         if not facts["finished"]:
             notes.append(
-                f"Identity ({facts['schedule']}, {facts['steps']} steps): its two runs were still going when this "
-                "section was written (in the background: `python -m bench.keras3_engine identity`); no claim yet."
+                f"Identity ({facts['schedule']}, {facts['steps']} steps): its two runs had not finished when this "
+                "section was written (`python -m bench.keras3_engine identity` runs them); no claim yet."
             )
         elif facts["bit_identical"] and "first_step" not in facts:
             notes.append(
