@@ -454,7 +454,7 @@ def identity_table(found: list[dict[str, Any]], size: Size) -> Table:
     rows: list[list[Any]] = []
     for facts in found:
         if not facts["finished"]:
-            rows.append([facts["schedule"], facts["steps"], *["not finished (still running)"] + [None] * 7])
+            rows.append([facts["schedule"], facts["steps"], *["not finished (still running)"] + [None] * 7, None])
             continue
         rows.append(
             [
@@ -468,6 +468,7 @@ def identity_table(found: list[dict[str, Any]], size: Size) -> Table:
                 facts.get("max_abs_difference_final", 0.0),
                 facts["accuracy_tfmot"],
                 facts["accuracy_keras"],
+                facts.get("from", "this section"),
             ]
         )
     return Table(
@@ -483,9 +484,66 @@ def identity_table(found: list[dict[str, Any]], size: Size) -> Table:
             "largest |difference| at the end",
             "test accuracy tfmot",
             "test accuracy engine",
+            "from",
         ],
         rows,
     )
+
+
+# ---- what a stored-only read carries from the section stored before ----
+
+
+def previous_section(size: Size) -> tuple[Result, dict[str, str]] | None:
+    """This size's section as stored before (its identity and speed outlive the work folder they came from)."""
+    name = next(key for key, value in SIZES.items() if value == size)
+    return sections.load(name, NAME)
+
+
+def previous_label(previous: tuple[Result, dict[str, str]]) -> str:
+    provenance = previous[1]
+    return f"section stored at {provenance.get('commit', '?')}, {provenance.get('finished', '?')}"
+
+
+def carry_identity(facts: dict[str, Any], previous: tuple[Result, dict[str, str]]) -> dict[str, Any]:
+    """An identity the work folder does not hold, as the stored section reported it (if it had finished there)."""
+    if facts["finished"]:
+        return facts
+    table = next(table for table in previous[0].tables if table.title.startswith("Identity"))
+    columns = {header: index for index, header in enumerate(table.headers)}
+    row = next((row for row in table.rows if row[0] == facts["schedule"]), None)
+    if row is None or row[columns["bit-identical"]] not in ("yes", "no"):
+        return facts
+    label = row[columns["from"]] if "from" in columns and row[columns["from"]] != "this section" else None
+    identical, tensors = (int(part) for part in row[columns["tensors identical"]].split(" / "))
+    carried = {
+        "schedule": facts["schedule"],
+        "finished": True,
+        "steps": row[columns["steps"]],
+        "parameters": row[columns["parameters"]],
+        "tensors": tensors,
+        "identical_tensors": identical,
+        "bit_identical": row[columns["bit-identical"]] == "yes",
+        "accuracy_tfmot": row[columns["test accuracy tfmot"]],
+        "accuracy_keras": row[columns["test accuracy engine"]],
+        "max_abs_difference_final": row[columns["largest |difference| at the end"]],
+        "from": label or previous_label(previous),
+        "carried_note": next(
+            note for note in previous[0].notes if note.startswith(f"Identity ({facts['schedule']})")
+        ).removesuffix(f" (Carried: {label}.)"),
+    }
+    for key, column in (("first_step", "first step differing"), ("first_tensor", "first tensor differing")):
+        if row[columns[column]] != "-":
+            carried[key] = row[columns[column]]
+    return carried
+
+
+def carry_speed(previous: tuple[Result, dict[str, str]], figures: dict[str, float | str]) -> Table:
+    """The speed table and ratios as the stored section measured them (no arm in the work folder)."""
+    result, _ = previous
+    figures.update(
+        {key: value for key, value in result.figures.items() if key.startswith(("step_ratio_", "to_tfmot_"))}
+    )
+    return next(table for table in result.tables if table.title.startswith("Speed"))
 
 
 # ---- 2. speed ----
@@ -579,6 +637,9 @@ def run(size: Size) -> Result:
         loads["speed end"] = load_average()
         rows = accuracy_runs(size, work, stored_only)
         loads["accuracy read"] = load_average()
+    previous = previous_section(size) if stored_only else None
+    if previous is not None:
+        found = [carry_identity(facts, previous) for facts in found]
     for facts in found:
         if not facts["finished"]:
             figures[f"identical_{facts['schedule']}"] = "not finished"
@@ -589,15 +650,25 @@ def run(size: Size) -> Result:
             figures[f"first_step_differing_{facts['schedule']}"] = float(facts["first_step"])
     figures["identity_steps"] = float(found[0]["steps"])
     speeds = speed_table(arms, size, figures)
+    carried_speed = previous is not None and not any(arm["step_s"] for arm in arms)
+    if carried_speed:
+        assert previous is not None
+        speeds = carry_speed(previous, figures)
     tables = [identity_table(found, size), speeds, *accuracy_tables(rows, size, figures)]
     figures["accuracy_runs"] = float(sum("source" not in row for row in rows))  # those made here
+    speed_note = (
+        f"Speed: the seed's CNN at batch {size.batch_size} on the training split ({size.speed_epochs} epochs a "
+        "trial, no validation), ConstantSparsity 87.5% from step 0 every 100 steps, so masks are recomputed in the "
+        "timed epochs. An epoch's time runs from its first batch to its last callback (the engine's epoch-end "
+        f"masking included). Goal: pruning / plain fit <= {GOAL_STEP_RATIO} per backend. Load average (1, 5, 15 "
+        f"min) at the start of the speed part {loads['speed']}, at its end {loads['speed end']}."
+    )
+    if carried_speed and previous is not None:
+        stored_note = next(note for note in previous[0].notes if note.startswith("Speed:"))
+        speed_note = f"{stored_note.split(' (Carried: ')[0]} (Carried: {previous_label(previous)}.)"
     notes = [
         *identity_notes(found),
-        f"Speed: the seed's CNN at batch {size.batch_size} on the training split ({size.speed_epochs} epochs a trial, "
-        "no validation), ConstantSparsity 87.5% from step 0 every 100 steps, so masks are recomputed in the timed "
-        "epochs. An epoch's time runs from its first batch to its last callback (the engine's epoch-end masking "
-        f"included). Goal: pruning / plain fit <= {GOAL_STEP_RATIO} per backend. Load average (1, 5, 15 min) at "
-        f"the start of the speed part {loads['speed']}, at its end {loads['speed end']}.",
+        speed_note,
         "Accuracy: the Keras 3 runs go through the library directly (one process per run: the worker's dataset "
         "loader and batch order, the zoo's model built for Keras 3, `prunelab.prune.Pruner` with the plan's "
         "schedule, measured sparsity from `core.telemetry`, the stripped model's .h5 zipped by "
@@ -617,7 +688,9 @@ def run(size: Size) -> Result:
     if stored_only:
         notes.append(
             "PARTIAL: this section read the identity, speed and accuracy runs that had finished when it was written "
-            "(n per cell above; 'not finished' / 'not measured' where none had); it started none."
+            "(n per cell above; 'not finished' / 'not measured' where none had); it started none. A part its work "
+            "folder did not hold is carried from the section stored before, where that had it, and says so "
+            "('from' column, notes)."
         )
     if size.dataset == "mnist" and size.epochs < 30:
         notes.insert(0, f"QUICK MODE: {size.epochs} epoch(s) instead of the seed recipe's 30.")
@@ -635,7 +708,9 @@ def run(size: Size) -> Result:
 def identity_notes(found: list[dict[str, Any]]) -> list[str]:
     notes = []
     for facts in found:
-        if not facts["finished"]:
+        if "carried_note" in facts:
+            notes.append(f"{facts['carried_note']} (Carried: {facts['from']}.)")
+        elif not facts["finished"]:
             notes.append(
                 f"Identity ({facts['schedule']}, {facts['steps']} steps): its two runs had not finished when this "
                 "section was written (`python -m bench.keras3_engine identity` runs them); no claim yet."

@@ -9,9 +9,20 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 
-from bench.keras3_engine import SIZES, accuracy_tables, compare_sides, recipe
+from bench import keras3_engine
+from bench.keras3_engine import (
+    SIZES,
+    accuracy_tables,
+    compare_sides,
+    identity_notes,
+    identity_table,
+    recipe,
+    speed_table,
+)
 from bench.keras3_side import digest
+from bench.report import Result
 
 NAMES = ["dense/kernel", "dense/bias"]
 
@@ -80,3 +91,47 @@ def test_accuracy_cells_state_n_and_judge_gaps_sparsity_and_size() -> None:
     assert round(float(figures["accuracy_gap_pt_keras3_tensorflow_constant"]), 6) == 0.1
     assert round(float(figures["zip_gap_pct_keras3_jax_constant"]), 6) == 2.0
     assert figures["n_keras3_jax_constant"] == 1.0 and len(each.rows) == 4
+
+
+def test_a_stored_only_read_carries_identity_and_speed_from_the_section_stored_before(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The long identity and speed runs outlive their work folder: a later stored-only read of new accuracy runs
+    keeps them, saying where they came from, and never turns them into this read's own."""
+    size = SIZES["tiny"]
+    steps = trajectory(0, 5)
+    write_side(tmp_path / "before" / "tfmot", steps, 0.9)
+    write_side(tmp_path / "before" / "keras", [list(step) for step in steps], 0.9)
+    facts = compare_sides(tmp_path / "before" / "tfmot", tmp_path / "before" / "keras", recipe(size, "polynomial", 0))
+    figures: dict[str, float | str] = {}
+    arms = [{"arm": label, "step_s": [0.010, 0.010]} for label, *_ in keras3_engine.SPEED_ARMS]
+    arms[1]["step_s"] = [0.0105, 0.0105]  # keras3/tensorflow pruning: 1.05x its plain fit
+    stored_speed = speed_table(arms, size, figures)
+    speed_note = "Speed: measured then (load 0.50 0.40 0.30)."
+    before = Result(keras3_engine.NAME, "13.", size.label, [identity_table([facts], size), stored_speed], figures,
+                    [*identity_notes([facts]), speed_note])  # fmt: skip
+    provenance = {"commit": "abc1234", "finished": "2026-12-07 23:20 UTC"}
+    monkeypatch.setattr(keras3_engine, "previous_section", lambda _size: (before, provenance))
+    monkeypatch.setenv(keras3_engine.STORED_ONLY_ENV, "1")
+    monkeypatch.setenv(keras3_engine.WORK_ENV, str(tmp_path / "empty work"))
+
+    result = keras3_engine.run(size)
+
+    identity = result.tables[0]
+    assert identity.rows[0][:5] == ["polynomial", 5, 15, "yes", "2 / 2"]
+    assert identity.rows[0][-1] == "section stored at abc1234, 2026-12-07 23:20 UTC"
+    assert result.figures["identical_polynomial"] == "yes" and result.figures["identical_tensors_polynomial"] == 2.0
+    assert result.tables[1] == stored_speed
+    assert result.figures["step_ratio_keras3_tensorflow"] == figures["step_ratio_keras3_tensorflow"]
+    assert round(float(result.figures["step_ratio_keras3_tensorflow"]), 6) == 1.05
+    assert f"{speed_note} (Carried: section stored at abc1234, 2026-12-07 23:20 UTC.)" in result.notes
+    assert any(note.startswith("Identity (polynomial): after 5 steps") and "(Carried: section stored at abc1234"
+               in note for note in result.notes)  # fmt: skip
+    assert result.figures["accuracy_runs"] == 0.0  # nothing was carried into the accuracy runs
+
+    # Read again, with the read above stored: still carried from where it was measured, not from the re-read.
+    monkeypatch.setattr(keras3_engine, "previous_section", lambda _size: (result, {"commit": "def5678"}))
+    again = keras3_engine.run(size)
+    assert again.tables[0].rows[0][-1] == "section stored at abc1234, 2026-12-07 23:20 UTC"
+    assert sum("Carried" in note for note in again.notes if note.startswith("Identity")) == 1
+    assert sum(note.count("(Carried:") for note in again.notes if note.startswith("Identity")) == 1
