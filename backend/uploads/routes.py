@@ -3,10 +3,13 @@ and /api/datasets."""
 
 from __future__ import annotations
 
+from typing import get_args
+
 from fastapi import APIRouter, UploadFile, status
 
 from prunelab.core.architectures import fits, param_counts
 from prunelab.core.catalog import DATASETS, MODELS
+from prunelab.core.registry import Engine
 from prunelab.server.errors import NOT_FOUND
 from prunelab.server.kit.dependencies import SessionDep, StoreDep, UploadId
 from prunelab.server.kit.identity import PrincipalDep
@@ -39,20 +42,30 @@ def list_datasets() -> list[dict[str, object]]:
 
 @router.get("/models", tags=["catalog"])
 def list_models() -> list[dict[str, object]]:
-    """Models of the built-in zoo, with parameter counts for each dataset's input shape."""
+    """Models of the built-in zoo, with parameter counts for each dataset's input shape: `prunable_params` for
+    the default engine (tfmot), `prunable_params_by_engine` for each (the Keras engine also prunes depthwise
+    kernels)."""
     return [
         {
             "name": info.name,
             "description": info.description,
             "source": "zoo",
             "param_counts": {
-                dataset.name: param_counts(info.name, dataset.input_shape, dataset.num_classes)
+                dataset.name: counts(info.name, dataset.input_shape, dataset.num_classes)
                 for dataset in DATASETS.values()
                 if fits(info.name, dataset.input_shape)
             },
         }
         for info in MODELS.values()
     ]
+
+
+def counts(model: str, input_shape: tuple[int, ...], num_classes: int) -> dict[str, object]:
+    by_engine = {engine: param_counts(model, input_shape, num_classes, engine) for engine in get_args(Engine)}
+    return {
+        **by_engine["tfmot"],
+        "prunable_params_by_engine": {engine: found["prunable_params"] for engine, found in by_engine.items()},
+    }
 
 
 @router.post("/models", status_code=status.HTTP_201_CREATED, tags=["uploads"])

@@ -135,7 +135,15 @@ def test_health_catalog_and_openapi(client: TestClient) -> None:
     assert models["tutorial_mnist_cnn"]["param_counts"]["mnist"]["params"] == 431_242
     assert "digits" not in models["tutorial_mnist_cnn"]["param_counts"]  # 8x8 is too small for it
     assert models["tutorial_cnn"]["source"] == "zoo"
-    assert models["tutorial_cnn"]["param_counts"]["mnist"] == {"params": 20410, "prunable_params": 108 + 20280}
+    assert models["tutorial_cnn"]["param_counts"]["mnist"] == {
+        "params": 20410,
+        "prunable_params": 108 + 20280,
+        "prunable_params_by_engine": {"tfmot": 108 + 20280, "keras": 108 + 20280},
+    }
+    # The Keras engine also prunes the depthwise kernels (3x3x16 and 3x3x32) that tfmot cannot.
+    mobilenet = models["mobilenet_tiny"]["param_counts"]["cifar10"]["prunable_params_by_engine"]
+    assert mobilenet["keras"] == mobilenet["tfmot"] + 3 * 3 * (16 + 32)
+    assert models["mobilenet_tiny"]["param_counts"]["cifar10"]["prunable_params"] == mobilenet["tfmot"]
     assert models["mlp"]["param_counts"]["digits"]["params"] == 64 * 128 + 128 + 128 * 10 + 10
     paths = client.get("/openapi.json").json()["paths"]
     assert {"/api/runs", "/api/runs/{run_id}", "/api/runs/{run_id}/metrics", "/api/runs/{run_id}/model"} <= set(paths)
