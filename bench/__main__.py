@@ -243,7 +243,9 @@ def closing_note(results: dict[str, Result]) -> list[str]:
         )
         gaps = {key.removeprefix("accuracy_gap_pt_"): value for key, value in figures.items()
                 if key.startswith("accuracy_gap_pt_") and isinstance(value, float)}  # fmt: skip
-        accuracy = "; ".join(f"{cell} {gap:+.2f} pt (n = {figures.get('n_' + cell)})" for cell, gap in gaps.items())
+        accuracy = "; ".join(
+            f"{cell} {gap:+.2f} pt (n = {fmt(figures.get('n_' + cell), '{:.0f}')})" for cell, gap in gaps.items()
+        )
         lines.append(
             "Faithful and fast (Keras 3 engine against tfmot): final weights bit-identical to tfmot's: "
             f"{identity or 'n/a'} "
