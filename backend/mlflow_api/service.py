@@ -414,11 +414,8 @@ def _log_params(session: Session, run_id: int, params: Sequence[schemas.KeyValue
         seen[param.key] = param.value
     if not seen:
         return
-    stored = dict(
-        session.execute(select(RunParam.key, RunParam.value).where(RunParam.run_id == run_id, RunParam.key.in_(seen)))
-        .tuples()
-        .all()
-    )
+    query = select(RunParam.key, RunParam.value).where(RunParam.run_id == run_id, RunParam.key.in_(seen))
+    stored = {key: value for key, value in session.execute(query)}
     for key, value in seen.items():
         if key in stored and stored[key] != value:
             raise invalid(
