@@ -737,11 +737,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.keras3_engine", description=main.__doc__)
     parser.add_argument("part", choices=("accuracy", "identity", "speed"))
     parser.add_argument("--size", choices=sorted(SIZES), default="full")
+    parser.add_argument(
+        "--backend",
+        action="append",
+        choices=("tensorflow", "jax"),
+        help="accuracy: run only this backend's Keras 3 runs (repeatable; e.g. the faster backend's seeds first)",
+    )
+    parser.add_argument(
+        "--schedule",
+        action="append",
+        choices=("constant", "polynomial"),
+        help="identity: run only this schedule's pair (repeatable)",
+    )
     args = parser.parse_args(argv)
     size = SIZES[args.size]
     with work_folder() as work:
         if args.part == "accuracy":
             for job in accuracy_jobs(size, work):
+                if args.backend and job[2] not in args.backend:
+                    continue
                 if stored(job[0]) is None:
                     print(f"[keras3_engine] {job[0].name} started {time.strftime('%H:%M:%S')}", flush=True)
                     result = run_many([job], size)[0]
@@ -751,6 +765,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"[keras3_engine] speed ended (load {load_average()})", flush=True)
         else:
             for schedule in size.identity_schedules:
+                if args.schedule and schedule not in args.schedule:
+                    continue
                 print(f"[keras3_engine] identity {schedule}: {json.dumps(identity(size, work, schedule))}", flush=True)
     return 0
 
