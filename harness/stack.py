@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 import psycopg
@@ -133,7 +134,23 @@ def prunelab(*args: str) -> list[str]:
 
 
 def migrate(config: StackConfig) -> None:
-    subprocess.run(prunelab("migrate"), env=config.env(), cwd=REPO, check=True, capture_output=True)
+    """Migrate `config`'s database and make its folders as `prunelab migrate` does, but in this process.
+
+    The verb as a command is run by tests/packaging/test_wheel.py and the compose smoke; as a subprocess here, its
+    interpreter start and server imports (~2 s) were paid again by every stack a test or benchmark starts.
+    """
+    from prunelab.server.cli import migrate as migrate_verb
+    from prunelab.server.db import engine_for
+    from prunelab.server.settings import Settings
+
+    prefix = "PRUNELAB_"
+    given: dict[str, Any] = {
+        key.removeprefix(prefix).lower(): value for key, value in config.env().items() if key.startswith(prefix)
+    }
+    # Named here, so that no PRUNELAB_* of this process's own environment fills a setting the stack leaves unset.
+    settings = Settings(**{"artifact_url": "", "artifact_dir": None, **given})
+    migrate_verb(settings)
+    engine_for(settings.database_url).dispose()  # no pooled connection into the stack's database stays open here
 
 
 def start_api(config: StackConfig, log_dir: Path) -> Process:

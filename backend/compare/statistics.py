@@ -9,18 +9,25 @@ band per x, with the number of runs standing at that x).
 from __future__ import annotations
 
 import math
+import types
 import warnings
 from collections.abc import Sequence
 from typing import Literal
 
 import numpy as np
 from pydantic import BaseModel
-from scipy import stats
 
 CONFIDENCE = 0.95
 MIN_RESOLVING_N = 3  # below this a side's std (and so the interval) rests on too few seeds to trust
 BandKind = Literal["std", "minmax", "ci95"]
 BAND_KINDS: tuple[BandKind, ...] = ("std", "minmax", "ci95")
+
+
+def _scipy_stats() -> types.ModuleType:
+    """scipy.stats, imported when a figure is first computed: at the top it took a third of the API's start."""
+    from scipy import stats
+
+    return stats
 
 
 class Summary(BaseModel):
@@ -103,6 +110,7 @@ def welch(
     head = f"{label_a} - {label_b}{f' at {context}' if context else ''}"
     counts = f"n = {len(first)} / {len(second)}"
     if len(first) >= 2 and len(second) >= 2:
+        stats = _scipy_stats()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # identical values: scipy returns NaN, said below
             result = stats.ttest_ind(first, second, equal_var=False)
@@ -185,7 +193,8 @@ def band(columns: np.ndarray, kind: BandKind) -> Band:
         with np.errstate(invalid="ignore", divide="ignore"):
             sem = std / np.sqrt(counts)
         spread = np.nan_to_num(sem) > 0
-        low, high = stats.t.interval(CONFIDENCE, np.maximum(counts - 1, 1), loc=mean, scale=np.where(spread, sem, 1.0))
+        t = _scipy_stats().t
+        low, high = t.interval(CONFIDENCE, np.maximum(counts - 1, 1), loc=mean, scale=np.where(spread, sem, 1.0))
         lower = np.where(spread, low, mean)
         upper = np.where(spread, high, mean)
     lower = np.where(several, lower, np.nan)

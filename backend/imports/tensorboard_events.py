@@ -23,12 +23,6 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from tensorboard import data_compat
-from tensorboard.compat.proto import event_pb2
-from tensorboard.compat.tensorflow_stub import errors as stub_errors
-from tensorboard.compat.tensorflow_stub.pywrap_tensorflow import PyRecordReader_New
-from tensorboard.util import tensor_util
-
 from prunelab.core.external import ExternalLayer, ExternalRunSpec
 from prunelab.core.specs import ConstantSchedule, PolynomialSchedule, Schedule
 
@@ -71,21 +65,21 @@ def metric_key(folder: str, tag: str) -> str:
     return key[:MAX_KEY_LENGTH]
 
 
-def _scalar(value: Any) -> float | None:
+def _scalar(value: Any, make_ndarray: Any) -> float | None:
     """A summary value's number, or None when it is not a scalar (images, histograms, text)."""
     if value.metadata.plugin_data.plugin_name != "scalars" or not value.HasField("tensor"):
         return None
-    array = tensor_util.make_ndarray(value.tensor)
+    array = make_ndarray(value.tensor)
     if array.size != 1 or array.dtype.kind not in "fiub":
         return None
     return float(array.reshape(()))
 
 
-def _keras_model(value: Any) -> dict[str, Any] | None:
+def _keras_model(value: Any, make_ndarray: Any) -> dict[str, Any] | None:
     if value.metadata.plugin_data.plugin_name != "graph_keras_model" or not value.HasField("tensor"):
         return None
     try:
-        raw = tensor_util.make_ndarray(value.tensor).reshape(-1)[0]
+        raw = make_ndarray(value.tensor).reshape(-1)[0]
         config = json.loads(raw.decode() if isinstance(raw, bytes) else str(raw))
     except (ValueError, IndexError, AttributeError):
         return None
@@ -94,6 +88,13 @@ def _keras_model(value: Any) -> dict[str, Any] | None:
 
 def read_file(path: Path, folder: str, into: EventScalars) -> None:
     """Add the scalars of one event file (its folder relative to the log root) to `into`."""
+    # Imported here, not at the top: they took about a second of every API process's start, and few ever import.
+    from tensorboard import data_compat
+    from tensorboard.compat.proto import event_pb2
+    from tensorboard.compat.tensorflow_stub import errors as stub_errors
+    from tensorboard.compat.tensorflow_stub.pywrap_tensorflow import PyRecordReader_New
+    from tensorboard.util import tensor_util
+
     into.files += 1
     reader = PyRecordReader_New(str(path))
     while True:
@@ -112,11 +113,11 @@ def read_file(path: Path, folder: str, into: EventScalars) -> None:
         if not event.HasField("summary"):
             continue
         for value in event.summary.value:
-            number = _scalar(value)
+            number = _scalar(value, tensor_util.make_ndarray)
             if number is not None:
                 into.add(metric_key(folder, value.tag), int(event.step), number, float(event.wall_time))
             elif into.keras_model is None:
-                into.keras_model = _keras_model(value)
+                into.keras_model = _keras_model(value, tensor_util.make_ndarray)
 
 
 def read_folder(root: Path) -> EventScalars:
