@@ -34,7 +34,7 @@ from bench import (
     training_overhead,
 )
 from bench.machine import describe
-from bench.report import Result, render, write_charts
+from bench.report import Result, machine_line, render, write_charts
 from harness.stack import REPO, shared_data_dir
 
 BENCHMARKS = {
@@ -320,6 +320,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "finished": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
             "load average at start": machine["load average at start"],
             "load average at end": describe()["load average at start"],
+            "machine": machine_line(machine),
         }
         if size_name != "tiny":  # the smoke test's size is never kept
             sections.save(size_name, result, sources[result.name])

@@ -104,6 +104,13 @@ def write_charts(results: Sequence[Result], folder: Path) -> list[Path]:
     return written
 
 
+def machine_line(machine: dict[str, str]) -> str:
+    """The machine a section ran on, as its provenance keeps it: without the run's own commit and load (kept apart)
+    and never filled in later from the machine that renders the report, which may have changed since."""
+    per_run = ("commit", "load average at start")
+    return ", ".join(f"{key}: {value}" for key, value in machine.items() if key not in per_run)
+
+
 def render(
     results: Sequence[Result],
     *,
@@ -115,9 +122,6 @@ def render(
     doc_path: Path,
     sources: dict[str, dict[str, str]] | None = None,
 ) -> str:
-    # A section's own commit and loads are in its footer (its provenance); the render's would contradict them.
-    per_run = ("commit", "load average at start")
-    machine_line = ", ".join(f"{key}: {value}" for key, value in machine.items() if key not in per_run)
     parts = [
         "# PruneLab benchmarks",
         "",
@@ -145,7 +149,7 @@ def render(
             f"_Produced by `{source.get('command', command)}` at commit {source.get('commit', '?')}, "
             f"{source.get('finished', 'now')} (size `{result.size}`, {result.elapsed_s:.0f} s; load average "
             f"{source.get('load average at start', '?')} at start, {source.get('load average at end', '?')} at end) "
-            f"on {machine_line}._"
+            f"on {source.get('machine', 'a machine not recorded with the section')}._"
         )
         for table in result.tables:
             parts += [table.markdown(), "", produced, ""]

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from bench import sections
-from bench.report import Result, Table, render
+from bench.report import Result, Table, machine_line, render
 
 
 def test_a_stored_section_renders_with_its_provenance(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -22,30 +22,43 @@ def test_a_stored_section_renders_with_its_provenance(tmp_path: Path, monkeypatc
         notes=["a note"],
         elapsed_s=61.0,
     )
-    provenance = {"command": "python -m bench --only series", "commit": "abc1234", "finished": "2026-11-30 11:00 UTC"}
+    provenance = {
+        "command": "python -m bench --only series",
+        "commit": "abc1234",
+        "finished": "2026-11-30 11:00 UTC",
+        "machine": machine_line({"cores": "2", "os": "Linux 6.1", "commit": "abc1234", "load average at start": "1"}),
+    }
     sections.save("full", result, provenance)
+    older = Result("downloads", "9. Downloads", "1 file", [Table("MB/s", ["store", "MB/s"], [["local", 9.0]])])
+    sections.save("full", older, {"command": "python -m bench --only downloads", "commit": "0000aaa"})
 
     stored = sections.load("full", "series")
     assert stored is not None
     loaded, source = stored
     assert loaded == result and source == provenance
-    assert sections.load("full", "downloads") is None
+    assert sections.load("full", "readback") is None
+    older_stored = sections.load("full", "downloads")
+    assert older_stored is not None
 
     text = render(
-        [loaded],
-        command="python -m bench --only downloads",
-        machine={"cores": "2", "commit": "fff0000", "load average at start": "9.99 9.99 9.99"},
+        [loaded, older_stored[0]],
+        command="python -m bench --render",
+        machine={"cores": "4", "os": "Linux 6.2", "commit": "fff0000", "load average at start": "9.99 9.99 9.99"},
         mode="full size",
         closing=[],
         chart_paths=[],
         doc_path=tmp_path / "benchmarks.md",
-        sources={"series": source},
+        sources={"series": source, "downloads": older_stored[1]},
     )
     assert "_Produced by `python -m bench --only series` at commit abc1234, 2026-11-30 11:00 UTC" in text
     assert "| compare | 123.4 |" in text
     footer = next(line for line in text.splitlines() if line.startswith("_Produced by"))
-    # The machine, but not the render's own commit and load: the section's are in its footer already.
-    assert "cores: 2" in footer and "fff0000" not in footer and "9.99" not in footer
+    # The machine the section ran on, as stored with it; not the render's machine, commit or load.
+    assert footer.endswith("on cores: 2, os: Linux 6.1._")
+    assert "fff0000" not in footer and "9.99" not in footer and "Linux 6.2" not in footer
+    # A section stored before machines were kept says so rather than borrow the render's.
+    assert "commit 0000aaa" in text and "on a machine not recorded with the section._" in text
+    assert "| cores | 4 |" in text  # the render's own machine is the Machine table's
 
 
 def test_render_writes_every_stored_full_size_section_and_runs_none(tmp_path: Path) -> None:
