@@ -561,6 +561,7 @@ def speed(size: Size, work: Path, stored_only: bool = False) -> list[dict[str, A
     spec = RunSpec.model_validate({**base, "name": "speed", "schedule": schedule})
     options = {"validation": False, "evaluate": False}
     timings: dict[str, list[float]] = {label: [] for label, *_ in SPEED_ARMS}
+    loads: dict[str, list[str]] = {label: [] for label, *_ in SPEED_ARMS}
     for trial in range(size.speed_trials):
         for label, engine, backend, prune in SPEED_ARMS:
             folder = work / "speed" / f"{trial}-{label.replace('/', '_').replace(' ', '_')}"
@@ -568,7 +569,8 @@ def speed(size: Size, work: Path, stored_only: bool = False) -> list[dict[str, A
             result = stored(folder) if stored_only else run_many([job], size, reuse=False)[0]
             if result is not None:
                 timings[label] += [seconds / result["steps_per_epoch"] for seconds in result["epoch_seconds"][1:]]
-    return [{"arm": label, "step_s": timings[label]} for label, *_ in SPEED_ARMS]
+                loads[label] += result.get("load_average", [])
+    return [{"arm": label, "step_s": timings[label], "loads": loads[label]} for label, *_ in SPEED_ARMS]
 
 
 def speed_table(arms: list[dict[str, Any]], size: Size, figures: dict[str, float | str]) -> Table:
@@ -656,16 +658,27 @@ def run(size: Size) -> Result:
         speeds = carry_speed(previous, figures)
     tables = [identity_table(found, size), speeds, *accuracy_tables(rows, size, figures)]
     figures["accuracy_runs"] = float(sum("source" not in row for row in rows))  # those made here
+    arm_loads = [load for arm in arms for load in arm.get("loads", [])]
+    if not stored_only:
+        speed_loads = f"at the start of the speed part {loads['speed']}, at its end {loads['speed end']}"
+    elif arm_loads:
+        one_minute = sorted(float(load.split()[0]) for load in arm_loads)
+        speed_loads = (
+            f"as its arms ran (1-minute, at each arm's start and end) {one_minute[0]:.2f} to {one_minute[-1]:.2f}"
+        )
+    else:
+        speed_loads = "while its arms ran: not recorded with them (this read's own load is not theirs)"
     speed_note = (
         f"Speed: the seed's CNN at batch {size.batch_size} on the training split ({size.speed_epochs} epochs a "
         "trial, no validation), ConstantSparsity 87.5% from step 0 every 100 steps, so masks are recomputed in the "
         "timed epochs. An epoch's time runs from its first batch to its last callback (the engine's epoch-end "
         f"masking included). Goal: pruning / plain fit <= {GOAL_STEP_RATIO} per backend. Load average (1, 5, 15 "
-        f"min) at the start of the speed part {loads['speed']}, at its end {loads['speed end']}."
+        f"min) {speed_loads}."
     )
     if carried_speed and previous is not None:
         stored_note = next(note for note in previous[0].notes if note.startswith("Speed:"))
-        speed_note = f"{stored_note.split(' (Carried: ')[0]} (Carried: {previous_label(previous)}.)"
+        measured, _, carried = stored_note.partition(" (Carried: ")  # where it was measured, if carried before
+        speed_note = f"{measured} (Carried: {carried.removesuffix('.)') or previous_label(previous)}.)"
     notes = [
         *identity_notes(found),
         speed_note,

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import sys
 import tempfile
 import time
@@ -279,6 +280,7 @@ def main(config_path: Path) -> None:
     folder = Path(config["out"])
     folder.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
+    load_at_start = " ".join(f"{value:.2f}" for value in os.getloadavg())
     if config["engine"] == "initial_weights":
         result = initial_weights(config, spec, folder)
     elif config["engine"] == "tfmot":
@@ -286,6 +288,8 @@ def main(config_path: Path) -> None:
     else:
         result = train_keras(config, spec, folder)
     result["wall_s"] = time.perf_counter() - started
+    # The machine's load while this run trained: a later stored-only read of the section reports it, not its own.
+    result["load_average"] = [load_at_start, " ".join(f"{value:.2f}" for value in os.getloadavg())]
     (folder / "result.json").write_text(json.dumps(result, indent=1))
 
 

@@ -128,6 +128,7 @@ def test_a_stored_only_read_carries_identity_and_speed_from_the_section_stored_b
     assert any(note.startswith("Identity (polynomial): after 5 steps") and "(Carried: section stored at abc1234"
                in note for note in result.notes)  # fmt: skip
     assert result.figures["accuracy_runs"] == 0.0  # nothing was carried into the accuracy runs
+    assert not any("speed part" in note for note in result.notes)  # a read's own load is not the speed runs'
 
     # Read again, with the read above stored: still carried from where it was measured, not from the re-read.
     monkeypatch.setattr(keras3_engine, "previous_section", lambda _size: (result, {"commit": "def5678"}))
@@ -135,3 +136,4 @@ def test_a_stored_only_read_carries_identity_and_speed_from_the_section_stored_b
     assert again.tables[0].rows[0][-1] == "section stored at abc1234, 2026-12-07 23:20 UTC"
     assert sum("Carried" in note for note in again.notes if note.startswith("Identity")) == 1
     assert sum(note.count("(Carried:") for note in again.notes if note.startswith("Identity")) == 1
+    assert f"{speed_note} (Carried: section stored at abc1234, 2026-12-07 23:20 UTC.)" in again.notes
