@@ -660,11 +660,11 @@ def run(size: Size) -> Result:
     figures["accuracy_runs"] = float(sum("source" not in row for row in rows))  # those made here
     arm_loads = [load for arm in arms for load in arm.get("loads", [])]
     if not stored_only:
-        speed_loads = f"at the start of the speed part {loads['speed']}, at its end {loads['speed end']}"
+        speed_loads = f"(1, 5, 15 min) at the start of the speed part {loads['speed']}, at its end {loads['speed end']}"
     elif arm_loads:
         one_minute = sorted(float(load.split()[0]) for load in arm_loads)
         speed_loads = (
-            f"as its arms ran (1-minute, at each arm's start and end) {one_minute[0]:.2f} to {one_minute[-1]:.2f}"
+            f"(1 min) as its arms ran, at each arm's start and end: {one_minute[0]:.2f} to {one_minute[-1]:.2f}"
         )
     else:
         speed_loads = "while its arms ran: not recorded with them (this read's own load is not theirs)"
@@ -672,8 +672,8 @@ def run(size: Size) -> Result:
         f"Speed: the seed's CNN at batch {size.batch_size} on the training split ({size.speed_epochs} epochs a "
         "trial, no validation), ConstantSparsity 87.5% from step 0 every 100 steps, so masks are recomputed in the "
         "timed epochs. An epoch's time runs from its first batch to its last callback (the engine's epoch-end "
-        f"masking included). Goal: pruning / plain fit <= {GOAL_STEP_RATIO} per backend. Load average (1, 5, 15 "
-        f"min) {speed_loads}."
+        f"masking included). Goal: pruning / plain fit <= {GOAL_STEP_RATIO} per backend. Load average "
+        f"{speed_loads}."
     )
     if carried_speed and previous is not None:
         stored_note = next(note for note in previous[0].notes if note.startswith("Speed:"))
